@@ -1,0 +1,35 @@
+# The two commands of the README: `make demo` and `make test`. Both build .venv from plain python3.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo bench lint lock clean
+
+$(STAMP): pyproject.toml requirements-lock.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv
+	# uv installs the pinned lock (all of Airflow's tree) in seconds; pip would take minutes.
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-lock.txt -e .
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+demo: $(STAMP)
+	$(BIN)/python -m airflow_provider_omics.demo
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_upload.py $(BENCH_ARGS)
+
+# Re-pin the dependency tree after changing pyproject.toml.
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements-lock.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
