@@ -1,0 +1,242 @@
+"""OmicsHook: the boto3 ``omics`` client on the user's AWS connection, and every call of a direct upload.
+
+Operators hold parameters and the Airflow lifecycle; this hook holds the boto3 calls, the staged-source readers
+and the part-upload loop that the mapped tasks (and the benchmark) run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import botocore.config
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+from airflow_provider_omics.utils.parts import PartRange
+from airflow_provider_omics.utils.sources import Fingerprint, StagedSource, parse_source
+
+if TYPE_CHECKING:
+    from os import PathLike
+
+    from mypy_boto3_omics.client import OmicsClient
+
+# The service's errors, each handled on purpose (README "Errors and retries"):
+# - retried by botocore's retry mode, then by the part loop below, then by Airflow task retries;
+TRANSIENT_ERRORS = frozenset({"ThrottlingException", "InternalServerException", "RequestTimeoutException"})
+# - failing the task at once: retrying cannot change the answer.
+PERMANENT_ERRORS = frozenset(
+    {
+        "ValidationException",
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "NotSupportedOperationException",
+        "ServiceQuotaExceededException",
+    }
+)
+# botocore's default (legacy, 5 attempts) gives up too soon under sustained throttling of a busy store; used
+# only when the connection's botocore config sets no retries of its own.
+DEFAULT_RETRIES: Any = {"mode": "standard", "max_attempts": 8}
+# Rounds of the part loop's own retry of transient failures, after botocore's retries are spent.
+PART_ATTEMPTS = 3
+
+
+def error_code(err: BaseException) -> str | None:
+    if isinstance(err, ClientError):
+        return err.response.get("Error", {}).get("Code")
+    return None
+
+
+def is_transient(err: BaseException) -> bool:
+    """True for errors a later attempt may not see: throttling, 5xx, timeouts, dropped connections."""
+    return error_code(err) in TRANSIENT_ERRORS or isinstance(err, ConnectionError | HTTPClientError)
+
+
+class OmicsHook(AwsBaseHook):
+    """
+    Interact with AWS HealthOmics sequence stores through the boto3 ``omics`` client.
+
+    Takes the same arguments as :class:`~airflow.providers.amazon.aws.hooks.base_aws.AwsBaseHook`
+    (``aws_conn_id``, ``region_name``, ``verify``, ``config``). When the connection configures an endpoint URL
+    (its extra's ``endpoint_url``, or ``service_config.omics.endpoint_url``) clients are built with
+    ``inject_host_prefix=False``: botocore would otherwise prepend ``storage-``/``control-storage-`` to the
+    endpoint's host name.
+
+    :param source_aws_conn_id: connection used to read ``s3://`` staged sources; defaults to ``aws_conn_id``.
+    """
+
+    def __init__(self, *args: Any, source_aws_conn_id: str | None = None, **kwargs: Any) -> None:
+        kwargs["client_type"] = "omics"
+        super().__init__(*args, **kwargs)
+        self.source_aws_conn_id = source_aws_conn_id
+
+    @property
+    def conn(self) -> OmicsClient:
+        return super().conn
+
+    @cached_property
+    def waiter_path(self) -> PathLike[str] | None:
+        return Path(__file__).parents[1].joinpath("waiters", "omics.json")
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self.conn_config.get_service_endpoint_url(service_name="omics")
+
+    def _get_config(self, config: botocore.config.Config | None = None) -> botocore.config.Config:
+        config = super()._get_config(config)
+        if "retries" not in getattr(config, "_user_provided_options", {}):
+            config = config.merge(botocore.config.Config(retries=DEFAULT_RETRIES))
+        if self.endpoint_url:
+            config = config.merge(botocore.config.Config(inject_host_prefix=False))
+        return config
+
+    def get_upload_client(self, max_concurrency: int) -> OmicsClient:
+        """A client whose connection pool fits ``max_concurrency`` parts in flight at once."""
+        pool = botocore.config.Config(max_pool_connections=max(10, max_concurrency))
+        return self.get_client_type(region_name=self.region_name, config=self.config.merge(pool))
+
+    # -- sequence stores -------------------------------------------------------------------------------------
+
+    def get_sequence_store(self, sequence_store_id: str) -> dict[str, Any]:
+        return dict(self.conn.get_sequence_store(id=sequence_store_id))
+
+    # -- the direct upload -----------------------------------------------------------------------------------
+
+    def create_multipart_read_set_upload(self, **kwargs: Any) -> dict[str, Any]:
+        """CreateMultipartReadSetUpload; ``None`` values are left out. Returns the response."""
+        return dict(self.conn.create_multipart_read_set_upload(**{k: v for k, v in kwargs.items() if v is not None}))
+
+    def upload_read_set_part(
+        self,
+        sequence_store_id: str,
+        upload_id: str,
+        part_source: str,
+        part_number: int,
+        payload: Any,
+        client: OmicsClient | None = None,
+    ) -> str:
+        """UploadReadSetPart; ``payload`` is bytes or a seekable stream. Returns the part's checksum."""
+        response = (client or self.conn).upload_read_set_part(
+            sequenceStoreId=sequence_store_id,
+            uploadId=upload_id,
+            partSource=part_source,  # type: ignore[arg-type]
+            partNumber=part_number,
+            payload=payload,
+        )
+        return response["checksum"]
+
+    def complete_multipart_read_set_upload(
+        self, sequence_store_id: str, upload_id: str, parts: Sequence[dict[str, Any]]
+    ) -> str:
+        """CompleteMultipartReadSetUpload with parts sorted as the service wants them. Returns readSetId."""
+        response = self.conn.complete_multipart_read_set_upload(
+            sequenceStoreId=sequence_store_id,
+            uploadId=upload_id,
+            parts=list(parts),  # type: ignore[arg-type]
+        )
+        return response["readSetId"]
+
+    def abort_multipart_read_set_upload(self, sequence_store_id: str, upload_id: str) -> bool:
+        """Abort the upload. Returns False when it is already gone (completed or aborted)."""
+        try:
+            self.conn.abort_multipart_read_set_upload(sequenceStoreId=sequence_store_id, uploadId=upload_id)
+        except ClientError as err:
+            if error_code(err) == "ResourceNotFoundException":
+                return False
+            raise
+        return True
+
+    def list_read_set_upload_parts(
+        self, sequence_store_id: str, upload_id: str, part_source: str
+    ) -> list[dict[str, Any]]:
+        """Every part uploaded so far to one source of the upload (all pages)."""
+        paginator = self.conn.get_paginator("list_read_set_upload_parts")
+        pages = paginator.paginate(
+            sequenceStoreId=sequence_store_id,
+            uploadId=upload_id,
+            partSource=part_source,  # type: ignore[arg-type]
+        )
+        return [dict(part) for page in pages for part in page.get("parts", [])]
+
+    def list_multipart_read_set_uploads(self, sequence_store_id: str) -> list[dict[str, Any]]:
+        """Every upload in progress in the store (all pages)."""
+        paginator = self.conn.get_paginator("list_multipart_read_set_uploads")
+        pages = paginator.paginate(sequenceStoreId=sequence_store_id)
+        return [dict(upload) for page in pages for upload in page.get("uploads", [])]
+
+    def get_read_set_metadata(self, sequence_store_id: str, read_set_id: str) -> dict[str, Any]:
+        return dict(self.conn.get_read_set_metadata(sequenceStoreId=sequence_store_id, id=read_set_id))
+
+    # -- staged sources --------------------------------------------------------------------------------------
+
+    def _s3_client(self) -> Any:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        s3_hook = S3Hook(
+            aws_conn_id=self.source_aws_conn_id or self.aws_conn_id,
+            region_name=None if self.source_aws_conn_id else self._region_name,
+            verify=self._verify,
+        )
+        return s3_hook.get_conn()
+
+    def staged_source(self, uri: str) -> StagedSource:
+        """A reader for a local path, ``file://`` or ``s3://`` staged source."""
+        return parse_source(uri, s3_client_factory=self._s3_client)
+
+    def upload_parts(
+        self,
+        sequence_store_id: str,
+        upload_id: str,
+        source: StagedSource,
+        fingerprint: Fingerprint,
+        ranges: Iterable[PartRange],
+        max_concurrency: int = 4,
+        on_part: Callable[[PartRange, float], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Stream byte ranges of a staged source to UploadReadSetPart, ``max_concurrency`` at a time.
+
+        Each part streams from a window onto its range (never the whole part in memory). A transient failure
+        that outlives botocore's retries is retried here a few rounds; anything else cancels the parts not yet
+        started and is raised. Returns ``{"partNumber", "partSource", "checksum"}`` per part, in order.
+        """
+        client = self.get_upload_client(max_concurrency)
+
+        def upload_one(part: PartRange) -> dict[str, Any]:
+            for attempt in range(1, PART_ATTEMPTS + 1):
+                started = time.monotonic()
+                try:
+                    with source.open_range(part.offset, part.length, fingerprint) as body:
+                        checksum = self.upload_read_set_part(
+                            sequence_store_id, upload_id, part.part_source, part.part_number, body, client
+                        )
+                except Exception as err:
+                    if attempt == PART_ATTEMPTS or not is_transient(err):
+                        raise
+                    self.log.warning(
+                        "%s part %d failed (%s); retrying, attempt %d of %d",
+                        part.part_source,
+                        part.part_number,
+                        err,
+                        attempt + 1,
+                        PART_ATTEMPTS,
+                    )
+                    time.sleep(min(2**attempt, 10))
+                    continue
+                if on_part:
+                    on_part(part, time.monotonic() - started)
+                return {"partNumber": part.part_number, "partSource": part.part_source, "checksum": checksum}
+            raise AssertionError("unreachable")
+
+        parts = list(ranges)
+        with ThreadPoolExecutor(max_workers=max(1, max_concurrency), thread_name_prefix="omics-part") as pool:
+            futures = [pool.submit(upload_one, part) for part in parts]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in futures if f.done() and f.exception() is not None]
+            if failed:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise failed[0].exception()  # type: ignore[misc]
+            return [f.result() for f in futures]
