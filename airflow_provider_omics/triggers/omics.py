@@ -1,0 +1,85 @@
+"""Triggers that wait, in the triggerer, for AWS HealthOmics resources to reach a state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
+from airflow.triggers.base import TriggerEvent
+
+from airflow_provider_omics.hooks.omics import OmicsHook
+
+if TYPE_CHECKING:
+    from airflow.exceptions import AirflowException
+
+
+class OmicsReadSetActiveTrigger(AwsBaseWaiterTrigger):
+    """
+    Fire when a read set of a sequence store becomes ``ACTIVE``.
+
+    Polls GetReadSetMetadata with the provider's ``read_set_active`` waiter. The event is
+    ``{"status": "success", "read_set_id": ...}`` once the read set is ``ACTIVE``, and
+    ``{"status": "error", "message": ..., "read_set_id": ...}`` when it reaches ``UPLOAD_FAILED``,
+    ``DELETING``, ``DELETED`` or ``ARCHIVED`` (the message then holds the status and the service's
+    ``statusMessage``), when GetReadSetMetadata fails with a non-retriable error, or when the
+    attempts run out. An error event for a terminal status also carries ``read_set_status`` and
+    ``status_message``, so that the deferring task can tell a failed upload (nothing to retry) from
+    a wait that ran out of attempts.
+
+    :param sequence_store_id: The ID of the sequence store that holds the read set.
+    :param read_set_id: The ID of the read set to wait for.
+    :param waiter_delay: The amount of time in seconds to wait between attempts. (default: 30)
+    :param waiter_max_attempts: The maximum number of attempts to be made. (default: 720)
+    :param aws_conn_id: The Airflow connection used for AWS credentials.
+    :param region_name: The AWS region of the sequence store. Uses the connection's region if not set.
+    :param verify: Whether or not to verify SSL certificates.
+        See: https://boto3.amazonaws.com/v1/documentation/api/latest/reference/core/session.html
+    :param botocore_config: Configuration dictionary (key-values) for botocore client. See:
+        https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
+    """
+
+    aws_hook_class = OmicsHook
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        read_set_id: str,
+        waiter_delay: int = 30,
+        waiter_max_attempts: int = 720,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict | None = None,
+    ) -> None:
+        super().__init__(
+            serialized_fields={"sequence_store_id": sequence_store_id, "read_set_id": read_set_id},
+            waiter_name="read_set_active",
+            waiter_args={"sequenceStoreId": sequence_store_id, "id": read_set_id},
+            failure_message=f"HealthOmics read set {read_set_id} in sequence store {sequence_store_id} "
+            "did not become ACTIVE",
+            status_message=f"Status of HealthOmics read set {read_set_id} is",
+            # statusMessage carries the service's reason for UPLOAD_FAILED; async_wait puts the
+            # values of these queries into the error it raises on a failure acceptor.
+            status_queries=["status", "statusMessage"],
+            return_key="read_set_id",
+            return_value=read_set_id,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            verify=verify,
+            botocore_config=botocore_config,
+        )
+        self.sequence_store_id = sequence_store_id
+        self.read_set_id = read_set_id
+
+    def _event_from_exception(self, error: AirflowException) -> TriggerEvent:
+        event = {"status": "error", "message": str(error), self.return_key: self.return_value}
+        # Only a failure acceptor (WaiterTerminalFailure) carries the last GetReadSetMetadata response;
+        # copy just the two strings: the response also holds datetimes that an event cannot serialize.
+        last_response = getattr(error, "last_response", None)
+        if isinstance(last_response, dict) and last_response.get("status"):
+            event["read_set_status"] = last_response["status"]
+            event["status_message"] = last_response.get("statusMessage")
+        return TriggerEvent(event)
