@@ -1,0 +1,789 @@
+"""Operators of a HealthOmics direct upload: split, create, upload part (mapped), complete, abort; digest, verify.
+
+Thin operators over :class:`~airflow_provider_omics.hooks.omics.OmicsHook`: they hold the parameters, the
+templating, the checks of user input and the Airflow lifecycle; the hook holds every boto3 call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
+from botocore.exceptions import ClientError
+
+from airflow_provider_omics.hooks.omics import PERMANENT_ERRORS, OmicsHook, error_code
+from airflow_provider_omics.utils.parts import (
+    MAX_PART_SIZE,
+    PART_SOURCES,
+    PartPlanError,
+    PartRange,
+    batch_parts,
+    check_complete_parts,
+    check_part_count,
+    check_part_size,
+    flatten_part_results,
+    missing_parts,
+    part_range,
+)
+from airflow_provider_omics.utils.sources import (
+    Fingerprint,
+    SourceChangedError,
+    SourceError,
+    check_allowed,
+    split_allow_list,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+FILE_TYPES = ("FASTQ", "BAM", "CRAM", "UBAM")
+# BAM and CRAM are aligned: the service links them to a reference (AWS's uploader refuses them without one).
+FILE_TYPES_NEEDING_REFERENCE = ("BAM", "CRAM")
+# Service model patterns: ids are digit strings of 10..36; a reference is an ARN of a reference store entry.
+_ID_RE = re.compile(r"^[0-9]{10,36}$")
+_REFERENCE_ARN_RE = re.compile(r"^arn:.+$")
+_TEXT_LIMITS = {"name": 127, "subject_id": 127, "sample_id": 127, "generated_from": 127, "description": 255}
+
+
+class OmicsInputError(AirflowFailException):
+    """Input that the service would refuse; raised before anything is created, and never retried."""
+
+
+def _fail(message: str) -> OmicsInputError:
+    return OmicsInputError(message)
+
+
+def check_store_id(sequence_store_id: Any) -> str:
+    if not isinstance(sequence_store_id, str) or not _ID_RE.match(sequence_store_id):
+        raise _fail(
+            f"sequence_store_id={sequence_store_id!r} is not a sequence store id: HealthOmics ids are 10 to 36 "
+            "digits. Copy the store's id (not its name or ARN) from the console or `aws omics list-sequence-stores`."
+        )
+    return sequence_store_id
+
+
+def check_file_type(source_file_type: Any) -> str:
+    value = source_file_type.upper() if isinstance(source_file_type, str) else source_file_type
+    if value not in FILE_TYPES:
+        raise _fail(f"source_file_type={source_file_type!r} is not one of {', '.join(FILE_TYPES)}.")
+    return value
+
+
+def as_int(name: str, value: Any, minimum: int = 1) -> int:
+    """Accept an int or an int rendered by a template ("104857600"); refuse anything else clearly."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(f"{name}={value!r} must be a whole number.")
+    if value < minimum:
+        raise _fail(f"{name}={value} must be at least {minimum}.")
+    return value
+
+
+def normalize_sources(sources: Any) -> list[str]:
+    """One path/URI or two (read 1, read 2); an empty read 2 (an optional form field left blank) is dropped."""
+    items = [sources] if isinstance(sources, str) else list(sources or [])
+    if len(items) == 2 and (items[1] is None or (isinstance(items[1], str) and not items[1].strip())):
+        items = items[:1]
+    if not items or not all(isinstance(item, str) and item.strip() for item in items):
+        raise _fail(f"sources={sources!r}: give one staged file, or two (read 1, read 2) for paired FASTQ.")
+    if len(items) > 2:
+        raise _fail(f"sources has {len(items)} files: a read set has at most two sources (read 1 and read 2).")
+    if len(items) == 2 and items[0].strip() == items[1].strip():
+        raise _fail(f"Read 1 and read 2 are the same file ({items[0]}): give the two files of the pair.")
+    return [item.strip() for item in items]
+
+
+def _allow_lists(local_roots: Any, s3_prefixes: Any) -> tuple[list[str], list[str]]:
+    """The operator's own allow-lists where given, else the [omics] config options."""
+    roots = split_allow_list(local_roots if local_roots is not None else conf.get("omics", "allowed_local_roots"))
+    prefixes = split_allow_list(s3_prefixes if s3_prefixes is not None else conf.get("omics", "allowed_s3_prefixes"))
+    return roots, prefixes
+
+
+def _service_failure(err: ClientError, what: str, aws_conn_id: str | None) -> AirflowException:
+    """Permanent service errors fail the task at once (no retry can change them); others may be retried."""
+    code = error_code(err)
+    message = err.response.get("Error", {}).get("Message", str(err))
+    if code == "AccessDeniedException":
+        return AirflowFailException(
+            f"{what}: access denied ({message}). Check the credentials and the IAM permissions of the AWS "
+            f"connection {aws_conn_id!r}."
+        )
+    if code in PERMANENT_ERRORS:
+        return AirflowFailException(f"{what}: {code}: {message}")
+    return AirflowException(f"{what}: {code or type(err).__name__}: {message}")
+
+
+class OmicsSplitReadSetOperator(AwsBaseOperator[OmicsHook]):
+    """
+    Plan the parts of a direct upload from the staged source(s), without reading their content.
+
+    Checks every limit before anything exists on the service (sources exist, are readable non-empty files,
+    at most two and two only for FASTQ, the part size, at most 10,000 parts per source, the staging
+    allow-lists), fingerprints each source (size and mtime; S3 ETag and VersionId), and plans byte ranges
+    grouped into batches so that the number of mapped upload tasks stays at most ``max_tasks`` and never
+    above ``[core] max_map_length``.
+
+    Returns a list of kwargs, one per mapped :class:`OmicsUploadReadSetPartOperator`
+    (``.expand_kwargs(split.output)``), and pushes the plan per source under the XCom key ``sources``.
+
+    :param sources: one path or URI (local path, ``file://`` or ``s3://``), or two for paired FASTQ
+        (read 1 is SOURCE1, read 2 is SOURCE2). (templated)
+    :param part_size: bytes per part, at most 100 MiB (104,857,600). (templated)
+    :param max_tasks: at most this many mapped upload tasks (default: ``[core] max_map_length``). (templated)
+    :param source_file_type: FASTQ, BAM, CRAM or UBAM; when given, two sources are refused unless FASTQ.
+        (templated)
+    :param source_aws_conn_id: connection that reads ``s3://`` sources; default ``aws_conn_id``. (templated)
+    :param allowed_local_roots: directories local sources must lie under (default: ``[omics]
+        allowed_local_roots``).
+    :param allowed_s3_prefixes: ``s3://bucket/prefix`` values S3 sources must start with (default:
+        ``[omics] allowed_s3_prefixes``).
+    """
+
+    aws_hook_class = OmicsHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "sources", "part_size", "max_tasks", "source_file_type", "source_aws_conn_id"
+    )
+    ui_color = "#d7e8f7"
+
+    def __init__(
+        self,
+        *,
+        sources: str | Sequence[str],
+        part_size: int | str = MAX_PART_SIZE,
+        max_tasks: int | str | None = None,
+        source_file_type: str | None = None,
+        source_aws_conn_id: str | None = None,
+        allowed_local_roots: str | Sequence[str] | None = None,
+        allowed_s3_prefixes: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sources = sources
+        self.part_size = part_size
+        self.max_tasks = max_tasks
+        self.source_file_type = source_file_type
+        self.source_aws_conn_id = source_aws_conn_id
+        self.allowed_local_roots = allowed_local_roots
+        self.allowed_s3_prefixes = allowed_s3_prefixes
+
+    @property
+    def _hook_parameters(self) -> dict[str, Any]:
+        return {**super()._hook_parameters, "source_aws_conn_id": self.source_aws_conn_id}
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        sources = normalize_sources(self.sources)
+        if self.source_file_type:
+            file_type = check_file_type(self.source_file_type)
+            if len(sources) == 2 and file_type != "FASTQ":
+                raise _fail(
+                    f"Two sources were given for a {file_type} read set: only paired FASTQ has a read 2. "
+                    "Give one file, or set the file type to FASTQ."
+                )
+        part_size = as_int("part_size", self.part_size)
+        try:
+            check_part_size(part_size)
+        except PartPlanError as err:
+            raise _fail(str(err)) from None
+        map_limit = conf.getint("core", "max_map_length")
+        max_tasks = map_limit if self.max_tasks in (None, "") else as_int("max_tasks", self.max_tasks)
+        max_tasks = min(max_tasks, map_limit)
+        roots, prefixes = _allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
+
+        planned: dict[str, dict[str, Any]] = {}
+        for part_source, uri in zip(PART_SOURCES, sources, strict=False):
+            label = f"{part_source} ({uri})"
+            try:
+                source = self.hook.staged_source(uri)
+                check_allowed(source, roots, prefixes)
+                fingerprint = source.stat()
+                if fingerprint.size == 0:
+                    raise SourceError(f"Staged source {uri} is empty. Stage the complete file before uploading.")
+                total = check_part_count(label, fingerprint.size, part_size)
+            except (SourceError, PartPlanError) as err:
+                raise _fail(str(err)) from None
+            planned[part_source] = {
+                "uri": uri,
+                "size": fingerprint.size,
+                "parts": total,
+                "part_size": part_size,
+                "fingerprint": fingerprint.to_dict(),
+            }
+            self.log.info("%s: %d bytes in %d parts of %d bytes", label, fingerprint.size, total, part_size)
+
+        try:
+            batches = batch_parts([p["parts"] for p in planned.values()], max_tasks)
+        except PartPlanError as err:
+            raise _fail(str(err)) from None
+        context["ti"].xcom_push(key="sources", value=planned)
+        self.log.info("%d parts in %d upload tasks (limit %d)", sum(b.count for b in batches), len(batches), max_tasks)
+        return [
+            {
+                "source_uri": planned[b.part_source]["uri"],
+                "part_source": b.part_source,
+                "first_part": b.first_part,
+                "last_part": b.last_part,
+                "total_parts": b.total_parts,
+                "part_size": part_size,
+                "fingerprint": planned[b.part_source]["fingerprint"],
+            }
+            for b in batches
+        ]
+
+
+class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
+    """
+    Start a direct upload (CreateMultipartReadSetUpload) and return its ``uploadId``.
+
+    Checks the metadata first (store id format, the store exists, file type, a reference for BAM/CRAM, the
+    service's length limits), so that bad input creates nothing. A retried task does not start a second
+    upload: the default ``client_token`` is derived from the DAG run and task, and the service answers the
+    same token with the same upload.
+
+    :param sequence_store_id: the destination sequence store's id. (templated)
+    :param source_file_type: FASTQ, BAM, CRAM or UBAM. (templated)
+    :param name: the read set's name. (templated)
+    :param subject_id: the subject's id. (templated)
+    :param sample_id: the sample's id. (templated)
+    :param reference_arn: the reference's ARN; required for BAM and CRAM. (templated)
+    :param generated_from: where the file came from. (templated)
+    :param description: the read set's description. (templated)
+    :param tags: tags for the read set. (templated)
+    :param client_token: idempotency token; default derived from the DAG run and task. (templated)
+    """
+
+    aws_hook_class = OmicsHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "sequence_store_id",
+        "source_file_type",
+        "name",
+        "subject_id",
+        "sample_id",
+        "reference_arn",
+        "generated_from",
+        "description",
+        "tags",
+        "client_token",
+    )
+    ui_color = "#d7e8f7"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        source_file_type: str,
+        name: str,
+        subject_id: str,
+        sample_id: str,
+        reference_arn: str | None = None,
+        generated_from: str | None = None,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+        client_token: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.source_file_type = source_file_type
+        self.name = name
+        self.subject_id = subject_id
+        self.sample_id = sample_id
+        self.reference_arn = reference_arn
+        self.generated_from = generated_from
+        self.description = description
+        self.tags = tags
+        self.client_token = client_token
+
+    def check_input(self) -> dict[str, Any]:
+        """Every check that needs no service call; returns the request."""
+        store_id = check_store_id(self.sequence_store_id)
+        file_type = check_file_type(self.source_file_type)
+        reference_arn = self.reference_arn or None
+        if file_type in FILE_TYPES_NEEDING_REFERENCE and not reference_arn:
+            raise _fail(
+                f"A {file_type} read set must be linked to the reference it was aligned to: set reference_arn "
+                "(arn:aws:omics:<region>:<account>:referenceStore/<id>/reference/<id>)."
+            )
+        if reference_arn and not (isinstance(reference_arn, str) and _REFERENCE_ARN_RE.match(reference_arn)):
+            raise _fail(f"reference_arn={reference_arn!r} is not an ARN (arn:aws:omics:...:reference/<id>).")
+        for field, limit in _TEXT_LIMITS.items():
+            value = getattr(self, field)
+            required = field in ("name", "subject_id", "sample_id")
+            if value in (None, "") and not required:
+                continue
+            if not isinstance(value, str) or not value.strip() or len(value) > limit:
+                raise _fail(f"{field}={value!r} must be text of 1 to {limit} characters.")
+        return {
+            "sequenceStoreId": store_id,
+            "sourceFileType": file_type,
+            "name": self.name,
+            "subjectId": self.subject_id,
+            "sampleId": self.sample_id,
+            "referenceArn": reference_arn,
+            "generatedFrom": self.generated_from or None,
+            "description": self.description or None,
+            "tags": self.tags or None,
+        }
+
+    @staticmethod
+    def default_client_token(context: Context) -> str:
+        ti = context["ti"]
+        identity = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"
+        return hashlib.sha256(identity.encode()).hexdigest()[:64]
+
+    def execute(self, context: Context) -> str:
+        request = self.check_input()
+        try:
+            store = self.hook.get_sequence_store(request["sequenceStoreId"])
+        except ClientError as err:
+            if error_code(err) in ("ResourceNotFoundException", "ValidationException"):
+                raise _fail(
+                    f"Sequence store {request['sequenceStoreId']} does not exist in region "
+                    f"{self.hook.conn_region_name} for connection {self.aws_conn_id!r}. Check the id and the "
+                    "connection's region."
+                ) from None
+            raise _service_failure(err, "GetSequenceStore", self.aws_conn_id) from err
+        request["clientToken"] = self.client_token or self.default_client_token(context)
+        try:
+            response = self.hook.create_multipart_read_set_upload(**request)
+        except ClientError as err:
+            raise _service_failure(err, "CreateMultipartReadSetUpload", self.aws_conn_id) from err
+        upload_id = response["uploadId"]
+        self.log.info(
+            "Started upload %s of %s read set %r into store %s (%s)",
+            upload_id,
+            request["sourceFileType"],
+            request["name"],
+            request["sequenceStoreId"],
+            store.get("name", ""),
+        )
+        return upload_id
+
+
+class OmicsUploadReadSetPartOperator(AwsBaseOperator[OmicsHook]):
+    """
+    Upload a batch of consecutive parts of one staged source (UploadReadSetPart), as a mapped task.
+
+    Use it as ``.partial(sequence_store_id=..., upload_id=create.output).expand_kwargs(split.output)``. Re-checks
+    the source's fingerprint and refuses a source that changed since split. Streams each part from its byte
+    range, ``max_concurrency`` parts at a time, logs bytes and throughput per part, and returns
+    ``[{"partNumber", "partSource", "checksum"}, ...]``. A retry re-uploads the same part numbers: the service
+    replaces them, and the new checksums are returned.
+
+    :param sequence_store_id: the sequence store's id. (templated)
+    :param upload_id: the upload's id (``create.output``). (templated)
+    :param source_uri: the staged source (from split). (templated)
+    :param part_source: SOURCE1 or SOURCE2 (from split).
+    :param first_part: first part number of the batch (from split).
+    :param last_part: last part number of the batch (from split).
+    :param total_parts: parts of this source in all (from split).
+    :param part_size: bytes per part (from split).
+    :param fingerprint: the source's fingerprint at split time (from split).
+    :param max_concurrency: parts in flight at once in this task.
+    :param source_aws_conn_id: connection that reads ``s3://`` sources; default ``aws_conn_id``. (templated)
+    """
+
+    aws_hook_class = OmicsHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "sequence_store_id", "upload_id", "source_uri", "source_aws_conn_id"
+    )
+    ui_color = "#b9d7f0"
+    DEFAULT_MAP_INDEX_TEMPLATE = (
+        "{{ task.part_source }} parts {{ task.first_part }}-{{ task.last_part }} of {{ task.total_parts }}"
+    )
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        upload_id: str,
+        source_uri: str,
+        part_source: str,
+        first_part: int,
+        last_part: int,
+        total_parts: int,
+        part_size: int,
+        fingerprint: dict[str, Any],
+        max_concurrency: int = 4,
+        source_aws_conn_id: str | None = None,
+        allowed_local_roots: str | Sequence[str] | None = None,
+        allowed_s3_prefixes: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("map_index_template", self.DEFAULT_MAP_INDEX_TEMPLATE)
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.upload_id = upload_id
+        self.source_uri = source_uri
+        self.part_source = part_source
+        self.first_part = first_part
+        self.last_part = last_part
+        self.total_parts = total_parts
+        self.part_size = part_size
+        self.fingerprint = fingerprint
+        self.max_concurrency = max_concurrency
+        self.source_aws_conn_id = source_aws_conn_id
+        self.allowed_local_roots = allowed_local_roots
+        self.allowed_s3_prefixes = allowed_s3_prefixes
+
+    @property
+    def _hook_parameters(self) -> dict[str, Any]:
+        return {**super()._hook_parameters, "source_aws_conn_id": self.source_aws_conn_id}
+
+    def part_ranges(self, size: int) -> list[PartRange]:
+        return [
+            part_range(self.part_source, n, size, self.part_size) for n in range(self.first_part, self.last_part + 1)
+        ]
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        if not self.upload_id:
+            raise AirflowFailException("No upload_id: the create task did not start an upload.")
+        fingerprint = Fingerprint.from_dict(self.fingerprint)
+        roots, prefixes = _allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
+        source = self.hook.staged_source(self.source_uri)
+        try:
+            check_allowed(source, roots, prefixes)
+            source.check_unchanged(fingerprint)
+        except SourceError as err:
+            raise AirflowFailException(str(err)) from None
+        ranges = self.part_ranges(fingerprint.size)
+        total_bytes = sum(r.length for r in ranges)
+
+        def log_part(part: PartRange, seconds: float) -> None:
+            self.log.info(
+                "%s part %d of %d: %d bytes in %.2f s (%.1f MB/s)",
+                part.part_source,
+                part.part_number,
+                self.total_parts,
+                part.length,
+                seconds,
+                part.length / max(seconds, 1e-9) / 1e6,
+            )
+
+        started = time.monotonic()
+        try:
+            parts = self.hook.upload_parts(
+                self.sequence_store_id,
+                self.upload_id,
+                source,
+                fingerprint,
+                ranges,
+                max_concurrency=self.max_concurrency,
+                on_part=log_part,
+            )
+        except SourceChangedError as err:
+            raise AirflowFailException(str(err)) from None
+        except ClientError as err:
+            raise _service_failure(
+                err, f"UploadReadSetPart ({self.part_source} of upload {self.upload_id})", self.aws_conn_id
+            ) from err
+        seconds = time.monotonic() - started
+        self.log.info(
+            "Uploaded %s parts %d-%d: %d bytes in %.2f s (%.1f MB/s)",
+            self.part_source,
+            self.first_part,
+            self.last_part,
+            total_bytes,
+            seconds,
+            total_bytes / max(seconds, 1e-9) / 1e6,
+        )
+        return parts
+
+
+class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
+    """
+    Complete the upload (CompleteMultipartReadSetUpload) with the parts the mapped tasks returned.
+
+    Flattens the mapped XComs, checks that the set is whole (every source numbered 1..N, no duplicates, no
+    gaps; the totals of the split plan where ``expected_parts`` is given), sorts and completes. Where parts are
+    missing from XCom it reconciles with ListReadSetUploadParts before giving up. Returns the ``readSetId``.
+
+    :param sequence_store_id: the sequence store's id. (templated)
+    :param upload_id: the upload's id. (templated)
+    :param parts: the mapped upload tasks' output (``upload.output``). (templated)
+    :param expected_parts: the split plan (its ``sources`` XCom) or a mapping source -> number of parts.
+        (templated)
+    """
+
+    aws_hook_class = OmicsHook
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "upload_id", "parts", "expected_parts")
+    ui_color = "#d7e8f7"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        upload_id: str,
+        parts: Iterable[Any],
+        expected_parts: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.upload_id = upload_id
+        self.parts = parts
+        self.expected_parts = expected_parts
+
+    def expected_totals(self) -> dict[str, int] | None:
+        if not self.expected_parts:
+            return None
+        return {
+            source: int(value["parts"] if isinstance(value, Mapping) else value)
+            for source, value in self.expected_parts.items()
+        }
+
+    def reconcile(self, parts: list[dict[str, Any]], expected: Mapping[str, int] | None) -> list[dict[str, Any]]:
+        """Fill parts missing from XCom with what the service holds (ListReadSetUploadParts)."""
+        if expected is None:
+            sources = {p["partSource"] for p in parts} | {"SOURCE1"}
+            expected = {s: max([p["partNumber"] for p in parts if p["partSource"] == s], default=1) for s in sources}
+        missing = missing_parts(parts, expected)
+        if not missing:
+            return parts
+        self.log.warning("Parts missing from XCom, asking the service: %s", {s: len(n) for s, n in missing.items()})
+        for source, numbers in missing.items():
+            wanted = set(numbers)
+            for held in self.hook.list_read_set_upload_parts(self.sequence_store_id, self.upload_id, source):
+                if held["partNumber"] in wanted:
+                    parts.append({"partNumber": held["partNumber"], "partSource": source, "checksum": held["checksum"]})
+        return parts
+
+    def execute(self, context: Context) -> str:
+        parts = flatten_part_results(self.parts or [])
+        expected = self.expected_totals()
+        try:
+            parts = self.reconcile(parts, expected)
+            ordered = check_complete_parts(parts, expected)
+        except PartPlanError as err:
+            raise AirflowFailException(f"Upload {self.upload_id} cannot be completed: {err}") from None
+        except ClientError as err:
+            raise _service_failure(err, "ListReadSetUploadParts", self.aws_conn_id) from err
+        try:
+            read_set_id = self.hook.complete_multipart_read_set_upload(self.sequence_store_id, self.upload_id, ordered)
+        except ClientError as err:
+            raise _service_failure(
+                err, f"CompleteMultipartReadSetUpload of {self.upload_id}", self.aws_conn_id
+            ) from err
+        self.log.info("Completed upload %s with %d parts: read set %s", self.upload_id, len(ordered), read_set_id)
+        return read_set_id
+
+
+class OmicsAbortReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
+    """
+    Abort an upload that did not complete, so that a failed run leaves no orphaned upload behind.
+
+    Meant as a teardown (``abort.as_teardown(setups=create)``): it aborts only when no read set came out of
+    the upload (``read_set_id`` empty, i.e. Complete did not succeed); an upload that is already gone
+    (completed or aborted elsewhere) is not an error.
+
+    :param sequence_store_id: the sequence store's id. (templated)
+    :param upload_id: the upload's id (``create.output``); nothing to do when empty. (templated)
+    :param read_set_id: the complete task's output; when set the upload completed and nothing is aborted.
+        (templated)
+    """
+
+    aws_hook_class = OmicsHook
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "upload_id", "read_set_id")
+    ui_color = "#f7d7d7"
+
+    def __init__(
+        self, *, sequence_store_id: str, upload_id: str | None, read_set_id: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.upload_id = upload_id
+        self.read_set_id = read_set_id
+
+    def execute(self, context: Context) -> bool:
+        if not self.upload_id:
+            self.log.info("No upload was started: nothing to abort.")
+            return False
+        if self.read_set_id:
+            self.log.info("Upload %s completed as read set %s: nothing to abort.", self.upload_id, self.read_set_id)
+            return False
+        if self.hook.abort_multipart_read_set_upload(self.sequence_store_id, self.upload_id):
+            self.log.warning("Aborted upload %s: the run failed before it completed.", self.upload_id)
+            return True
+        self.log.info("Upload %s is already gone (completed or aborted): nothing to abort.", self.upload_id)
+        return False
+
+
+# Read sets whose ETag a client can reproduce: the hash of the uncompressed FASTQ. BAM/CRAM ETags are computed
+# by the service from the SAM representation against the reference (HEALTHOMICS.md), uBAM's likewise.
+VERIFIABLE_FILE_TYPES = ("FASTQ",)
+
+
+class OmicsDigestSourcesOperator(AwsBaseOperator[OmicsHook]):
+    """
+    Compute the digest of each staged FASTQ source in the sequence store's ETag algorithm (MD5up, SHA256up,
+    SHA512up: the hash of the uncompressed source), while the parts upload.
+
+    Reads each source once, sequentially (decompression and hashing overlap in two threads), pinned to the
+    fingerprint taken by split. For BAM, CRAM and uBAM it reads nothing and says why: their ETags cannot be
+    reproduced client-side. Returns ``{"family", "file_type", "sources": {"SOURCE1": {...}}, "skipped"}``.
+
+    :param sequence_store_id: the sequence store's id, whose ``eTagAlgorithmFamily`` is used. (templated)
+    :param sources: the split plan (``XComArg(split, key="sources")``). (templated)
+    :param source_file_type: FASTQ, BAM, CRAM or UBAM. (templated)
+    :param source_aws_conn_id: connection that reads ``s3://`` sources; default ``aws_conn_id``. (templated)
+    """
+
+    aws_hook_class = OmicsHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "sequence_store_id", "sources", "source_file_type", "source_aws_conn_id"
+    )
+    ui_color = "#e8f0d7"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        sources: Mapping[str, Any],
+        source_file_type: str,
+        source_aws_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.sources = sources
+        self.source_file_type = source_file_type
+        self.source_aws_conn_id = source_aws_conn_id
+
+    @property
+    def _hook_parameters(self) -> dict[str, Any]:
+        return {**super()._hook_parameters, "source_aws_conn_id": self.source_aws_conn_id}
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import time
+
+        from airflow_provider_omics.utils.digest import digest_stream
+
+        file_type = check_file_type(self.source_file_type)
+        if file_type not in VERIFIABLE_FILE_TYPES:
+            reason = (
+                f"{file_type} ETags are computed by HealthOmics from the alignment as SAM against the reference "
+                "and cannot be reproduced client-side; only the stored size is checked."
+            )
+            self.log.info("Digest skipped: %s", reason)
+            return {"family": None, "file_type": file_type, "sources": {}, "skipped": reason}
+        store = self.hook.get_sequence_store(self.sequence_store_id)
+        family = store.get("eTagAlgorithmFamily") or "MD5up"
+        digests: dict[str, Any] = {}
+        for part_source, planned in sorted(self.sources.items()):
+            source = self.hook.staged_source(planned["uri"])
+            fingerprint = Fingerprint.from_dict(planned["fingerprint"])
+            started = time.monotonic()
+            try:
+                with source.open_stream(fingerprint) as stream:
+                    digest = digest_stream(stream, family)
+            except SourceError as err:
+                raise AirflowFailException(str(err)) from None
+            except ValueError as err:
+                raise AirflowFailException(
+                    f"{part_source} ({planned['uri']}) is not readable as FASTQ: {err}"
+                ) from None
+            seconds = time.monotonic() - started
+            self.log.info(
+                "%s %s: %s %s (%d bytes uncompressed, %.1f MB/s)",
+                part_source,
+                planned["uri"],
+                family,
+                digest.hexdigest,
+                digest.uncompressed_bytes,
+                digest.uncompressed_bytes / max(seconds, 1e-9) / 1e6,
+            )
+            digests[part_source] = {
+                "hexdigest": digest.hexdigest,
+                "compressed": digest.compressed,
+                "uncompressed_bytes": digest.uncompressed_bytes,
+            }
+        return {"family": family, "file_type": file_type, "sources": digests, "skipped": None}
+
+
+class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
+    """
+    Prove that the stored read set is the staged data: compare its ETags with the staged sources' digests.
+
+    For FASTQ, ``etag.source1``/``etag.source2`` must equal the digests computed by
+    :class:`OmicsDigestSourcesOperator`; a mismatch fails the task and names the source. For BAM, CRAM and
+    uBAM the ETag check is skipped (and the log says why); for every type the stored ``contentLength`` of each
+    source must equal the staged size. Returns a summary of what was checked.
+
+    :param sequence_store_id: the sequence store's id. (templated)
+    :param read_set_id: the read set (``complete.output``). (templated)
+    :param digests: the digest task's output. (templated)
+    :param sources: the split plan (``XComArg(split, key="sources")``), for the staged sizes. (templated)
+    """
+
+    aws_hook_class = OmicsHook
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "read_set_id", "digests", "sources")
+    ui_color = "#e8f0d7"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        read_set_id: str,
+        digests: Mapping[str, Any] | None,
+        sources: Mapping[str, Any],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.read_set_id = read_set_id
+        self.digests = digests
+        self.sources = sources
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_omics.utils.digest import family_of
+
+        metadata = self.hook.get_read_set_metadata(self.sequence_store_id, self.read_set_id)
+        if metadata.get("status") != "ACTIVE":
+            raise AirflowFailException(
+                f"Read set {self.read_set_id} is {metadata.get('status')}, not ACTIVE: "
+                f"{metadata.get('statusMessage', 'no status message')}. Only an ACTIVE read set can be verified."
+            )
+        problems: list[str] = []
+        checked: dict[str, Any] = {}
+        files = metadata.get("files", {})
+        for part_source, planned in sorted(self.sources.items()):
+            stored = files.get(part_source.lower(), {}).get("contentLength")
+            if stored is not None and int(stored) != int(planned["size"]):
+                problems.append(
+                    f"{part_source} ({planned['uri']}): the service stored {stored} bytes, "
+                    f"{planned['size']} were staged"
+                )
+            checked[part_source] = {"size": planned["size"], "stored_size": stored}
+        digests = self.digests or {}
+        etag = metadata.get("etag", {})
+        if digests.get("family"):
+            algorithm = etag.get("algorithm", "")
+            if family_of(algorithm) != digests["family"]:
+                problems.append(
+                    f"the read set's ETag algorithm {algorithm} is not the {digests['family']} family the sources "
+                    "were digested with"
+                )
+            for part_source, digest in sorted(digests["sources"].items()):
+                stored_etag = etag.get(part_source.lower())
+                checked[part_source].update(etag=stored_etag, digest=digest["hexdigest"])
+                if stored_etag != digest["hexdigest"]:
+                    problems.append(
+                        f"{part_source} ({self.sources[part_source]['uri']}): ETag {stored_etag} does not match "
+                        f"the staged file's {digests['family']} digest {digest['hexdigest']}"
+                    )
+        else:
+            self.log.info("ETag check skipped: %s", digests.get("skipped") or "no digest was computed")
+        if problems:
+            raise AirflowFailException(
+                f"Read set {self.read_set_id} does not match the staged data: " + "; ".join(problems) + ". "
+                "The upload is not trustworthy: delete the read set and upload again."
+            )
+        self.log.info("Read set %s verified: %s", self.read_set_id, checked)
+        return {"read_set_id": self.read_set_id, "etag_verified": bool(digests.get("family")), "sources": checked}
