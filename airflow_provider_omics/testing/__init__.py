@@ -1,1 +1,16 @@
+"""A local emulator of the AWS HealthOmics sequence-store API, for offline tests with the real boto3 client.
 
+moto has no HealthOmics backend. :class:`OmicsEmulator` serves CreateSequenceStore, the multipart read set
+upload calls, read set metadata and GetReadSet over real HTTP, with the service's validation, error shapes,
+PROCESSING_UPLOAD -> ACTIVE / UPLOAD_FAILED transition and FASTQ ETags; :class:`FaultConfig` injects throttles,
+server errors, latency and dropped connections. ``python -m airflow_provider_omics.testing.emulator`` runs
+it in the foreground.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_omics.testing.faults import FaultConfig
+from airflow_provider_omics.testing.models import OmicsBackend
+from airflow_provider_omics.testing.server import OmicsEmulator
+
+__all__ = ["FaultConfig", "OmicsBackend", "OmicsEmulator"]

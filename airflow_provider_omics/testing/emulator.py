@@ -1,0 +1,63 @@
+"""Run the HealthOmics emulator in the foreground, for demos and for Airflow workers in other processes.
+
+    python -m airflow_provider_omics.testing.emulator --port 8787 --data-dir /tmp/omics
+
+prints ``OmicsEmulator listening on http://127.0.0.1:8787`` once it accepts requests, and stops cleanly on
+SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from airflow_provider_omics.testing.server import OmicsEmulator
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_omics.testing.emulator", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
+    parser.add_argument("--data-dir", default=None, help="state directory (default: a temporary one)")
+    parser.add_argument("--access-key", default=None, help="require SigV4 signatures with this access key")
+    parser.add_argument("--secret-key", default=None, help="... and this secret key")
+    parser.add_argument("--activation-delay", type=float, default=0.2, help="seconds before a read set activates")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    if (args.access_key is None) != (args.secret_key is None):
+        parser.error("give both --access-key and --secret-key, or neither")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    emulator = OmicsEmulator(
+        data_dir=args.data_dir,
+        host=args.host,
+        port=args.port,
+        access_key=args.access_key,
+        secret_key=args.secret_key,
+        activation_delay=args.activation_delay,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    emulator.start()
+    try:
+        print(f"OmicsEmulator listening on {emulator.endpoint_url}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,962 @@
+"""State and rules of the emulated HealthOmics sequence store API, without HTTP (the moto ``models.py``).
+
+:class:`OmicsBackend` holds sequence stores, multipart uploads, their parts and read sets, enforces the
+service's validation rules (raising the modelled errors of :mod:`.exceptions`) and persists everything under
+one data directory, so that an emulator restarted on the same directory carries on:
+
+```
+<data_dir>/stores/<storeId>.json
+<data_dir>/uploads/<uploadId>/upload.json
+<data_dir>/uploads/<uploadId>/SOURCE1/<partNumber>.json        part metadata (checksum, size, data file)
+<data_dir>/uploads/<uploadId>/SOURCE1/<partNumber>-<token>.part part bytes
+<data_dir>/readsets/<readSetId>/readset.json                   (parts moved here on complete)
+<data_dir>/tmp/                                                 parts being received
+```
+
+Part bodies stream from the caller's file object to a temporary file in 1 MiB reads, outside the lock, and are
+moved into place with ``os.replace`` under the lock: concurrent uploads of parts to one upload (even of the
+same part number) are safe, the last one to finish wins. Every JSON file is written to a temporary name and
+renamed, so a crash never leaves half a file behind.
+
+After complete, a background thread waits ``activation_delay`` seconds, checks the content (see
+:mod:`.content`) and moves the read set from PROCESSING_UPLOAD to ACTIVE or UPLOAD_FAILED. Facts the service
+does not document and the emulator chooses: for paired FASTQ ``totalReadCount``/``totalBaseCount`` count the
+reads of both sources and the two sources must hold the same number of records; GetReadSet streams back the
+parts as uploaded (``files.*.partSize`` is the size of the first part) and answers ConflictException until the
+read set is ACTIVE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import threading
+import time
+import unicodedata
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from airflow_provider_omics.testing.content import (
+    ETAG_HASHES,
+    ContentError,
+    Interrupted,
+    SourceReport,
+    check_source,
+)
+from airflow_provider_omics.testing.exceptions import (
+    ConflictException,
+    OmicsError,
+    RequestTimeoutException,
+    ResourceNotFoundException,
+    ValidationException,
+)
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_ID = "123456789012"
+# "Each part cannot be larger than 100 MB" (UploadReadSetPart, API reference); AWS's uploader uses 100 MiB.
+MAX_PART_SIZE = 100 * 1024 * 1024
+MAX_PART_NUMBER = 10_000
+CHUNK_SIZE = 1024 * 1024
+FILE_TYPES = ("FASTQ", "BAM", "CRAM", "UBAM")
+PART_SOURCES = ("SOURCE1", "SOURCE2")
+ETAG_FAMILIES = tuple(ETAG_HASHES)
+READ_SET_STATUSES = ("ARCHIVED", "ACTIVATING", "ACTIVE", "DELETING", "DELETED", "PROCESSING_UPLOAD", "UPLOAD_FAILED")
+_ID_RE = re.compile(r"[0-9]{10,36}")
+_ARN_RE = re.compile(r"arn:.+", re.DOTALL)
+_FALLBACK_RE = re.compile(r"$|^s3://([a-z0-9][a-z0-9-.]{1,61}[a-z0-9])/?((.{1,1024})/)?")
+
+
+class BodyReader(Protocol):
+    """What UploadReadSetPart reads a part from: a file object with ``readinto`` (``rfile``, ``BytesIO``)."""
+
+    def readinto(self, buffer: Any, /) -> int | None: ...
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _ts(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+# --- parameter validation, after the service model's shapes ------------------------------------------------
+
+
+def _printable(value: str) -> bool:
+    # The model's pattern [\p{L}||\p{M}||\p{Z}||\p{S}||\p{N}||\p{P}]+ : anything but control/format characters.
+    return all(unicodedata.category(ch)[0] in "LMZSNP" for ch in value)
+
+
+def check_id(value: Any, what: str) -> str:
+    """Ids of stores, uploads and read sets: strings of 10 to 36 digits."""
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
+        raise ValidationException(f"{what} must be a string of 10 to 36 digits, got {value!r}")
+    return value
+
+
+def _string(
+    body: dict[str, Any], key: str, *, required: bool = False, low: int = 1, high: int = 127, text: bool = True
+) -> str | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise ValidationException(f"{key} is required")
+        return None
+    if not isinstance(value, str):
+        raise ValidationException(f"{key} must be a string")
+    if not low <= len(value) <= high:
+        raise ValidationException(f"{key} must be {low} to {high} characters long")
+    if text and value and not _printable(value):
+        raise ValidationException(f"{key} contains characters that are not allowed")
+    return value
+
+
+def _enum(body: dict[str, Any], key: str, allowed: Iterable[str], *, required: bool = False) -> str | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise ValidationException(f"{key} is required")
+        return None
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValidationException(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+    return str(value)
+
+
+def _tags(body: dict[str, Any]) -> dict[str, str]:
+    tags = body.get("tags")
+    if tags is None:
+        return {}
+    if not isinstance(tags, dict):
+        raise ValidationException("tags must be a map of strings")
+    for key, value in tags.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 128:
+            raise ValidationException("tag keys must be 1 to 128 characters long")
+        if not isinstance(value, str) or len(value) > 256:
+            raise ValidationException("tag values must be strings of at most 256 characters")
+    return dict(tags)
+
+
+def _reference_arn(body: dict[str, Any]) -> str | None:
+    value = body.get("referenceArn")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 127 or not _ARN_RE.fullmatch(value):
+        raise ValidationException(f"referenceArn must be an ARN (pattern arn:.+, 1 to 127 characters), got {value!r}")
+    return value
+
+
+def _timestamp(value: Any, key: str) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            pass
+    raise ValidationException(f"{key} must be a timestamp")
+
+
+def _time_filter(
+    filt: dict[str, Any], epoch: float, after: str = "createdAfter", before: str = "createdBefore"
+) -> bool:
+    if filt.get(after) is not None and epoch < _timestamp(filt[after], after):
+        return False
+    return not (filt.get(before) is not None and epoch > _timestamp(filt[before], before))
+
+
+def paginate(items: list[Any], max_results: Any, next_token: Any) -> tuple[list[Any], str | None]:
+    """One page of ``items``; the token is the offset of the next page (opaque to clients)."""
+    if max_results is None:
+        size = 100
+    else:
+        try:
+            size = int(max_results)
+        except (TypeError, ValueError):
+            raise ValidationException("maxResults must be an integer") from None
+        if not 1 <= size <= 100:
+            raise ValidationException(f"maxResults must be between 1 and 100, got {size}")
+    start = 0
+    if next_token is not None:
+        if not isinstance(next_token, str) or not next_token.isdigit() or int(next_token) > len(items):
+            raise ValidationException("nextToken is invalid or expired")
+        start = int(next_token)
+    end = start + size
+    return items[start:end], (str(end) if end < len(items) else None)
+
+
+# --- records ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SequenceStore:
+    id: str
+    name: str
+    creation_time: float
+    etag_family: str = "MD5up"
+    description: str | None = None
+    fallback_location: str | None = None
+    client_token: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def arn(self, region: str) -> str:
+        return f"arn:aws:omics:{region}:{ACCOUNT_ID}:sequenceStore/{self.id}"
+
+    def describe(self, region: str) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "arn": self.arn(region),
+            "name": self.name,
+            "creationTime": _ts(self.creation_time),
+            "eTagAlgorithmFamily": self.etag_family,
+            "status": "ACTIVE",
+        }
+        if self.description is not None:
+            out["description"] = self.description
+        if self.fallback_location:
+            out["fallbackLocation"] = self.fallback_location
+        return out
+
+
+@dataclass
+class Part:
+    part_source: str
+    part_number: int
+    size: int
+    checksum: str
+    file: str  # data file name in the source directory
+    creation_time: float
+    last_updated_time: float
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "partNumber": self.part_number,
+            "partSize": self.size,
+            "partSource": self.part_source,
+            "checksum": self.checksum,
+            "creationTime": _ts(self.creation_time),
+            "lastUpdatedTime": _ts(self.last_updated_time),
+        }
+
+
+@dataclass
+class Upload:
+    upload_id: str
+    store_id: str
+    source_file_type: str
+    subject_id: str
+    sample_id: str
+    name: str
+    creation_time: float
+    generated_from: str | None = None
+    reference_arn: str | None = None
+    description: str | None = None
+    client_token: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    # Not in upload.json: each part has its own metadata file.
+    parts: dict[tuple[str, int], Part] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        del data["parts"]
+        return data
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "sequenceStoreId": self.store_id,
+            "uploadId": self.upload_id,
+            "sourceFileType": self.source_file_type,
+            "subjectId": self.subject_id,
+            "sampleId": self.sample_id,
+            "name": self.name,
+            "tags": self.tags,
+            "creationTime": _ts(self.creation_time),
+        }
+        for key, value in (
+            ("generatedFrom", self.generated_from),
+            ("referenceArn", self.reference_arn),
+            ("description", self.description),
+        ):
+            if value is not None:
+                out[key] = value
+        return out
+
+
+@dataclass
+class StoredPart:
+    part_number: int
+    size: int
+    file: str
+
+
+@dataclass
+class ReadSet:
+    id: str
+    store_id: str
+    upload_id: str
+    file_type: str
+    subject_id: str
+    sample_id: str
+    name: str
+    creation_time: float
+    status: str = "PROCESSING_UPLOAD"
+    status_message: str | None = None
+    generated_from: str | None = None
+    reference_arn: str | None = None
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, list[StoredPart]] = field(default_factory=dict)
+    etag_algorithm: str | None = None
+    etags: dict[str, str] = field(default_factory=dict)
+    read_count: int | None = None
+    base_count: int | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReadSet:
+        data = dict(data)
+        data["sources"] = {src: [StoredPart(**p) for p in parts] for src, parts in data["sources"].items()}
+        return cls(**data)
+
+    def arn(self, region: str) -> str:
+        return f"arn:aws:omics:{region}:{ACCOUNT_ID}:sequenceStore/{self.store_id}/readSet/{self.id}"
+
+    def _sequence_information(self) -> dict[str, Any]:
+        info: dict[str, Any] = {}
+        if self.read_count is not None:
+            info["totalReadCount"] = self.read_count
+        if self.base_count is not None:
+            info["totalBaseCount"] = self.base_count
+        if self.generated_from is not None:
+            info["generatedFrom"] = self.generated_from
+        return info
+
+    def summary(self, region: str) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "arn": self.arn(region),
+            "sequenceStoreId": self.store_id,
+            "subjectId": self.subject_id,
+            "sampleId": self.sample_id,
+            "status": self.status,
+            "name": self.name,
+            "fileType": self.file_type,
+            "creationTime": _ts(self.creation_time),
+            "creationType": "UPLOAD",
+        }
+        for key, value in (
+            ("description", self.description),
+            ("referenceArn", self.reference_arn),
+            ("statusMessage", self.status_message),
+        ):
+            if value is not None:
+                out[key] = value
+        if info := self._sequence_information():
+            out["sequenceInformation"] = info
+        if self.etag_algorithm is not None and self.etags:  # known once the content has been checked
+            out["etag"] = {"algorithm": self.etag_algorithm, **self.etags}
+        return out
+
+    def describe(self, region: str) -> dict[str, Any]:
+        out = self.summary(region)
+        files: dict[str, Any] = {}
+        for source, parts in self.sources.items():
+            files[source.lower()] = {
+                "totalParts": len(parts),
+                "partSize": parts[0].size,
+                "contentLength": sum(p.size for p in parts),
+            }
+        out["files"] = files
+        return out
+
+
+# --- the backend ----------------------------------------------------------------------------------------
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write ``path`` atomically: a reader (or a restart after a crash) sees the old or the new file."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+class _PartHash:
+    """The opaque per-part checksum: SHA-1 (about 2 GB/s, with the GIL released) of the bytes plus their size."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha1(usedforsecurity=False)
+        self.size = 0
+
+    def update(self, data: memoryview) -> None:
+        self._hash.update(data)
+        self.size += len(data)
+
+    def hexdigest(self) -> str:
+        return f"{self._hash.hexdigest()}-{self.size:x}"
+
+
+class OmicsBackend:
+    """The sequence-store service: stores, uploads, parts, read sets, persisted under ``data_dir``."""
+
+    def __init__(
+        self, data_dir: str | os.PathLike[str], *, region: str = "us-east-1", activation_delay: float = 0.2
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.region = region
+        self.activation_delay = activation_delay
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._activations: dict[str, threading.Thread] = {}
+        self._rng = random.SystemRandom()
+        self.stores: dict[str, SequenceStore] = {}
+        self.uploads: dict[str, Upload] = {}
+        self.read_sets: dict[str, ReadSet] = {}
+        for sub in ("stores", "uploads", "readsets", "tmp"):
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+        self._load()
+
+    # -- paths ---------------------------------------------------------------------------------------------
+
+    def _path(self, *parts: str) -> Path:
+        path = self.data_dir.joinpath(*parts).resolve()
+        # Ids are validated digit strings; this guards against any path that would leave the data dir anyway.
+        if path != self.data_dir and self.data_dir not in path.parents:
+            raise AssertionError(f"refusing a path outside the data directory: {path}")
+        return path
+
+    def _upload_dir(self, upload_id: str) -> Path:
+        return self._path("uploads", check_id(upload_id, "uploadId"))
+
+    def _read_set_dir(self, read_set_id: str) -> Path:
+        return self._path("readsets", check_id(read_set_id, "readSetId"))
+
+    # -- persistence ---------------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        shutil.rmtree(self._path("tmp"), ignore_errors=True)
+        self._path("tmp").mkdir()
+        for path in sorted(self._path("stores").glob("*.json")):
+            store = SequenceStore(**_read_json(path))
+            self.stores[store.id] = store
+        for upload_json in sorted(self._path("uploads").glob("*/upload.json")):
+            upload = Upload(**_read_json(upload_json))
+            for source in PART_SOURCES:
+                source_dir = upload_json.parent / source
+                if not source_dir.is_dir():
+                    continue
+                referenced: set[str] = set()
+                for meta in source_dir.glob("*.json"):
+                    part = Part(**_read_json(meta))
+                    if (source_dir / part.file).exists():
+                        upload.parts[(source, part.part_number)] = part
+                        referenced.add(part.file)
+                # Data files no metadata refers to were being replaced when the emulator stopped.
+                for data in source_dir.glob("*.part"):
+                    if data.name not in referenced:
+                        data.unlink(missing_ok=True)
+            self.uploads[upload.upload_id] = upload
+        for readset_json in sorted(self._path("readsets").glob("*/readset.json")):
+            read_set = ReadSet.from_json(_read_json(readset_json))
+            self.read_sets[read_set.id] = read_set
+
+    def start(self) -> None:
+        """Resume the activation of read sets that were still PROCESSING_UPLOAD when the emulator stopped."""
+        self._stop.clear()
+        with self._lock:
+            pending = [rs.id for rs in self.read_sets.values() if rs.status == "PROCESSING_UPLOAD"]
+        for read_set_id in pending:
+            self._schedule_activation(read_set_id)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop background activations (they resume on the next start) and wait for them."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in list(self._activations.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _save_store(self, store: SequenceStore) -> None:
+        _write_json(self._path("stores", f"{check_id(store.id, 'id')}.json"), dataclasses.asdict(store))
+
+    def _save_upload(self, upload: Upload) -> None:
+        _write_json(self._upload_dir(upload.upload_id) / "upload.json", upload.to_json())
+
+    def _save_read_set(self, read_set: ReadSet) -> None:
+        _write_json(self._read_set_dir(read_set.id) / "readset.json", dataclasses.asdict(read_set))
+
+    def _new_id(self) -> str:
+        while True:
+            candidate = str(self._rng.randrange(10**9, 10**10))
+            if candidate not in self.stores and candidate not in self.uploads and candidate not in self.read_sets:
+                return candidate
+
+    # -- lookups -------------------------------------------------------------------------------------------
+
+    def _store(self, store_id: Any) -> SequenceStore:
+        check_id(store_id, "sequenceStoreId")
+        try:
+            return self.stores[store_id]
+        except KeyError:
+            raise ResourceNotFoundException(f"sequence store {store_id} not found") from None
+
+    def _upload(self, store_id: Any, upload_id: Any) -> Upload:
+        self._store(store_id)
+        check_id(upload_id, "uploadId")
+        upload = self.uploads.get(upload_id)
+        if upload is None or upload.store_id != store_id:
+            raise ResourceNotFoundException(
+                f"upload {upload_id} not found in sequence store {store_id} (unknown, aborted or completed)"
+            )
+        return upload
+
+    def _read_set(self, store_id: Any, read_set_id: Any) -> ReadSet:
+        self._store(store_id)
+        check_id(read_set_id, "id")
+        read_set = self.read_sets.get(read_set_id)
+        if read_set is None or read_set.store_id != store_id:
+            raise ResourceNotFoundException(f"read set {read_set_id} not found in sequence store {store_id}")
+        return read_set
+
+    # -- sequence stores -----------------------------------------------------------------------------------
+
+    def create_sequence_store(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = _string(body, "name", required=True)
+        description = _string(body, "description", high=255)
+        family = _enum(body, "eTagAlgorithmFamily", ETAG_FAMILIES) or "MD5up"
+        client_token = _string(body, "clientToken")
+        fallback = body.get("fallbackLocation")
+        if fallback is not None and (not isinstance(fallback, str) or not _FALLBACK_RE.match(fallback)):
+            raise ValidationException("fallbackLocation must be an S3 URI")
+        tags = _tags(body)
+        assert name is not None
+        with self._lock:
+            if client_token is not None:
+                for store in self.stores.values():
+                    if store.client_token == client_token:
+                        return store.describe(self.region)
+            store = SequenceStore(
+                id=self._new_id(),
+                name=name,
+                creation_time=_now(),
+                etag_family=family,
+                description=description,
+                fallback_location=fallback or None,
+                client_token=client_token,
+                tags=tags,
+            )
+            self._save_store(store)
+            self.stores[store.id] = store
+            return store.describe(self.region)
+
+    def get_sequence_store(self, store_id: Any) -> dict[str, Any]:
+        with self._lock:
+            return self._store(store_id).describe(self.region)
+
+    def list_sequence_stores(self, body: dict[str, Any], max_results: Any, next_token: Any) -> dict[str, Any]:
+        filt = body.get("filter") or {}
+        with self._lock:
+            stores = sorted(self.stores.values(), key=lambda s: (s.creation_time, s.id))
+            stores = [
+                s
+                for s in stores
+                if (filt.get("name") is None or s.name == filt["name"])
+                and filt.get("status") in (None, "ACTIVE")
+                and _time_filter(filt, s.creation_time)
+            ]
+            page, token = paginate(stores, max_results, next_token)
+            out: dict[str, Any] = {"sequenceStores": [s.describe(self.region) for s in page]}
+        if token:
+            out["nextToken"] = token
+        return out
+
+    # -- multipart uploads ---------------------------------------------------------------------------------
+
+    def create_multipart_read_set_upload(self, store_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+        file_type = _enum(body, "sourceFileType", FILE_TYPES, required=True)
+        subject_id = _string(body, "subjectId", required=True)
+        sample_id = _string(body, "sampleId", required=True)
+        name = _string(body, "name", required=True)
+        generated_from = _string(body, "generatedFrom")
+        description = _string(body, "description", high=255)
+        client_token = _string(body, "clientToken")
+        reference_arn = _reference_arn(body)
+        tags = _tags(body)
+        if file_type in ("BAM", "CRAM") and reference_arn is None:
+            raise ValidationException(f"a {file_type} read set must be linked to a reference: referenceArn is required")
+        assert file_type and subject_id and sample_id and name
+        with self._lock:
+            self._store(store_id)
+            if client_token is not None:
+                for upload in self.uploads.values():
+                    if upload.store_id == store_id and upload.client_token == client_token:
+                        # An idempotent retry of a create whose response was lost.
+                        return upload.describe()
+            upload = Upload(
+                upload_id=self._new_id(),
+                store_id=store_id,
+                source_file_type=file_type,
+                subject_id=subject_id,
+                sample_id=sample_id,
+                name=name,
+                creation_time=_now(),
+                generated_from=generated_from,
+                reference_arn=reference_arn,
+                description=description,
+                client_token=client_token,
+                tags=tags,
+            )
+            self._upload_dir(upload.upload_id).mkdir()
+            self._save_upload(upload)
+            self.uploads[upload.upload_id] = upload
+            return upload.describe()
+
+    def check_part_request(
+        self, store_id: Any, upload_id: Any, part_source: Any, part_number: Any, content_length: int | None
+    ) -> int:
+        """Validate an UploadReadSetPart before its body is read; returns the part number as an int."""
+        if part_source not in PART_SOURCES:
+            raise ValidationException(f"partSource must be SOURCE1 or SOURCE2, got {part_source!r}")
+        try:
+            number = int(part_number)
+        except (TypeError, ValueError):
+            raise ValidationException(f"partNumber must be an integer, got {part_number!r}") from None
+        if not 1 <= number <= MAX_PART_NUMBER:
+            raise ValidationException(f"partNumber must be between 1 and {MAX_PART_NUMBER}, got {number}")
+        if content_length is None:
+            raise ValidationException("the part must be sent with a Content-Length")
+        if content_length > MAX_PART_SIZE:
+            raise ValidationException(
+                f"part of {content_length} bytes is larger than the maximum part size of {MAX_PART_SIZE} bytes"
+            )
+        if content_length <= 0:
+            raise ValidationException("the part is empty")
+        with self._lock:
+            upload = self._upload(store_id, upload_id)
+            if part_source == "SOURCE2" and upload.source_file_type != "FASTQ":
+                raise ValidationException(f"SOURCE2 is only for paired FASTQ, not {upload.source_file_type}")
+        return number
+
+    def upload_read_set_part(
+        self,
+        store_id: Any,
+        upload_id: Any,
+        part_source: Any,
+        part_number: Any,
+        body: BodyReader,
+        content_length: int | None,
+    ) -> dict[str, Any]:
+        """Store one part, streaming exactly ``content_length`` bytes from ``body``; returns its checksum.
+
+        Any error ``body.readinto`` raises (an :class:`OmicsError` from a signature check on the last
+        chunk, say) discards the part.
+        """
+        number = self.check_part_request(store_id, upload_id, part_source, part_number, content_length)
+        assert content_length is not None
+        tmp = self._path("tmp", f"{uuid.uuid4().hex}.tmp")
+        checksum = _PartHash()
+        buffer = memoryview(bytearray(CHUNK_SIZE))
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                remaining = content_length
+                while remaining:
+                    got = body.readinto(buffer[: min(remaining, CHUNK_SIZE)])
+                    if not got:
+                        raise RequestTimeoutException(
+                            f"the request body ended after {content_length - remaining} of {content_length} bytes"
+                        )
+                    chunk = buffer[:got]
+                    checksum.update(chunk)
+                    written = 0
+                    while written < got:
+                        written += os.write(fd, chunk[written:])
+                    remaining -= got
+            finally:
+                os.close(fd)
+            return self._commit_part(store_id, upload_id, part_source, number, tmp, checksum)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _commit_part(
+        self, store_id: str, upload_id: str, source: str, number: int, tmp: Path, checksum: _PartHash
+    ) -> dict[str, Any]:
+        with self._lock:
+            upload = self._upload(store_id, upload_id)  # it may have been aborted or completed meanwhile
+            source_dir = self._upload_dir(upload_id) / source
+            source_dir.mkdir(exist_ok=True)
+            now = _now()
+            previous = upload.parts.get((source, number))
+            part = Part(
+                part_source=source,
+                part_number=number,
+                size=checksum.size,
+                checksum=checksum.hexdigest(),
+                file=f"{number}-{uuid.uuid4().hex[:12]}.part",
+                creation_time=previous.creation_time if previous else now,
+                last_updated_time=now,
+            )
+            os.replace(tmp, source_dir / part.file)
+            _write_json(source_dir / f"{number}.json", dataclasses.asdict(part))
+            upload.parts[(source, number)] = part
+            if previous is not None:
+                (source_dir / previous.file).unlink(missing_ok=True)
+            return {"checksum": part.checksum}
+
+    def list_read_set_upload_parts(
+        self, store_id: Any, upload_id: Any, body: dict[str, Any], max_results: Any, next_token: Any
+    ) -> dict[str, Any]:
+        source = _enum(body, "partSource", PART_SOURCES, required=True)
+        filt = body.get("filter") or {}
+        with self._lock:
+            upload = self._upload(store_id, upload_id)
+            parts = sorted(
+                (p for (src, _), p in upload.parts.items() if src == source and _time_filter(filt, p.creation_time)),
+                key=lambda p: p.part_number,
+            )
+            page, token = paginate(parts, max_results, next_token)
+            out: dict[str, Any] = {"parts": [p.describe() for p in page]}
+        if token:
+            out["nextToken"] = token
+        return out
+
+    def list_multipart_read_set_uploads(self, store_id: Any, max_results: Any, next_token: Any) -> dict[str, Any]:
+        with self._lock:
+            self._store(store_id)
+            uploads = sorted(
+                (u for u in self.uploads.values() if u.store_id == store_id),
+                key=lambda u: (u.creation_time, u.upload_id),
+            )
+            page, token = paginate(uploads, max_results, next_token)
+            out: dict[str, Any] = {"uploads": [u.describe() for u in page]}
+        if token:
+            out["nextToken"] = token
+        return out
+
+    def abort_multipart_read_set_upload(self, store_id: Any, upload_id: Any) -> dict[str, Any]:
+        with self._lock:
+            self._upload(store_id, upload_id)
+            del self.uploads[upload_id]
+            upload_dir = self._upload_dir(upload_id)
+            # Remove the metadata first: a crash half-way leaves no upload behind, only orphaned bytes.
+            (upload_dir / "upload.json").unlink(missing_ok=True)
+            shutil.rmtree(upload_dir, ignore_errors=True)
+        return {}
+
+    def _check_complete_parts(self, upload: Upload, listed: Any) -> None:
+        if not isinstance(listed, list) or not listed:
+            raise ValidationException("parts is required and must list the uploaded parts")
+        seen: dict[tuple[str, int], str] = {}
+        for item in listed:
+            if not isinstance(item, dict):
+                raise ValidationException("each part must be a structure")
+            source, number, checksum = item.get("partSource"), item.get("partNumber"), item.get("checksum")
+            if source not in PART_SOURCES:
+                raise ValidationException(f"partSource must be SOURCE1 or SOURCE2, got {source!r}")
+            if not isinstance(number, int) or not 1 <= number <= MAX_PART_NUMBER:
+                raise ValidationException(f"partNumber must be an integer from 1 to {MAX_PART_NUMBER}, got {number!r}")
+            if not isinstance(checksum, str) or not checksum:
+                raise ValidationException(f"part {source} {number} has no checksum")
+            if (source, number) in seen:
+                raise ValidationException(f"part {source} {number} is listed more than once")
+            seen[(source, number)] = checksum
+        for key, checksum in seen.items():
+            part = upload.parts.get(key)
+            if part is None:
+                raise ValidationException(f"part {key[0]} {key[1]} is listed but was never uploaded")
+            if part.checksum != checksum:
+                raise ValidationException(
+                    f"the checksum of part {key[0]} {key[1]} is not the one UploadReadSetPart returned for it"
+                )
+        missing = sorted(set(upload.parts) - set(seen))
+        if missing:
+            names = ", ".join(f"{s} {n}" for s, n in missing[:10])
+            raise ValidationException(f"uploaded parts are missing from the list: {names}")
+        sources = {s for s, _ in seen}
+        if "SOURCE1" not in sources:
+            raise ValidationException("the parts must include SOURCE1")
+        for source in sorted(sources):
+            numbers = sorted(n for s, n in seen if s == source)
+            if numbers != list(range(1, len(numbers) + 1)):
+                gap = next(i for i, n in enumerate(numbers, start=1) if n != i)
+                raise ValidationException(
+                    f"{source} parts must be numbered 1 to {len(numbers)} without gaps: part {gap} is missing"
+                )
+
+    def complete_multipart_read_set_upload(self, store_id: Any, upload_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            upload = self._upload(store_id, upload_id)
+            self._check_complete_parts(upload, body.get("parts"))
+            store = self.stores[upload.store_id]
+            read_set = ReadSet(
+                id=self._new_id(),
+                store_id=upload.store_id,
+                upload_id=upload.upload_id,
+                file_type=upload.source_file_type,
+                subject_id=upload.subject_id,
+                sample_id=upload.sample_id,
+                name=upload.name,
+                creation_time=_now(),
+                generated_from=upload.generated_from,
+                reference_arn=upload.reference_arn,
+                description=upload.description,
+                tags=upload.tags,
+                etag_algorithm=f"{'BAM' if upload.source_file_type == 'UBAM' else upload.source_file_type}_"
+                f"{store.etag_family}",
+            )
+            upload_dir = self._upload_dir(upload.upload_id)
+            read_set_dir = self._read_set_dir(read_set.id)
+            read_set_dir.mkdir()
+            for source in PART_SOURCES:
+                parts = sorted((p for (s, _), p in upload.parts.items() if s == source), key=lambda p: p.part_number)
+                if parts:
+                    os.rename(upload_dir / source, read_set_dir / source)
+                    read_set.sources[source] = [StoredPart(p.part_number, p.size, p.file) for p in parts]
+            self._save_read_set(read_set)
+            self.read_sets[read_set.id] = read_set
+            del self.uploads[upload.upload_id]
+            (upload_dir / "upload.json").unlink(missing_ok=True)
+            shutil.rmtree(upload_dir, ignore_errors=True)
+        self._schedule_activation(read_set.id)
+        return {"readSetId": read_set.id}
+
+    # -- read sets -----------------------------------------------------------------------------------------
+
+    def get_read_set_metadata(self, store_id: Any, read_set_id: Any) -> dict[str, Any]:
+        with self._lock:
+            return self._read_set(store_id, read_set_id).describe(self.region)
+
+    def list_read_sets(self, store_id: Any, body: dict[str, Any], max_results: Any, next_token: Any) -> dict[str, Any]:
+        filt = body.get("filter") or {}
+        simple = {"name": "name", "status": "status", "sampleId": "sample_id", "subjectId": "subject_id"}
+        simple |= {"generatedFrom": "generated_from"}
+        with self._lock:
+            self._store(store_id)
+            read_sets = sorted(
+                (rs for rs in self.read_sets.values() if rs.store_id == store_id),
+                key=lambda rs: (rs.creation_time, rs.id),
+            )
+            read_sets = [
+                rs
+                for rs in read_sets
+                if all(filt.get(key) is None or getattr(rs, attr) == filt[key] for key, attr in simple.items())
+                and (not filt.get("referenceArn") or rs.reference_arn == filt["referenceArn"])
+                and filt.get("creationType") in (None, "UPLOAD")
+                and _time_filter(filt, rs.creation_time)
+            ]
+            page, token = paginate(read_sets, max_results, next_token)
+            out: dict[str, Any] = {"readSets": [rs.summary(self.region) for rs in page]}
+        if token:
+            out["nextToken"] = token
+        return out
+
+    def open_read_set_part(self, store_id: Any, read_set_id: Any, file: Any, part_number: Any) -> tuple[Path, int]:
+        """GetReadSet: the path and size of one stored part, for the HTTP layer to stream."""
+        file = file or "SOURCE1"
+        if file not in (*PART_SOURCES, "INDEX"):
+            raise ValidationException(f"file must be SOURCE1, SOURCE2 or INDEX, got {file!r}")
+        try:
+            number = int(part_number)
+        except (TypeError, ValueError):
+            raise ValidationException("partNumber is required and must be an integer") from None
+        with self._lock:
+            read_set = self._read_set(store_id, read_set_id)
+            if read_set.status != "ACTIVE":
+                raise ConflictException(f"read set {read_set.id} is {read_set.status}, not ACTIVE")
+            parts = read_set.sources.get(file)
+            if not parts:
+                raise ResourceNotFoundException(f"read set {read_set.id} has no {file} file")
+            if not 1 <= number <= len(parts):
+                raise ValidationException(f"partNumber must be between 1 and {len(parts)} for {file}, got {number}")
+            part = parts[number - 1]
+            return self._read_set_dir(read_set.id) / file / part.file, part.size
+
+    def iter_read_set_part(self, path: Path) -> Iterator[bytes]:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                yield chunk
+
+    # -- activation ----------------------------------------------------------------------------------------
+
+    def _schedule_activation(self, read_set_id: str) -> None:
+        thread = threading.Thread(
+            target=self._activate, args=(read_set_id,), name=f"omics-activate-{read_set_id}", daemon=True
+        )
+        with self._lock:
+            self._activations[read_set_id] = thread
+        thread.start()
+
+    def _activate(self, read_set_id: str) -> None:
+        try:
+            if self._stop.wait(self.activation_delay):
+                return
+            with self._lock:
+                read_set = self.read_sets[read_set_id]
+                family = self.stores[read_set.store_id].etag_family
+                sources = {
+                    source: [self._read_set_dir(read_set_id) / source / p.file for p in parts]
+                    for source, parts in read_set.sources.items()
+                }
+                file_type = read_set.file_type
+            reports: dict[str, SourceReport] = {}
+            status, message = "ACTIVE", None
+            try:
+                for source, paths in sorted(sources.items()):
+                    reports[source] = check_source(file_type, paths, family, source, self._stop)
+                if file_type == "FASTQ" and len(reports) == 2:
+                    first, second = reports["SOURCE1"].read_count, reports["SOURCE2"].read_count
+                    if first != second:
+                        raise ContentError(f"paired FASTQ: SOURCE1 has {first} records but SOURCE2 has {second}")
+            except Interrupted:
+                return
+            except ContentError as exc:
+                status, message = "UPLOAD_FAILED", str(exc)[:255]
+            except OSError as exc:
+                status, message = "UPLOAD_FAILED", f"could not read the uploaded parts: {exc}"[:255]
+            with self._lock:
+                read_set = self.read_sets[read_set_id]
+                read_set.status, read_set.status_message = status, message
+                if status == "ACTIVE":
+                    read_set.etags = {source.lower(): report.etag for source, report in reports.items()}
+                    if file_type == "FASTQ":
+                        read_set.read_count = sum(r.read_count or 0 for r in reports.values())
+                        read_set.base_count = sum(r.base_count or 0 for r in reports.values())
+                else:
+                    read_set.etag_algorithm = None
+                self._save_read_set(read_set)
+        except Exception:  # a bug here must not kill the emulator silently
+            log.exception("activation of read set %s failed", read_set_id)
+        finally:
+            with self._lock, contextlib.suppress(KeyError):
+                if self._activations.get(read_set_id) is threading.current_thread():
+                    del self._activations[read_set_id]
+
+    def wait_for_activations(self, timeout: float = 30.0) -> None:
+        """Block until no read set is being activated (for tests)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                threads = list(self._activations.values())
+            if not threads:
+                return
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            if time.monotonic() >= deadline:
+                raise TimeoutError("read set activations still running")
+
+
+__all__ = ["MAX_PART_SIZE", "OmicsBackend", "OmicsError"]

@@ -1,0 +1,463 @@
+"""The HTTP layer of the emulator: route a rest-json request, parse it, call the backend, serialize the answer.
+
+Built on the standard library's ``http.server`` (one thread per connection, HTTP/1.1 keep-alive) rather than on
+an ASGI stack such as uvicorn/h11 or Starlette, which Airflow brings along: the emulator must ingest 100 MiB
+parts as fast as the client can send them, streaming ``rfile`` straight to disk in 1 MiB ``readinto`` calls
+with no event-loop hop per chunk, and fault injection needs direct control of the socket (read half a body,
+then drop the connection without answering), which an ASGI server hides.
+
+Admin endpoints under ``/_emulator/`` (health, fault config and counts, one-shot injection) let other processes
+steer an emulator; they are never signature-checked nor subject to faults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import re
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from airflow_provider_omics.testing.auth import SigV4Verifier, is_sha256
+from airflow_provider_omics.testing.exceptions import (
+    AccessDeniedException,
+    InternalServerException,
+    NotSupportedOperationException,
+    OmicsError,
+    ValidationException,
+    error_for,
+)
+from airflow_provider_omics.testing.faults import DROP, FaultConfig, FaultInjector
+from airflow_provider_omics.testing.models import MAX_PART_SIZE, OmicsBackend
+
+log = logging.getLogger(__name__)
+
+# JSON request bodies are small; a CompleteMultipartReadSetUpload of 2 x 10,000 parts is about 1.5 MB.
+MAX_JSON_BODY = 32 * 1024 * 1024
+CHUNK_SIZE = 1024 * 1024
+# After refusing an oversized part, keep reading (and discarding) for a while before closing, so that the
+# client finishes sending and reads the error instead of failing on a reset connection.
+LINGER_SECONDS = 10.0
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    operation: str
+
+
+def _route(method: str, path: str, operation: str) -> Route:
+    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
+    return Route(method, re.compile(regex), operation)
+
+
+_STORE = "/sequencestore/{sequenceStoreId}"
+ROUTES = (
+    _route("POST", "/sequencestore", "CreateSequenceStore"),
+    _route("POST", "/sequencestores", "ListSequenceStores"),
+    _route("GET", "/sequencestore/{id}", "GetSequenceStore"),
+    _route("POST", f"{_STORE}/upload", "CreateMultipartReadSetUpload"),
+    _route("PUT", f"{_STORE}/upload/{{uploadId}}/part", "UploadReadSetPart"),
+    _route("POST", f"{_STORE}/upload/{{uploadId}}/parts", "ListReadSetUploadParts"),
+    _route("POST", f"{_STORE}/upload/{{uploadId}}/complete", "CompleteMultipartReadSetUpload"),
+    _route("DELETE", f"{_STORE}/upload/{{uploadId}}/abort", "AbortMultipartReadSetUpload"),
+    _route("POST", f"{_STORE}/uploads", "ListMultipartReadSetUploads"),
+    _route("GET", f"{_STORE}/readset/{{id}}/metadata", "GetReadSetMetadata"),
+    _route("GET", f"{_STORE}/readset/{{id}}", "GetReadSet"),
+    _route("POST", f"{_STORE}/readsets", "ListReadSets"),
+)
+OPERATIONS = frozenset(route.operation for route in ROUTES)
+
+
+def match_route(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    for route in ROUTES:
+        if route.method == method and (found := route.pattern.fullmatch(path)):
+            return route, {key: unquote(value) for key, value in found.groupdict().items()}
+    return None
+
+
+class RequestBody:
+    """The body of one request: at most ``length`` bytes of the connection, read once.
+
+    When ``expected_sha256`` is set (a SigV4-signed payload), the digest is checked as the last byte is read,
+    so that a part whose bytes do not match what was signed is refused before it is stored.
+    """
+
+    def __init__(self, rfile: io.BufferedIOBase, length: int, expected_sha256: str | None = None) -> None:
+        self._rfile = rfile
+        self.remaining = length
+        self._sha = None
+        if expected_sha256 is not None:
+            import hashlib
+
+            self._sha = hashlib.sha256()
+            self._expected = expected_sha256
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)
+        want = min(len(view), self.remaining)
+        if want <= 0:
+            return 0
+        got = self._rfile.readinto(view[:want]) or 0
+        self.remaining -= got
+        if self._sha is not None:
+            self._sha.update(view[:got])
+            if self.remaining == 0 and self._sha.hexdigest() != self._expected:
+                raise AccessDeniedException("the body does not match the signed X-Amz-Content-SHA256")
+        return got
+
+    def read_all(self) -> bytes:
+        if self.remaining > MAX_JSON_BODY:
+            raise ValidationException(f"request body larger than {MAX_JSON_BODY} bytes")
+        data = self._rfile.read(self.remaining) if self.remaining else b""
+        self.remaining -= len(data)
+        return data
+
+    def discard(self, limit: int | None = None) -> int:
+        """Read and drop up to ``limit`` bytes (all that is left by default); returns how many."""
+        todo = self.remaining if limit is None else min(limit, self.remaining)
+        buffer = memoryview(bytearray(min(CHUNK_SIZE, max(todo, 1))))
+        done = 0
+        while done < todo:
+            got = self._rfile.readinto(buffer[: min(len(buffer), todo - done)]) or 0
+            if not got:
+                break
+            done += got
+        self.remaining -= done
+        return done
+
+
+class OmicsHTTPServer(ThreadingHTTPServer):
+    """A thread per connection, serving one :class:`OmicsBackend`."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        backend: OmicsBackend,
+        faults: FaultInjector,
+        verifier: SigV4Verifier | None,
+    ) -> None:
+        self.backend = backend
+        self.faults = faults
+        self.verifier = verifier
+        self._connections: set[socket.socket] = set()
+        super().__init__(address, OmicsRequestHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host's FQDN, which can stall for seconds without DNS.
+        super(ThreadingHTTPServer, self).server_bind()
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def track(self, connection: socket.socket, open_: bool) -> None:
+        with contextlib.suppress(KeyError):
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        """Shut down open keep-alive connections so that their threads end with the server."""
+        for connection in list(self._connections):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that go away mid-request (or are dropped on purpose) are not errors of the emulator.
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
+class _Dropped(Exception):
+    """The connection was dropped on purpose; nothing more is sent."""
+
+
+class OmicsRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "OmicsEmulator"
+    # Idle keep-alive connections are closed after this long; clients reconnect transparently.
+    timeout = 120
+    server: OmicsHTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and the
+        # client's delayed ACK add 40 ms to small responses.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        self.server.track(self.connection, False)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
+    # -- plumbing ------------------------------------------------------------------------------------------
+
+    def _content_length(self) -> int | None:
+        value = self.headers.get("Content-Length")
+        if value is None:
+            return None
+        try:
+            length = int(value)
+        except ValueError:
+            return -1
+        return length if length >= 0 else -1
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_json(self, data: Any, status: int = 200) -> None:
+        self._send(status, json.dumps(data, default=_json_default).encode())
+
+    def _send_error(self, error: OmicsError) -> None:
+        self._send(error.status, error.body(), {"x-amzn-ErrorType": error.code})
+
+    def _finish_body(self, body: RequestBody) -> None:
+        """Before answering: consume what is left of the body, or plan to close if it is too large."""
+        if body.remaining <= 0:
+            return
+        if body.remaining <= MAX_PART_SIZE:
+            body.discard()
+        else:
+            self.close_connection = True
+
+    def _linger(self, body: RequestBody) -> None:
+        """After answering on a connection to close: let the client finish sending and read the answer."""
+        if body.remaining <= 0:
+            return
+        deadline = time.monotonic() + LINGER_SECONDS
+        with contextlib.suppress(OSError):
+            self.connection.settimeout(1.0)
+            while body.remaining > 0 and time.monotonic() < deadline:
+                try:
+                    if not body.discard(CHUNK_SIZE):
+                        break
+                except TimeoutError:
+                    continue
+
+    def _answer_error(self, error: OmicsError, body: RequestBody) -> None:
+        self._finish_body(body)
+        self._send_error(error)
+        if self.close_connection:
+            self._linger(body)
+
+    def _drop(self, body: RequestBody) -> None:
+        """Read part of the body, then close the connection without a response."""
+        with contextlib.suppress(OSError):
+            body.discard(min(body.remaining // 2, 8 * CHUNK_SIZE))
+            self.connection.shutdown(socket.SHUT_RDWR)
+        self.close_connection = True
+        raise _Dropped()
+
+    # -- dispatch ------------------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        length = self._content_length()
+        chunked = self.headers.get("Transfer-Encoding", "identity").lower() != "identity"
+        url = urlsplit(self.path)
+        if length == -1 or chunked:
+            # Without a usable length the body cannot be delimited: answer and close.
+            self.close_connection = True
+            self._send_error(ValidationException("a request body needs a valid Content-Length (no chunked encoding)"))
+            return
+        content_sha = self.headers.get("X-Amz-Content-SHA256")
+        signed_body = self.server.verifier is not None and is_sha256(content_sha)
+        body = RequestBody(self.rfile, length or 0, content_sha if signed_body else None)
+        try:
+            if url.path.startswith("/_emulator/"):
+                self._admin(url.path, body)
+                return
+            try:
+                self._serve(url, body, length)
+            except OmicsError as error:
+                self._answer_error(error, body)
+            except (_Dropped, OSError):
+                raise
+            except Exception as exc:  # a bug in the emulator: answer like the service would, and say so
+                log.exception("internal error serving %s %s", self.command, self.path)
+                self._answer_error(InternalServerException(f"emulator error: {exc!r}"), body)
+        except _Dropped:
+            pass
+
+    def _serve(self, url: Any, body: RequestBody, length: int | None) -> None:
+        found = match_route(self.command, url.path)
+        if found is None:
+            raise NotSupportedOperationException(f"the emulator does not implement {self.command} {url.path}")
+        route, params = found
+        query = {key: values[-1] for key, values in parse_qs(url.query, keep_blank_values=True).items()}
+        streaming = route.operation == "UploadReadSetPart"
+        raw = None if streaming else body.read_all()
+        if self.server.verifier is not None:
+            host = f"{self.server.server_name}:{self.server.server_port}"
+            self.server.verifier.verify(self.command, host, self.path, self.headers, raw)
+        fault = self.server.faults.decide(route.operation)
+        if fault.latency:
+            time.sleep(fault.latency)
+        if fault.action == DROP:
+            self._drop(body)
+        elif fault.action is not None:
+            raise error_for(fault.action, f"{fault.action} injected by the emulator")
+        data: dict[str, Any] = {}
+        if raw:
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                raise ValidationException("the request body is not valid JSON") from None
+            if not isinstance(data, dict):
+                raise ValidationException("the request body must be a JSON object")
+        handler: Callable[[dict[str, str], dict[str, str], dict[str, Any], RequestBody, int | None], Any]
+        handler = getattr(self, f"_op_{route.operation}")
+        result = handler(params, query, data, body, length)
+        if result is not None:
+            self._send_json(result)
+
+    # -- operations ----------------------------------------------------------------------------------------
+
+    def _op_CreateSequenceStore(
+        self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], *_: Any
+    ) -> Any:
+        return self.server.backend.create_sequence_store(data)
+
+    def _op_GetSequenceStore(self, params: dict[str, str], *_: Any) -> Any:
+        return self.server.backend.get_sequence_store(params["id"])
+
+    def _op_ListSequenceStores(
+        self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], *_: Any
+    ) -> Any:
+        return self.server.backend.list_sequence_stores(data, query.get("maxResults"), query.get("nextToken"))
+
+    def _op_CreateMultipartReadSetUpload(
+        self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], *_: Any
+    ) -> Any:
+        return self.server.backend.create_multipart_read_set_upload(params["sequenceStoreId"], data)
+
+    def _op_UploadReadSetPart(
+        self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], body: RequestBody, length: int | None
+    ) -> Any:
+        return self.server.backend.upload_read_set_part(
+            params["sequenceStoreId"],
+            params["uploadId"],
+            query.get("partSource"),
+            query.get("partNumber"),
+            body,
+            length,
+        )
+
+    def _op_ListReadSetUploadParts(
+        self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], *_: Any
+    ) -> Any:
+        return self.server.backend.list_read_set_upload_parts(
+            params["sequenceStoreId"], params["uploadId"], data, query.get("maxResults"), query.get("nextToken")
+        )
+
+    def _op_CompleteMultipartReadSetUpload(
+        self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], *_: Any
+    ) -> Any:
+        return self.server.backend.complete_multipart_read_set_upload(
+            params["sequenceStoreId"], params["uploadId"], data
+        )
+
+    def _op_AbortMultipartReadSetUpload(self, params: dict[str, str], *_: Any) -> Any:
+        return self.server.backend.abort_multipart_read_set_upload(params["sequenceStoreId"], params["uploadId"])
+
+    def _op_ListMultipartReadSetUploads(self, params: dict[str, str], query: dict[str, str], *_: Any) -> Any:
+        return self.server.backend.list_multipart_read_set_uploads(
+            params["sequenceStoreId"], query.get("maxResults"), query.get("nextToken")
+        )
+
+    def _op_GetReadSetMetadata(self, params: dict[str, str], *_: Any) -> Any:
+        return self.server.backend.get_read_set_metadata(params["sequenceStoreId"], params["id"])
+
+    def _op_ListReadSets(self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], *_: Any) -> Any:
+        return self.server.backend.list_read_sets(
+            params["sequenceStoreId"], data, query.get("maxResults"), query.get("nextToken")
+        )
+
+    def _op_GetReadSet(self, params: dict[str, str], query: dict[str, str], *_: Any) -> None:
+        path, size = self.server.backend.open_read_set_part(
+            params["sequenceStoreId"], params["id"], query.get("file"), query.get("partNumber")
+        )
+        # Opened before answering 200, so that a vanished file still answers an error.
+        with open(path, "rb") as handle:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
+            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.connection.sendfile(handle)
+        return None
+
+    # -- admin ---------------------------------------------------------------------------------------------
+
+    def _admin(self, path: str, body: RequestBody) -> None:
+        try:
+            raw = body.read_all()
+            data = json.loads(raw) if raw else {}
+            faults = self.server.faults
+            if path == "/_emulator/health" and self.command == "GET":
+                self._send_json({"status": "ok"})
+            elif path == "/_emulator/faults" and self.command == "GET":
+                self._send_json({"config": faults.config.to_dict(), "counts": faults.counts})
+            elif path == "/_emulator/faults" and self.command == "POST":
+                faults.set_config(FaultConfig.from_dict(data))
+                self._send_json({"config": faults.config.to_dict(), "counts": faults.counts})
+            elif path == "/_emulator/inject" and self.command == "POST":
+                faults.inject(str(data["error"]), data.get("operation"), int(data.get("count", 1)))
+                self._send_json({"injected": data})
+            else:
+                self._send_json({"message": f"no admin endpoint {self.command} {path}"}, status=404)
+        except (ValueError, KeyError, TypeError, OmicsError) as exc:
+            self._finish_body(body)
+            self._send_json({"message": str(exc)}, status=400)

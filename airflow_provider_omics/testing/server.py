@@ -1,0 +1,179 @@
+"""``OmicsEmulator``: a local HealthOmics sequence-store endpoint for tests, demos and users' own DAG tests.
+
+It serves the emulated API (see :mod:`.models` and :mod:`.responses`) on ``127.0.0.1`` and a free port in a
+background thread, so that the real boto3 client talks to it over real HTTP::
+
+    with OmicsEmulator() as emu:
+        client = emu.client()
+        store = client.create_sequence_store(name="demo")
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from airflow_provider_omics.testing.auth import SigV4Verifier
+from airflow_provider_omics.testing.faults import FaultConfig, FaultInjector
+from airflow_provider_omics.testing.models import OmicsBackend
+from airflow_provider_omics.testing.responses import OmicsHTTPServer
+
+DUMMY_ACCESS_KEY = "testing"
+DUMMY_SECRET_KEY = "testing"
+
+
+class OmicsEmulator:
+    """The emulated service on ``host:port`` (``port=0``: a free one), persisting under ``data_dir``.
+
+    :param data_dir: where stores, uploads, parts and read sets live; ``None``: a temporary directory removed
+        on stop. An emulator started on the directory of a previous one carries on where it stopped.
+    :param access_key: with ``secret_key``, every request must carry a valid SigV4 signature with these keys
+        (else AccessDeniedException); without them any signer is accepted.
+    :param faults: fault injection from the start (off by default); see :meth:`set_faults`.
+    :param activation_delay: seconds a completed read set stays PROCESSING_UPLOAD, at least.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        faults: FaultConfig | None = None,
+        activation_delay: float = 0.2,
+        region: str = "us-east-1",
+    ) -> None:
+        if (access_key is None) != (secret_key is None):
+            raise ValueError("give both access_key and secret_key, or neither")
+        self._data_dir = Path(data_dir) if data_dir is not None else None
+        self.host = host
+        self._port = port
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.region = region
+        self.activation_delay = activation_delay
+        self._faults = FaultInjector(faults)
+        self._server: OmicsHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._backend: OmicsBackend | None = None
+        self._temp_dir: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def start(self) -> OmicsEmulator:
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        if self._data_dir is None:
+            self._temp_dir = tempfile.mkdtemp(prefix="omics-emulator-")
+        data_dir = self._data_dir if self._data_dir is not None else Path(self._temp_dir or "")
+        backend = OmicsBackend(data_dir, region=self.region, activation_delay=self.activation_delay)
+        verifier = None
+        if self.access_key is not None and self.secret_key is not None:
+            verifier = SigV4Verifier(self.access_key, self.secret_key)
+        self._server = OmicsHTTPServer((self.host, self._port), backend, self._faults, verifier)
+        self._backend = backend
+        backend.start()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="omics-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, end open connections and background activations; remove a temporary data dir."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.close_connections()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._backend is not None:
+            self._backend.close()
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+
+    def serve_forever(self) -> None:
+        """Block until :meth:`stop` is called from another thread (or a signal handler)."""
+        thread = self._thread
+        if thread is None:
+            raise RuntimeError("the emulator is not running")
+        while thread.is_alive():
+            thread.join(0.5)
+
+    def __enter__(self) -> OmicsEmulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- what tests use ------------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running")
+        return self._server.server_port
+
+    @property
+    def endpoint_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.model.data_dir
+
+    @property
+    def model(self) -> OmicsBackend:
+        """The backend: state and rules (stores, uploads, read sets), for inspection in tests."""
+        if self._backend is None:
+            raise RuntimeError("the emulator has not been started")
+        return self._backend
+
+    def client(self, **client_kwargs: Any) -> Any:
+        """A boto3 ``omics`` client for this emulator (keyword arguments go to ``Session.client``).
+
+        The endpoint, region, keys (the emulator's, or dummy ones) and ``inject_host_prefix=False`` are set
+        unless given; a ``config`` is merged over the one that disables the host prefix.
+        """
+        import boto3
+        from botocore.config import Config
+
+        config = Config(inject_host_prefix=False)
+        if client_kwargs.get("config") is not None:
+            config = config.merge(client_kwargs["config"])
+        client_kwargs["config"] = config
+        client_kwargs.setdefault("endpoint_url", self.endpoint_url)
+        client_kwargs.setdefault("region_name", self.region)
+        client_kwargs.setdefault("aws_access_key_id", self.access_key or DUMMY_ACCESS_KEY)
+        client_kwargs.setdefault("aws_secret_access_key", self.secret_key or DUMMY_SECRET_KEY)
+        # A session per client: boto3's default session is not safe to share between threads.
+        return boto3.session.Session().client("omics", **client_kwargs)
+
+    def set_faults(self, faults: FaultConfig) -> None:
+        """Replace the fault config (reseeding its random generator); counts keep accumulating."""
+        self._faults.set_config(faults)
+
+    @property
+    def faults(self) -> FaultConfig:
+        return self._faults.config
+
+    @property
+    def fault_counts(self) -> dict[str, int]:
+        """How many of each fault were injected: error names, ``"drop"`` and ``"latency"``."""
+        return self._faults.counts
+
+    def inject(self, error: str, operation: str | None = None, count: int = 1) -> None:
+        """Answer the next ``count`` requests (of ``operation``, or any) with ``error``, or ``"drop"`` them."""
+        self._faults.inject(error, operation, count)
