@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import boto3
 import pytest
 
 TESTS_DIR = Path(__file__).parent
@@ -34,3 +41,55 @@ def airflow_db() -> Path:
 
     resetdb(skip_init=False)
     return _home
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Any]:
+    """One emulator per test module, on a free port."""
+    from airflow_provider_omics.testing import OmicsEmulator
+
+    with OmicsEmulator(activation_delay=0.05) as emu:
+        yield emu
+
+
+@pytest.fixture
+def omics_conn(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The connection as users define it: an AIRFLOW_CONN_ variable with the endpoint in its extra."""
+    extra = {"endpoint_url": emulator.endpoint_url, "region_name": "us-east-1"}
+    monkeypatch.setenv("AIRFLOW_CONN_OMICS_TEST", json.dumps({"conn_type": "aws", "extra": extra}))
+    return "omics_test"
+
+
+@pytest.fixture
+def store_id(emulator: Any) -> str:
+    return emulator.client().create_sequence_store(name=f"store-{time.monotonic_ns()}")["id"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_staging(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A staging bucket on moto's S3 server, and the ``s3_staging`` connection that reads it."""
+    extra = {"endpoint_url": s3_server, "region_name": "us-east-1"}
+    monkeypatch.setenv("AIRFLOW_CONN_S3_STAGING", json.dumps({"conn_type": "aws", "extra": extra}))
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    bucket = f"staging-{time.monotonic_ns()}"
+    s3.create_bucket(Bucket=bucket)
+    return SimpleNamespace(client=s3, bucket=bucket, endpoint_url=s3_server)

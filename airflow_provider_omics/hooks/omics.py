@@ -43,6 +43,8 @@ PERMANENT_ERRORS = frozenset(
 DEFAULT_RETRIES: Any = {"mode": "standard", "max_attempts": 8}
 # Rounds of the part loop's own retry of transient failures, after botocore's retries are spent.
 PART_ATTEMPTS = 3
+# Seconds before the part loop's second round; doubled each round, capped at 10 s.
+PART_RETRY_DELAY = 2.0
 
 
 def error_code(err: BaseException) -> str | None:
@@ -224,7 +226,7 @@ class OmicsHook(AwsBaseHook):
                         attempt + 1,
                         PART_ATTEMPTS,
                     )
-                    time.sleep(min(2**attempt, 10))
+                    time.sleep(min(PART_RETRY_DELAY * 2 ** (attempt - 1), 10))
                     continue
                 if on_part:
                     on_part(part, time.monotonic() - started)

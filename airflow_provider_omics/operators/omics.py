@@ -60,6 +60,9 @@ def _fail(message: str) -> OmicsInputError:
 
 
 def check_store_id(sequence_store_id: Any) -> str:
+    if isinstance(sequence_store_id, int) and not isinstance(sequence_store_id, bool):
+        # A DAG with render_template_as_native_obj turns a rendered id of digits into an int.
+        sequence_store_id = str(sequence_store_id)
     if not isinstance(sequence_store_id, str) or not _ID_RE.match(sequence_store_id):
         raise _fail(
             f"sequence_store_id={sequence_store_id!r} is not a sequence store id: HealthOmics ids are 10 to 36 "
@@ -392,7 +395,7 @@ class OmicsUploadReadSetPartOperator(AwsBaseOperator[OmicsHook]):
 
     aws_hook_class = OmicsHook
     template_fields: Sequence[str] = aws_template_fields(
-        "sequence_store_id", "upload_id", "source_uri", "source_aws_conn_id"
+        "sequence_store_id", "upload_id", "source_uri", "max_concurrency", "source_aws_conn_id"
     )
     ui_color = "#b9d7f0"
     DEFAULT_MAP_INDEX_TEMPLATE = (
@@ -411,7 +414,7 @@ class OmicsUploadReadSetPartOperator(AwsBaseOperator[OmicsHook]):
         total_parts: int,
         part_size: int,
         fingerprint: dict[str, Any],
-        max_concurrency: int = 4,
+        max_concurrency: int | str = 4,
         source_aws_conn_id: str | None = None,
         allowed_local_roots: str | Sequence[str] | None = None,
         allowed_s3_prefixes: str | Sequence[str] | None = None,
@@ -475,7 +478,7 @@ class OmicsUploadReadSetPartOperator(AwsBaseOperator[OmicsHook]):
                 source,
                 fingerprint,
                 ranges,
-                max_concurrency=self.max_concurrency,
+                max_concurrency=as_int("max_concurrency", self.max_concurrency),
                 on_part=log_part,
             )
         except SourceChangedError as err:

@@ -1,0 +1,108 @@
+"""DAGs that upload a read set, for tests/test_pipeline.py: one built from the operators, one with upload_read_set.
+
+Everything a run needs comes from its conf (``dag.test(run_conf=...)``); the ``omics_test`` AWS connection (and
+``s3_staging`` for S3 sources) are defined by the tests in the environment, the way users define connections.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, XComArg
+
+from airflow_provider_omics.operators.omics import (
+    OmicsAbortReadSetUploadOperator,
+    OmicsCompleteReadSetUploadOperator,
+    OmicsCreateReadSetUploadOperator,
+    OmicsSplitReadSetOperator,
+    OmicsUploadReadSetPartOperator,
+)
+from airflow_provider_omics.task_groups import upload_read_set
+
+PARAMS = {
+    "sequence_store_id": "",
+    "read1": "",
+    "read2": "",
+    "source_file_type": "FASTQ",
+    "reference_arn": None,
+    "part_size": 104857600,
+    "max_tasks": None,
+    "max_concurrency": 4,
+    "source_aws_conn_id": None,
+    "name": "test-read-set",
+}
+DEFAULT_ARGS = {"retries": 0, "retry_delay": timedelta(0), "aws_conn_id": "omics_test"}
+
+with DAG(
+    dag_id="omics_upload_operators",
+    schedule=None,
+    catchup=False,
+    params=PARAMS,
+    default_args=DEFAULT_ARGS,
+) as omics_upload_operators:
+    split = OmicsSplitReadSetOperator(
+        task_id="split",
+        sources=["{{ params.read1 }}", "{{ params.read2 }}"],
+        part_size="{{ params.part_size }}",
+        max_tasks="{{ params.max_tasks or '' }}",
+        source_file_type="{{ params.source_file_type }}",
+        source_aws_conn_id="{{ params.source_aws_conn_id or '' }}",
+    )
+    create = OmicsCreateReadSetUploadOperator(
+        task_id="create",
+        sequence_store_id="{{ params.sequence_store_id }}",
+        source_file_type="{{ params.source_file_type }}",
+        name="{{ params.name }}",
+        subject_id="subject-1",
+        sample_id="sample-1",
+        reference_arn="{{ params.reference_arn or '' }}",
+    )
+    upload = OmicsUploadReadSetPartOperator.partial(
+        task_id="upload_parts",
+        sequence_store_id="{{ params.sequence_store_id }}",
+        upload_id=create.output,
+        max_concurrency="{{ params.max_concurrency }}",
+        source_aws_conn_id="{{ params.source_aws_conn_id or '' }}",
+        retries=2,
+    ).expand_kwargs(split.output)
+    complete = OmicsCompleteReadSetUploadOperator(
+        task_id="complete",
+        sequence_store_id="{{ params.sequence_store_id }}",
+        upload_id=create.output,
+        parts=upload.output,
+        expected_parts=XComArg(split, key="sources"),
+    )
+    abort = OmicsAbortReadSetUploadOperator(
+        task_id="abort",
+        sequence_store_id="{{ params.sequence_store_id }}",
+        upload_id=create.output,
+        read_set_id=complete.output,
+    )
+    split >> create
+    complete >> abort.as_teardown(setups=create)
+
+
+with DAG(
+    dag_id="omics_upload_group",
+    schedule=None,
+    catchup=False,
+    params=PARAMS,
+    default_args={"retries": 0, "retry_delay": timedelta(0)},
+) as omics_upload_group:
+    upload_read_set(
+        sequence_store_id="{{ params.sequence_store_id }}",
+        sources=["{{ params.read1 }}", "{{ params.read2 }}"],
+        source_file_type="{{ params.source_file_type }}",
+        name="{{ params.name }}",
+        subject_id="subject-1",
+        sample_id="sample-1",
+        reference_arn="{{ params.reference_arn or '' }}",
+        part_size="{{ params.part_size }}",
+        max_tasks="{{ params.max_tasks or '' }}",
+        aws_conn_id="omics_test",
+        source_aws_conn_id="{{ params.source_aws_conn_id or '' }}",
+        upload_retries=2,
+        waiter_delay=1,
+        waiter_max_attempts=60,
+        deferrable=False,
+    )

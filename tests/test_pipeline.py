@@ -1,0 +1,248 @@
+"""End-to-end upload DAG runs: real Airflow (dag.test on sqlite), the emulator over HTTP, moto's S3 server."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_omics.testing import OmicsEmulator
+from airflow_provider_omics.testing.samples import write_bam, write_fastq
+
+REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"
+
+
+# -- helpers -------------------------------------------------------------------------------------------------
+
+
+def run_dag(dag_id: str, sources: list[str], **conf: Any) -> Any:
+    from tests.dags import upload_omics
+
+    dag = getattr(upload_omics, dag_id)
+    return dag.test(run_conf={"read1": sources[0], "read2": sources[1] if len(sources) > 1 else "", **conf})
+
+
+def task_states(dag_run: Any) -> dict[str, list[str]]:
+    states: dict[str, list[str]] = {}
+    for ti in dag_run.get_task_instances():
+        states.setdefault(ti.task_id.rsplit(".", 1)[-1], []).append(str(ti.state))
+    return states
+
+
+def wait_active(client: Any, store_id: str, read_set_id: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = client.get_read_set_metadata(sequenceStoreId=store_id, id=read_set_id)
+        if metadata["status"] != "PROCESSING_UPLOAD" or time.monotonic() > deadline:
+            return metadata
+        time.sleep(0.05)
+
+
+def only_read_set(client: Any, store_id: str) -> str:
+    read_sets = client.list_read_sets(sequenceStoreId=store_id)["readSets"]
+    assert len(read_sets) == 1, read_sets
+    return read_sets[0]["id"]
+
+
+def stored_bytes(client: Any, store_id: str, read_set_id: str, source: str) -> bytes:
+    """The stored file of one source, read back part by part with GetReadSet."""
+    metadata = client.get_read_set_metadata(sequenceStoreId=store_id, id=read_set_id)
+    total = metadata["files"][source.lower()]["totalParts"]
+    return b"".join(
+        client.get_read_set(sequenceStoreId=store_id, id=read_set_id, file=source, partNumber=n)["payload"].read()
+        for n in range(1, total + 1)
+    )
+
+
+def assert_no_upload_left(client: Any, store_id: str) -> None:
+    assert client.list_multipart_read_set_uploads(sequenceStoreId=store_id)["uploads"] == []
+
+
+def assert_uploaded(client: Any, store_id: str, originals: dict[str, bytes]) -> dict[str, Any]:
+    read_set_id = only_read_set(client, store_id)
+    metadata = wait_active(client, store_id, read_set_id)
+    assert metadata["status"] == "ACTIVE", metadata.get("statusMessage")
+    for source, data in originals.items():
+        assert stored_bytes(client, store_id, read_set_id, source) == data
+    assert_no_upload_left(client, store_id)
+    return metadata
+
+
+# -- local sources -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dag_id", ["omics_upload_operators", "omics_upload_group"])
+def test_local_gzipped_fastq_in_many_parts(
+    airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, store_id: str, tmp_path: Path, dag_id: str
+) -> None:
+    fastq = write_fastq(tmp_path / "reads.fastq.gz", 1500, compress=True, seed=1)
+    data = fastq.read_bytes()
+    part_size = 16 * 1024
+    assert len(data) > 10 * part_size
+
+    dag_run = run_dag(dag_id, sequence_store_id=store_id, sources=[str(fastq)], part_size=part_size, max_tasks=4)
+
+    states = task_states(dag_run)
+    assert dag_run.state == "success", states
+    # At most max_tasks mapped uploads, every one a success.
+    assert 1 < len(states["upload_parts"]) <= 4 and set(states["upload_parts"]) == {"success"}
+    metadata = assert_uploaded(emulator.client(), store_id, {"SOURCE1": data})
+    assert metadata["files"]["source1"]["contentLength"] == len(data)
+    assert metadata["etag"]["source1"] == hashlib.md5(gzip.decompress(data)).hexdigest()
+    if dag_id == "omics_upload_group":
+        # The group waited for ACTIVE and verified the ETag; abort (teardown) had nothing to do.
+        assert states["wait_active"] == ["success"] and states["verify"] == ["success"]
+        assert states["abort"] == ["success"]
+
+
+@pytest.mark.parametrize("dag_id", ["omics_upload_operators", "omics_upload_group"])
+def test_paired_fastq_staged_on_s3(
+    airflow_db: Path,
+    emulator: OmicsEmulator,
+    omics_conn: str,
+    store_id: str,
+    s3_staging: Any,
+    tmp_path: Path,
+    dag_id: str,
+) -> None:
+    originals = {}
+    uris = []
+    for source, read in (("SOURCE1", 1), ("SOURCE2", 2)):
+        path = write_fastq(tmp_path / f"r{read}.fastq.gz", 800, compress=True, seed=read, prefix=f"r{read}")
+        s3_staging.client.upload_file(str(path), s3_staging.bucket, f"run1/r{read}.fastq.gz")
+        originals[source] = path.read_bytes()
+        uris.append(f"s3://{s3_staging.bucket}/run1/r{read}.fastq.gz")
+
+    dag_run = run_dag(
+        dag_id,
+        sequence_store_id=store_id,
+        sources=uris,
+        part_size=20 * 1024,
+        source_aws_conn_id="s3_staging",
+    )
+
+    assert dag_run.state == "success", task_states(dag_run)
+    metadata = assert_uploaded(emulator.client(), store_id, originals)
+    for source, data in originals.items():
+        assert metadata["etag"][source.lower()] == hashlib.md5(gzip.decompress(data)).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("file_type", "reference_arn", "aligned"), [("BAM", REFERENCE_ARN, True), ("UBAM", None, False)]
+)
+def test_bam_with_reference_and_ubam_without(
+    airflow_db: Path,
+    emulator: OmicsEmulator,
+    omics_conn: str,
+    store_id: str,
+    tmp_path: Path,
+    file_type: str,
+    reference_arn: str | None,
+    aligned: bool,
+) -> None:
+    bam = write_bam(tmp_path / "reads.bam", 3000, aligned=aligned)
+    data = bam.read_bytes()
+
+    dag_run = run_dag(
+        "omics_upload_group",
+        sequence_store_id=store_id,
+        sources=[str(bam)],
+        source_file_type=file_type,
+        reference_arn=reference_arn,
+        part_size=64 * 1024,
+    )
+
+    states = task_states(dag_run)
+    assert dag_run.state == "success", states
+    metadata = assert_uploaded(emulator.client(), store_id, {"SOURCE1": data})
+    assert metadata["fileType"] == file_type
+    # The ETag of an aligned file is not reproducible client-side: verify checked the stored size only.
+    assert states["verify"] == ["success"]
+
+
+def test_more_parts_than_max_map_length_upload_in_batches(
+    airflow_db: Path,
+    emulator: OmicsEmulator,
+    omics_conn: str,
+    store_id: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "3")
+    fastq = write_fastq(tmp_path / "reads.fastq", 400, seed=3)
+    data = fastq.read_bytes()
+    part_size = 4096
+    assert len(data) // part_size > 3 * 10
+
+    dag_run = run_dag("omics_upload_operators", sequence_store_id=store_id, sources=[str(fastq)], part_size=part_size)
+
+    states = task_states(dag_run)
+    assert dag_run.state == "success", states
+    assert len(states["upload_parts"]) == 3
+    metadata = assert_uploaded(emulator.client(), store_id, {"SOURCE1": data})
+    assert metadata["files"]["source1"]["totalParts"] == -(-len(data) // part_size)
+
+
+# -- failures ------------------------------------------------------------------------------------------------
+
+
+def test_part_task_that_fails_once_retries_into_a_correct_read_set(
+    airflow_db: Path,
+    emulator: OmicsEmulator,
+    store_id: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow_provider_omics.hooks import omics as omics_hook
+
+    # One botocore attempt and no pause between the part loop's rounds, so that three injected server errors
+    # exhaust the first try of the task; its Airflow retry then re-uploads every part of the batch.
+    extra = {
+        "endpoint_url": emulator.endpoint_url,
+        "region_name": "us-east-1",
+        "config_kwargs": {"retries": {"mode": "standard", "max_attempts": 1}},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_OMICS_TEST", json.dumps({"conn_type": "aws", "extra": extra}))
+    monkeypatch.setattr(omics_hook, "PART_RETRY_DELAY", 0.0)
+    fastq = write_fastq(tmp_path / "reads.fastq.gz", 600, compress=True, seed=4)
+    data = fastq.read_bytes()
+    emulator.inject(error="InternalServerException", operation="UploadReadSetPart", count=omics_hook.PART_ATTEMPTS)
+
+    dag_run = run_dag(
+        "omics_upload_operators",
+        sequence_store_id=store_id,
+        sources=[str(fastq)],
+        part_size=8 * 1024,
+        max_tasks=1,
+        max_concurrency=1,
+    )
+
+    assert dag_run.state == "success", task_states(dag_run)
+    (upload_ti,) = [ti for ti in dag_run.get_task_instances() if ti.task_id == "upload_parts"]
+    assert upload_ti.try_number == 2
+    assert_uploaded(emulator.client(), store_id, {"SOURCE1": data})
+
+
+def test_run_that_fails_for_good_leaves_no_upload(
+    airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, store_id: str, tmp_path: Path
+) -> None:
+    fastq = write_fastq(tmp_path / "reads.fastq", 300, seed=5)
+    emulator.inject(error="AccessDeniedException", operation="UploadReadSetPart", count=1)
+
+    dag_run = run_dag("omics_upload_operators", sequence_store_id=store_id, sources=[str(fastq)], part_size=8192)
+
+    states = task_states(dag_run)
+    assert dag_run.state == "failed", states
+    assert "failed" in states["upload_parts"]
+    # Permanent: the part task did not use its retries.
+    (failed,) = [ti for ti in dag_run.get_task_instances() if ti.task_id == "upload_parts" and ti.state == "failed"]
+    assert failed.try_number == 1
+    assert states["complete"] == ["upstream_failed"] and states["abort"] == ["success"]
+    client = emulator.client()
+    assert_no_upload_left(client, store_id)
+    assert client.list_read_sets(sequenceStoreId=store_id)["readSets"] == []
