@@ -4,8 +4,6 @@ create before CreateMultipartReadSetUpload, with nothing created on the service.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from airflow_provider_omics.operators.omics import (
 )
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.utils.parts import MAX_PART_SIZE
+from airflow_provider_omics.utils.sources import LocalSource, SourceError
 
 REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"
 
@@ -169,24 +168,25 @@ def test_split_refuses_an_unreadable_file(staged: dict[str, str]) -> None:
         with pytest.raises(OmicsInputError, match=r"cannot be read by the worker's user"):
             run_split(sources=str(path))
         return
-    # root reads any file: check as an unprivileged user, the way a worker's user would see it.
-    os.chmod(path.parent, 0o755)
-    os.chmod(Path(staged["root"]).parent, 0o755)
-    code = (
-        "import sys; from airflow_provider_omics.utils.sources import LocalSource, SourceError\n"
-        "try:\n    LocalSource(sys.argv[1]).stat()\nexcept SourceError as e:\n    print(e); sys.exit(3)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(path)],
-        capture_output=True,
-        text=True,
-        user=65534,
-        cwd="/",
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
-        check=False,
-    )
-    assert result.returncode == 3, result.stderr
-    assert "cannot be read by the worker's user" in result.stdout
+    # root reads any file: look at it as an unprivileged user would, in a forked child that drops root.
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        os.close(read_end)
+        message = b"no error"
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            LocalSource(str(path)).stat()
+        except SourceError as err:
+            message = str(err).encode()
+        os.write(write_end, message)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode()
+    os.waitpid(pid, 0)
+    assert "cannot be read by the worker's user" in message
 
 
 CREATE_ROWS = {

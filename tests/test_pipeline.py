@@ -176,7 +176,7 @@ def test_more_parts_than_max_map_length_upload_in_batches(
     monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "3")
     fastq = write_fastq(tmp_path / "reads.fastq", 400, seed=3)
     data = fastq.read_bytes()
-    part_size = 4096
+    part_size = 2048
     assert len(data) // part_size > 3 * 10
 
     dag_run = run_dag("omics_upload_operators", sequence_store_id=store_id, sources=[str(fastq)], part_size=part_size)
@@ -205,7 +205,7 @@ def test_part_task_that_fails_once_retries_into_a_correct_read_set(
     extra = {
         "endpoint_url": emulator.endpoint_url,
         "region_name": "us-east-1",
-        "config_kwargs": {"retries": {"mode": "standard", "max_attempts": 1}},
+        "config_kwargs": {"retries": {"mode": "standard", "total_max_attempts": 1}},
     }
     monkeypatch.setenv("AIRFLOW_CONN_OMICS_TEST", json.dumps({"conn_type": "aws", "extra": extra}))
     monkeypatch.setattr(omics_hook, "PART_RETRY_DELAY", 0.0)

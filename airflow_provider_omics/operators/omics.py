@@ -666,8 +666,6 @@ class OmicsDigestSourcesOperator(AwsBaseOperator[OmicsHook]):
     def execute(self, context: Context) -> dict[str, Any]:
         import time
 
-        from airflow_provider_omics.utils.digest import digest_stream
-
         file_type = check_file_type(self.source_file_type)
         if file_type not in VERIFIABLE_FILE_TYPES:
             reason = (
@@ -676,7 +674,9 @@ class OmicsDigestSourcesOperator(AwsBaseOperator[OmicsHook]):
             )
             self.log.info("Digest skipped: %s", reason)
             return {"family": None, "file_type": file_type, "sources": {}, "skipped": reason}
-        store = self.hook.get_sequence_store(self.sequence_store_id)
+        from airflow_provider_omics.utils.digest import digest_stream
+
+        store = self.hook.get_sequence_store(check_store_id(self.sequence_store_id))
         family = store.get("eTagAlgorithmFamily") or "MD5up"
         digests: dict[str, Any] = {}
         for part_source, planned in sorted(self.sources.items()):
