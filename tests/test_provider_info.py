@@ -1,0 +1,62 @@
+"""get_provider_info() is what Airflow sees of the provider: it must list exactly what exists."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import pkgutil
+
+import airflow_provider_omics
+from airflow_provider_omics import get_provider_info
+
+
+def _classes(module_name: str, base: type) -> set[str]:
+    module = importlib.import_module(module_name)
+    return {
+        f"{module_name}.{name}"
+        for name, obj in vars(module).items()
+        if inspect.isclass(obj) and issubclass(obj, base) and obj.__module__ == module_name
+    }
+
+
+def test_every_listed_module_and_link_imports_and_every_module_is_listed() -> None:
+    from airflow.models.baseoperator import BaseOperator
+    from airflow.sdk.bases.operatorlink import BaseOperatorLink
+    from airflow.triggers.base import BaseTrigger
+
+    info = get_provider_info()
+    listed = {
+        kind: {m for entry in info[kind] for m in entry["python-modules"]}
+        for kind in ("hooks", "operators", "sensors", "triggers")
+    }
+    for kind, folder in (
+        ("hooks", "hooks"),
+        ("operators", "operators"),
+        ("sensors", "sensors"),
+        ("triggers", "triggers"),
+    ):
+        package = importlib.import_module(f"airflow_provider_omics.{folder}")
+        present = {f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)}
+        assert listed[kind] == present, kind
+    for module in listed["operators"] | listed["sensors"]:
+        assert _classes(module, BaseOperator), module
+    for module in listed["triggers"]:
+        assert _classes(module, BaseTrigger), module
+    links = set()
+    for module in ("airflow_provider_omics.links.omics",):
+        links |= _classes(module, BaseOperatorLink)
+    assert set(info["extra-links"]) == links
+    json.dumps(info)  # plain data, as the providers manager stores it
+
+
+def test_airflow_discovers_the_provider_and_its_config() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert "airflow-provider-omics" in manager.providers
+    assert manager.providers["airflow-provider-omics"].version == airflow_provider_omics.__version__
+    assert "airflow_provider_omics.links.omics.OmicsReadSetLink" in manager.extra_links_class_names
+    from airflow.configuration import conf
+
+    assert conf.get("omics", "allowed_local_roots") == ""
