@@ -22,7 +22,7 @@ test: lint
 	$(BIN)/pytest
 
 demo: $(STAMP)
-	$(BIN)/python -m airflow_provider_omics.demo
+	$(BIN)/python demo/run_demo.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_upload.py $(BENCH_ARGS)

@@ -1,0 +1,157 @@
+"""`make demo`: the main job end to end, offline, on the embedded HealthOmics emulator.
+
+Starts the emulator in its own process, creates a sequence store, generates a small paired gzipped FASTQ,
+runs the example DAG ``omics_upload_read_set`` in real Airflow (``airflow dags test`` with a conf, the way the
+UI's trigger form would), then prints the read set, its status and whether its ETags match the staged files.
+Everything it starts, it stops; everything it writes is under ``.demo/``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import botocore.config
+
+from airflow_provider_omics.testing.samples import write_fastq
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / ".demo"
+BIN = Path(sys.executable).parent
+DAG_ID = "omics_upload_read_set"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_emulator(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_omics.testing.emulator", "--host", "127.0.0.1"]
+        + ["--port", str(port), "--data-dir", str(data_dir), "--activation-delay", "0.2"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if "listening on" not in line:
+        process.kill()
+        raise SystemExit(f"the emulator did not start: {line!r}")
+    return process, line.rsplit(" ", 1)[-1].strip()
+
+
+def airflow(env: dict[str, str], *args: str, log: Path | None = None) -> str:
+    command = [str(BIN / "airflow"), *args]
+    if log is None:
+        return subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    with open(log, "w") as out:
+        result = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        print(log.read_text()[-4000:])
+        raise SystemExit(f"`airflow {' '.join(args[:2])}` failed (full log: {log})")
+    return ""
+
+
+def main() -> int:
+    shutil.rmtree(WORK, ignore_errors=True)
+    staging = WORK / "staging"
+    staging.mkdir(parents=True)
+    print("1. Starting the HealthOmics emulator in its own process ...")
+    emulator, endpoint = start_emulator(WORK / "emulator")
+    try:
+        print(f"   {endpoint}")
+        client = boto3.client(
+            "omics",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="demo",
+            aws_secret_access_key="demo",
+            config=botocore.config.Config(inject_host_prefix=False),
+        )
+        store_id = client.create_sequence_store(name="demo-store", eTagAlgorithmFamily="MD5up")["id"]
+        print(f"2. Created sequence store {store_id} (ETag family MD5up)")
+
+        reads = {}
+        for read in (1, 2):
+            path = write_fastq(staging / f"sample-1_R{read}.fastq.gz", 20_000, compress=True, seed=read)
+            reads[f"SOURCE{read}"] = path
+        sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in reads.values())
+        print(f"3. Generated a paired gzipped FASTQ: {sizes}")
+
+        env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(WORK / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__OMICS__ALLOWED_LOCAL_ROOTS": str(staging),
+            # The only thing that differs from real AWS: the connection's endpoint (and dummy credentials).
+            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": "demo",
+                    "password": "demo",
+                    "extra": {"region_name": "us-east-1", "endpoint_url": endpoint},
+                }
+            ),
+        }
+        env.pop("AWS_PROFILE", None)
+        airflow(env, "db", "migrate", log=WORK / "airflow-db-migrate.log")
+        conf = {
+            "sequence_store_id": store_id,
+            "source_file_type": "FASTQ",
+            "read1": str(reads["SOURCE1"]),
+            "read2": str(reads["SOURCE2"]),
+            "sample_id": "sample-1",
+            "subject_id": "subject-1",
+            "name": "demo-read-set",
+            "part_size_mib": 1,
+            "max_tasks": 4,
+        }
+        print(f"4. airflow dags test {DAG_ID} --conf '{json.dumps(conf)}'")
+        started = time.monotonic()
+        airflow(env, "dags", "test", DAG_ID, "--conf", json.dumps(conf), log=WORK / "airflow-dags-test.log")
+        print(f"   finished in {time.monotonic() - started:.1f} s (log: .demo/airflow-dags-test.log)")
+
+        runs = json.loads(airflow(env, "dags", "list-runs", DAG_ID, "-o", "json"))
+        run_id = runs[0]["run_id"]
+        states = json.loads(airflow(env, "tasks", "states-for-dag-run", DAG_ID, run_id, "-o", "json"))
+        print(f"5. DAG run {run_id}: {runs[0]['state']}")
+        for task in states:
+            index = "" if str(task["map_index"]) == "-1" else f"[{task['map_index']}]"
+            print(f"   {task['task_id']}{index:5} {task['state']}")
+
+        (read_set,) = client.list_read_sets(sequenceStoreId=store_id)["readSets"]
+        metadata = client.get_read_set_metadata(sequenceStoreId=store_id, id=read_set["id"])
+        print(f"6. Read set {metadata['id']}: {metadata['status']} ({metadata['fileType']})")
+        print(f"   reads {metadata['sequenceInformation']['totalReadCount']}, ETag algorithm {metadata['etag']['algorithm']}")
+        matched = True
+        for source, path in reads.items():
+            local = hashlib.md5(gzip.decompress(path.read_bytes())).hexdigest()
+            stored = metadata["etag"][source.lower()]
+            ok = local == stored
+            matched &= ok
+            print(f"   {source} ETag {stored} {'==' if ok else '!='} MD5 of uncompressed {path.name}: {'match' if ok else 'MISMATCH'}")
+        uploads = client.list_multipart_read_set_uploads(sequenceStoreId=store_id)["uploads"]
+        print(f"   uploads left in progress: {len(uploads)}")
+        success = runs[0]["state"] == "success" and metadata["status"] == "ACTIVE" and matched and not uploads
+        print("Demo " + ("succeeded: the stored read set is the staged data." if success else "FAILED."))
+        return 0 if success else 1
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
