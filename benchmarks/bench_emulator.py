@@ -1,0 +1,170 @@
+"""Ingest throughput and memory of the HealthOmics emulator: is it fast enough not to be the bottleneck?
+
+Starts the emulator in its own process (the foreground CLI), generates a FASTQ file (1 GiB by default),
+uploads it with boto3 over loopback in 100 MiB parts, a few at a time, and prints the ingest rate and the
+emulator's peak resident memory (VmHWM from /proc/<pid>/status). Then completes the upload and reports how
+long the read set took to become ACTIVE (the content check: FASTQ records and the MD5 ETag).
+
+    .venv/bin/python benchmarks/bench_emulator.py --size 1G --concurrency 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from s3transfer.utils import ReadFileChunk
+
+MIB = 1024 * 1024
+UNITS = {"K": 1024, "M": MIB, "G": 1024 * MIB}
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    if text and text[-1] in UNITS:
+        return int(float(text[:-1]) * UNITS[text[-1]])
+    return int(text)
+
+
+def generate_fastq(path: Path, size: int) -> str:
+    """Write about ``size`` bytes of well-formed FASTQ (a 4 MiB block of records, repeated); returns its MD5."""
+    rng = random.Random(0)
+    records = []
+    block_size = 0
+    while block_size < 4 * MIB:
+        seq = bytes(rng.choices(b"ACGT", k=150))
+        qual = bytes(rng.choices(range(35, 74), k=150))
+        record = b"@bench:%d/1\n%s\n+\n%s\n" % (len(records), seq, qual)
+        records.append(record)
+        block_size += len(record)
+    block = b"".join(records)
+    md5 = hashlib.md5()
+    written = 0
+    with open(path, "wb") as handle:
+        while written < size:
+            handle.write(block)
+            md5.update(block)
+            written += len(block)
+    return md5.hexdigest()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1G", help="bytes to upload (suffixes K, M, G; default 1G)")
+    parser.add_argument("--part-size", default="100M", help="part size (default 100M, the service maximum)")
+    parser.add_argument("--concurrency", type=int, default=4, help="parts in flight at once (default 4)")
+    parser.add_argument("--workdir", default=None, help="where to put the file and the emulator's data")
+    args = parser.parse_args()
+    size, part_size = parse_size(args.size), parse_size(args.part_size)
+
+    with tempfile.TemporaryDirectory(prefix="bench-emulator-", dir=args.workdir) as tmp:
+        source = Path(tmp) / "bench.fastq"
+        started = time.perf_counter()
+        md5 = generate_fastq(source, size)
+        size = source.stat().st_size
+        print(f"generated {size / MIB:.0f} MiB of FASTQ in {time.perf_counter() - started:.1f} s")
+
+        port = free_port()
+        cmd = [sys.executable, "-m", "airflow_provider_omics.testing.emulator", "--port", str(port)]
+        cmd += ["--data-dir", str(Path(tmp) / "data"), "--activation-delay", "0"]
+        server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout is not None
+            ready = server.stdout.readline().strip()
+            print(ready)
+            client = boto3.session.Session().client(
+                "omics",
+                endpoint_url=f"http://127.0.0.1:{port}",
+                region_name="us-east-1",
+                aws_access_key_id="bench",
+                aws_secret_access_key="bench",
+                config=Config(
+                    inject_host_prefix=False,
+                    max_pool_connections=args.concurrency + 2,
+                    retries={"mode": "standard"},
+                    read_timeout=300,
+                ),
+            )
+            store = client.create_sequence_store(name="bench")["id"]
+            upload = client.create_multipart_read_set_upload(
+                sequenceStoreId=store, sourceFileType="FASTQ", subjectId="bench", sampleId="bench", name="bench"
+            )["uploadId"]
+            ranges = [(n + 1, start, min(part_size, size - start)) for n, start in enumerate(range(0, size, part_size))]
+
+            def send(number: int, start: int, length: int) -> dict[str, object]:
+                with ReadFileChunk.from_filename(str(source), start, length) as body:
+                    response = client.upload_read_set_part(
+                        sequenceStoreId=store, uploadId=upload, partSource="SOURCE1", partNumber=number, payload=body
+                    )
+                return {"partNumber": number, "partSource": "SOURCE1", "checksum": response["checksum"]}
+
+            server_cpu, client_cpu = cpu_seconds(server.pid), cpu_seconds(os.getpid())
+            started = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
+                parts = list(pool.map(lambda r: send(*r), ranges))
+            elapsed = time.perf_counter() - started
+            server_cpu = cpu_seconds(server.pid) - server_cpu
+            client_cpu = cpu_seconds(os.getpid()) - client_cpu
+            rss = peak_rss_mib(server.pid)
+            print(
+                f"ingest: {size / MIB:.0f} MiB in {len(parts)} parts of {part_size / MIB:.0f} MiB, "
+                f"{args.concurrency} at once: {elapsed:.2f} s = {size / elapsed / 1e6:.0f} MB/s "
+                f"({size / elapsed / MIB:.0f} MiB/s)"
+            )
+            print(f"emulator peak RSS (VmHWM): {rss:.1f} MiB")
+            print(
+                f"CPU during ingest: emulator {server_cpu:.2f} s ({server_cpu / elapsed:.0%} of a core), "
+                f"boto3 client {client_cpu:.2f} s ({client_cpu / elapsed:.0%})"
+            )
+
+            started = time.perf_counter()
+            read_set = client.complete_multipart_read_set_upload(sequenceStoreId=store, uploadId=upload, parts=parts)
+            while True:
+                meta = client.get_read_set_metadata(sequenceStoreId=store, id=read_set["readSetId"])
+                if meta["status"] != "PROCESSING_UPLOAD":
+                    break
+                time.sleep(0.1)
+            print(
+                f"complete -> {meta['status']} in {time.perf_counter() - started:.2f} s "
+                f"(ETag {'matches' if meta.get('etag', {}).get('source1') == md5 else 'DOES NOT match'} the MD5)"
+            )
+            print(f"emulator peak RSS after activation: {peak_rss_mib(server.pid):.1f} MiB")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
+    sys.exit(main())
