@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,64 +12,9 @@ import pytest
 
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
+from tests.helpers import assert_no_upload_left, assert_uploaded, run_dag, task_states
 
 REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"
-
-
-# -- helpers -------------------------------------------------------------------------------------------------
-
-
-def run_dag(dag_id: str, sources: list[str], **conf: Any) -> Any:
-    from tests.dags import upload_omics
-
-    dag = getattr(upload_omics, dag_id)
-    return dag.test(run_conf={"read1": sources[0], "read2": sources[1] if len(sources) > 1 else "", **conf})
-
-
-def task_states(dag_run: Any) -> dict[str, list[str]]:
-    states: dict[str, list[str]] = {}
-    for ti in dag_run.get_task_instances():
-        states.setdefault(ti.task_id.rsplit(".", 1)[-1], []).append(str(ti.state))
-    return states
-
-
-def wait_active(client: Any, store_id: str, read_set_id: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        metadata = client.get_read_set_metadata(sequenceStoreId=store_id, id=read_set_id)
-        if metadata["status"] != "PROCESSING_UPLOAD" or time.monotonic() > deadline:
-            return metadata
-        time.sleep(0.05)
-
-
-def only_read_set(client: Any, store_id: str) -> str:
-    read_sets = client.list_read_sets(sequenceStoreId=store_id)["readSets"]
-    assert len(read_sets) == 1, read_sets
-    return read_sets[0]["id"]
-
-
-def stored_bytes(client: Any, store_id: str, read_set_id: str, source: str) -> bytes:
-    """The stored file of one source, read back part by part with GetReadSet."""
-    metadata = client.get_read_set_metadata(sequenceStoreId=store_id, id=read_set_id)
-    total = metadata["files"][source.lower()]["totalParts"]
-    return b"".join(
-        client.get_read_set(sequenceStoreId=store_id, id=read_set_id, file=source, partNumber=n)["payload"].read()
-        for n in range(1, total + 1)
-    )
-
-
-def assert_no_upload_left(client: Any, store_id: str) -> None:
-    assert client.list_multipart_read_set_uploads(sequenceStoreId=store_id)["uploads"] == []
-
-
-def assert_uploaded(client: Any, store_id: str, originals: dict[str, bytes]) -> dict[str, Any]:
-    read_set_id = only_read_set(client, store_id)
-    metadata = wait_active(client, store_id, read_set_id)
-    assert metadata["status"] == "ACTIVE", metadata.get("statusMessage")
-    for source, data in originals.items():
-        assert stored_bytes(client, store_id, read_set_id, source) == data
-    assert_no_upload_left(client, store_id)
-    return metadata
 
 
 # -- local sources -------------------------------------------------------------------------------------------

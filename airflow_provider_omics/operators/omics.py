@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, NoCredentialsError
 
 from airflow_provider_omics.hooks.omics import PERMANENT_ERRORS, OmicsHook, error_code
 from airflow_provider_omics.utils.parts import (
@@ -353,6 +353,11 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
                     "connection's region."
                 ) from None
             raise _service_failure(err, "GetSequenceStore", self.aws_conn_id) from err
+        except NoCredentialsError:
+            raise AirflowFailException(
+                f"No AWS credentials were found for connection {self.aws_conn_id!r}: set its login/password, "
+                "a role, or the workers' default credentials."
+            ) from None
         request["clientToken"] = self.client_token or self.default_client_token(context)
         try:
             response = self.hook.create_multipart_read_set_upload(**request)
