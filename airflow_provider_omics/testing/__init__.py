@@ -11,6 +11,6 @@ from __future__ import annotations
 
 from airflow_provider_omics.testing.faults import FaultConfig
 from airflow_provider_omics.testing.models import OmicsBackend
-from airflow_provider_omics.testing.server import OmicsEmulator
+from airflow_provider_omics.testing.server import OmicsEmulator, emulator_client
 
-__all__ = ["FaultConfig", "OmicsBackend", "OmicsEmulator"]
+__all__ = ["FaultConfig", "OmicsBackend", "OmicsEmulator", "emulator_client"]

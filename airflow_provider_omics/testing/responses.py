@@ -13,6 +13,7 @@ steer an emulator; they are never signature-checked nor subject to faults.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -95,19 +96,20 @@ def match_route(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
 class RequestBody:
     """The body of one request: at most ``length`` bytes of the connection, read once.
 
-    When ``expected_sha256`` is set (a SigV4-signed payload), the digest is checked as the last byte is read,
-    so that a part whose bytes do not match what was signed is refused before it is stored.
+    When ``on_end`` is set (a SigV4-signed part body), the body is hashed with SHA-256 as it streams and
+    ``on_end(hexdigest)`` is called as the last byte is read: it raises to refuse a part whose bytes do not
+    match what was signed, before the part is stored.
     """
 
-    def __init__(self, rfile: io.BufferedIOBase, length: int, expected_sha256: str | None = None) -> None:
+    def __init__(self, rfile: io.BufferedIOBase, length: int) -> None:
         self._rfile = rfile
         self.remaining = length
-        self._sha = None
-        if expected_sha256 is not None:
-            import hashlib
+        self._sha: Any = None
+        self._on_end: Callable[[str], None] | None = None
 
-            self._sha = hashlib.sha256()
-            self._expected = expected_sha256
+    def check_at_end(self, on_end: Callable[[str], None]) -> None:
+        self._sha = hashlib.sha256()
+        self._on_end = on_end
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer)
@@ -118,8 +120,8 @@ class RequestBody:
         self.remaining -= got
         if self._sha is not None:
             self._sha.update(view[:got])
-            if self.remaining == 0 and self._sha.hexdigest() != self._expected:
-                raise AccessDeniedException("the body does not match the signed X-Amz-Content-SHA256")
+            if self.remaining == 0 and self._on_end is not None:
+                self._on_end(self._sha.hexdigest())
         return got
 
     def read_all(self) -> bytes:
@@ -311,9 +313,7 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send_error(ValidationException("a request body needs a valid Content-Length (no chunked encoding)"))
             return
-        content_sha = self.headers.get("X-Amz-Content-SHA256")
-        signed_body = self.server.verifier is not None and is_sha256(content_sha)
-        body = RequestBody(self.rfile, length or 0, content_sha if signed_body else None)
+        body = RequestBody(self.rfile, length or 0)
         try:
             if url.path.startswith("/_emulator/"):
                 self._admin(url.path, body)
@@ -339,8 +339,7 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
         streaming = route.operation == "UploadReadSetPart"
         raw = None if streaming else body.read_all()
         if self.server.verifier is not None:
-            host = f"{self.server.server_name}:{self.server.server_port}"
-            self.server.verifier.verify(self.command, host, self.path, self.headers, raw)
+            self._authenticate(self.server.verifier, body, raw, streaming)
         fault = self.server.faults.decide(route.operation)
         if fault.latency:
             time.sleep(fault.latency)
@@ -361,6 +360,28 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
         result = handler(params, query, data, body, length)
         if result is not None:
             self._send_json(result)
+
+    def _authenticate(self, verifier: SigV4Verifier, body: RequestBody, raw: bytes | None, streaming: bool) -> None:
+        host = f"{self.server.server_name}:{self.server.server_port}"
+        content_sha = self.headers.get("X-Amz-Content-SHA256")
+        if not streaming or content_sha is not None:
+            # JSON bodies are in memory; a streamed body's hash (or UNSIGNED-PAYLOAD) is in the header.
+            verifier.verify(self.command, host, self.path, self.headers, raw)
+            if streaming and is_sha256(content_sha):
+
+                def check_digest(digest: str) -> None:
+                    if digest != content_sha:
+                        raise AccessDeniedException("the body does not match the signed X-Amz-Content-SHA256")
+
+                body.check_at_end(check_digest)
+            return
+        # A streamed body signed without the header: its hash is known only once it has been read.
+        verifier.precheck(self.headers)
+
+        def check_signature(digest: str) -> None:
+            verifier.verify(self.command, host, self.path, self.headers, None, payload_hash=digest)
+
+        body.check_at_end(check_signature)
 
     # -- operations ----------------------------------------------------------------------------------------
 

@@ -32,6 +32,29 @@ _session_lock = threading.Lock()
 _session: Any = None
 
 
+def emulator_client(endpoint_url: str, **client_kwargs: Any) -> Any:
+    """A boto3 ``omics`` client for an emulator at ``endpoint_url`` (one running in another process, say).
+
+    Region ``us-east-1``, dummy keys and ``inject_host_prefix=False`` unless given; a ``config`` is merged
+    over the one that disables the host prefix.
+    """
+    import boto3
+    from botocore.config import Config
+
+    config = Config(inject_host_prefix=False)
+    if client_kwargs.get("config") is not None:
+        config = config.merge(client_kwargs["config"])
+    client_kwargs["config"] = config
+    client_kwargs.setdefault("region_name", "us-east-1")
+    client_kwargs.setdefault("aws_access_key_id", DUMMY_ACCESS_KEY)
+    client_kwargs.setdefault("aws_secret_access_key", DUMMY_SECRET_KEY)
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client("omics", endpoint_url=endpoint_url, **client_kwargs)
+
+
 class OmicsEmulator:
     """The emulated service on ``host:port`` (``port=0``: a free one), persisting under ``data_dir``.
 
@@ -152,22 +175,10 @@ class OmicsEmulator:
         The endpoint, region, keys (the emulator's, or dummy ones) and ``inject_host_prefix=False`` are set
         unless given; a ``config`` is merged over the one that disables the host prefix.
         """
-        import boto3
-        from botocore.config import Config
-
-        config = Config(inject_host_prefix=False)
-        if client_kwargs.get("config") is not None:
-            config = config.merge(client_kwargs["config"])
-        client_kwargs["config"] = config
-        client_kwargs.setdefault("endpoint_url", self.endpoint_url)
         client_kwargs.setdefault("region_name", self.region)
         client_kwargs.setdefault("aws_access_key_id", self.access_key or DUMMY_ACCESS_KEY)
         client_kwargs.setdefault("aws_secret_access_key", self.secret_key or DUMMY_SECRET_KEY)
-        global _session
-        with _session_lock:
-            if _session is None:
-                _session = boto3.session.Session()
-            return _session.client("omics", **client_kwargs)
+        return emulator_client(client_kwargs.pop("endpoint_url", None) or self.endpoint_url, **client_kwargs)
 
     def set_faults(self, faults: FaultConfig) -> None:
         """Replace the fault config (reseeding its random generator); counts keep accumulating."""

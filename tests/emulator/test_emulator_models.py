@@ -1,0 +1,122 @@
+"""The backend and the content checks on their own, without HTTP."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+from emulator_support import bam, fastq, multi_member_gzip, split
+
+from airflow_provider_omics.testing import OmicsBackend
+from airflow_provider_omics.testing.content import ContentError, FastqChecker, check_source, gunzip
+from airflow_provider_omics.testing.exceptions import (
+    RequestTimeoutException,
+    ResourceNotFoundException,
+    ValidationException,
+)
+from airflow_provider_omics.testing.models import paginate
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> OmicsBackend:
+    backend = OmicsBackend(tmp_path, activation_delay=0)
+    backend.start()
+    yield backend  # type: ignore[misc]
+    backend.close()
+
+
+def _put(backend: OmicsBackend, store: str, upload: str, number: int, data: bytes, source: str = "SOURCE1") -> dict:
+    return backend.upload_read_set_part(store, upload, source, str(number), io.BytesIO(data), len(data))
+
+
+def test_backend_upload_complete_activate(backend: OmicsBackend) -> None:
+    store = backend.create_sequence_store({"name": "unit", "eTagAlgorithmFamily": "SHA512up"})["id"]
+    upload = backend.create_multipart_read_set_upload(
+        store, {"sourceFileType": "FASTQ", "subjectId": "s", "sampleId": "a", "name": "n"}
+    )["uploadId"]
+    data = fastq(1000)
+    parts = []
+    for number, chunk in enumerate(split(data, 3), start=1):
+        parts.append({"partNumber": number, "partSource": "SOURCE1", **_put(backend, store, upload, number, chunk)})
+    read_set = backend.complete_multipart_read_set_upload(store, upload, {"parts": parts})["readSetId"]
+    backend.wait_for_activations()
+    meta = backend.get_read_set_metadata(store, read_set)
+    assert meta["status"] == "ACTIVE"
+    assert meta["etag"] == {"algorithm": "FASTQ_SHA512up", "source1": hashlib.sha512(data).hexdigest()}
+    path, size = backend.open_read_set_part(store, read_set, "SOURCE1", "2")
+    assert path.read_bytes() == split(data, 3)[1] and size == len(split(data, 3)[1])
+
+
+def test_body_shorter_than_its_length_stores_nothing(backend: OmicsBackend, tmp_path: Path) -> None:
+    store = backend.create_sequence_store({"name": "unit"})["id"]
+    upload = backend.create_multipart_read_set_upload(
+        store, {"sourceFileType": "FASTQ", "subjectId": "s", "sampleId": "a", "name": "n"}
+    )["uploadId"]
+    with pytest.raises(RequestTimeoutException, match="ended after 3 of 10 bytes"):
+        backend.upload_read_set_part(store, upload, "SOURCE1", "1", io.BytesIO(b"abc"), 10)
+    assert backend.uploads[upload].parts == {}
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_ids_and_paths(backend: OmicsBackend) -> None:
+    with pytest.raises(ValidationException):
+        backend.get_sequence_store("../../etc/passwd")
+    with pytest.raises(ResourceNotFoundException):
+        backend.get_sequence_store("0123456789")
+    with pytest.raises(AssertionError, match="outside the data directory"):
+        backend._path("..", "elsewhere")
+
+
+def test_paginate() -> None:
+    items = list(range(7))
+    page, token = paginate(items, 3, None)
+    assert page == [0, 1, 2] and token == "3"
+    page, token = paginate(items, "3", token)
+    assert page == [3, 4, 5] and token == "6"
+    assert paginate(items, 3, token) == ([6], None)
+    assert paginate(items, None, None) == (items, None)
+    for bad in (0, 101, "x"):
+        with pytest.raises(ValidationException):
+            paginate(items, bad, None)
+    with pytest.raises(ValidationException):
+        paginate(items, 3, "99")
+
+
+def test_fastq_checker_is_independent_of_chunk_boundaries() -> None:
+    data = fastq(50) + b"@last\nAC\n+\nII"  # no final newline
+    for step in (1, 7, 4096):
+        checker = FastqChecker("SOURCE1")
+        for i in range(0, len(data), step):
+            checker.feed(data[i : i + step])
+        checker.finish()
+        assert (checker.records, checker.bases) == (51, 50 * 60 + 2)
+
+
+def test_fastq_checker_tolerates_crlf_and_trailing_blank_lines() -> None:
+    checker = FastqChecker("SOURCE1")
+    checker.feed(b"@r1\r\nACGT\r\n+\r\nIIII\r\n\n\n")
+    checker.finish()
+    assert (checker.records, checker.bases) == (1, 4)
+
+
+def test_gunzip_multi_member_and_highly_compressible() -> None:
+    data = fastq(3000)
+    chunks = split(multi_member_gzip(data, 10_000), 17)
+    assert b"".join(gunzip(chunks)) == data
+    zeros = bytes(30 * 1024 * 1024)
+    pieces = list(gunzip([gzip.compress(zeros)]))
+    assert sum(map(len, pieces)) == len(zeros) and max(map(len, pieces)) <= 4 * 1024 * 1024
+    with pytest.raises(ContentError, match="after the end of a gzip member"):
+        list(gunzip([gzip.compress(b"x") + b"trailing"]))
+
+
+def test_check_source(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.bam", tmp_path / "bad.fastq"
+    good.write_bytes(bam())
+    bad.write_bytes(b"@r\nACGT\n+\nIII\n")
+    assert check_source("BAM", [good], "MD5up", "SOURCE1").etag == hashlib.md5(good.read_bytes()).hexdigest()
+    with pytest.raises(ContentError, match="SOURCE1: malformed FASTQ record 1"):
+        check_source("FASTQ", [bad], "MD5up", "SOURCE1")
