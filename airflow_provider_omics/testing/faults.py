@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_omics.testing.exceptions import ERRORS, UPLOAD_PART_ERRORS
+from airflow_provider_omics.testing.models import OPERATIONS
 
 DROP = "drop"
 LATENCY = "latency"
@@ -53,8 +54,12 @@ class FaultConfig:
                 raise ValueError(f"unknown error {code!r}; expected one of {', '.join(UPLOAD_PART_ERRORS)}")
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"error rate of {code} must be between 0 and 1, got {rate}")
-        if self.operations is not None and not isinstance(self.operations, frozenset):
-            object.__setattr__(self, "operations", frozenset(self.operations))
+        if self.operations is not None:
+            if not isinstance(self.operations, frozenset):
+                object.__setattr__(self, "operations", frozenset(self.operations))
+            unknown = set(self.operations) - OPERATIONS
+            if unknown:
+                raise ValueError(f"unknown operations {sorted(unknown)}; expected some of {sorted(OPERATIONS)}")
 
     def rates(self) -> list[tuple[str, float]]:
         """Every fault with its rate, in the fixed order in which they are drawn."""
@@ -131,6 +136,8 @@ class FaultInjector:
             raise ValueError(f"unknown error {error!r}; expected 'drop' or one of {', '.join(sorted(ERRORS))}")
         if count < 1:
             raise ValueError("count must be at least 1")
+        if operation is not None and operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}; expected one of {sorted(OPERATIONS)}")
         with self._lock:
             self._one_shots.append(_OneShot(error, operation, count))
 

@@ -13,10 +13,10 @@ one data directory, so that an emulator restarted on the same directory carries 
 <data_dir>/tmp/                                                 parts being received
 ```
 
-Part bodies stream from the caller's file object to a temporary file in 1 MiB reads, outside the lock, and are
-moved into place with ``os.replace`` under the lock: concurrent uploads of parts to one upload (even of the
-same part number) are safe, the last one to finish wins. Every JSON file is written to a temporary name and
-renamed, so a crash never leaves half a file behind.
+One emulator at a time may use a data directory. Part bodies stream from the caller's file object to a
+temporary file in 1 MiB reads, outside the lock, and are moved into place with ``os.replace`` under the lock:
+concurrent uploads of parts to one upload (even of the same part number) are safe, the last one to finish
+wins. Every JSON file is written to a temporary name and renamed, so a crash never leaves half a file behind.
 
 After complete, a background thread waits ``activation_delay`` seconds, checks the content (see
 :mod:`.content`) and moves the read set from PROCESSING_UPLOAD to ACTIVE or UPLOAD_FAILED. Facts the service
@@ -77,6 +77,23 @@ FILE_TYPES = ("FASTQ", "BAM", "CRAM", "UBAM")
 PART_SOURCES = ("SOURCE1", "SOURCE2")
 ETAG_FAMILIES = tuple(ETAG_HASHES)
 READ_SET_STATUSES = ("ARCHIVED", "ACTIVATING", "ACTIVE", "DELETING", "DELETED", "PROCESSING_UPLOAD", "UPLOAD_FAILED")
+# The operations the emulator serves (the names fault injection filters on).
+OPERATIONS = frozenset(
+    {
+        "CreateSequenceStore",
+        "GetSequenceStore",
+        "ListSequenceStores",
+        "CreateMultipartReadSetUpload",
+        "UploadReadSetPart",
+        "ListReadSetUploadParts",
+        "ListMultipartReadSetUploads",
+        "CompleteMultipartReadSetUpload",
+        "AbortMultipartReadSetUpload",
+        "GetReadSetMetadata",
+        "GetReadSet",
+        "ListReadSets",
+    }
+)
 _ID_RE = re.compile(r"[0-9]{10,36}")
 _ARN_RE = re.compile(r"arn:.+", re.DOTALL)
 _FALLBACK_RE = re.compile(r"$|^s3://([a-z0-9][a-z0-9-.]{1,61}[a-z0-9])/?((.{1,1024})/)?")

@@ -38,7 +38,7 @@ from airflow_provider_omics.testing.exceptions import (
     error_for,
 )
 from airflow_provider_omics.testing.faults import DROP, FaultConfig, FaultInjector
-from airflow_provider_omics.testing.models import MAX_PART_SIZE, OmicsBackend
+from airflow_provider_omics.testing.models import MAX_PART_SIZE, OPERATIONS, OmicsBackend
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ ROUTES = (
     _route("GET", f"{_STORE}/readset/{{id}}", "GetReadSet"),
     _route("POST", f"{_STORE}/readsets", "ListReadSets"),
 )
-OPERATIONS = frozenset(route.operation for route in ROUTES)
+# Fault injection filters on operation names: every route must be one it knows, and every name a route.
+assert {route.operation for route in ROUTES} == OPERATIONS
 
 
 def match_route(method: str, path: str) -> tuple[Route, dict[str, str]] | None:

@@ -154,6 +154,8 @@ def test_fault_config_round_trips_through_json() -> None:
         FaultConfig(error_rates={"NoSuchError": 0.1})
     with pytest.raises(ValueError):
         FaultConfig.from_dict({"throttle": 0.1})
+    with pytest.raises(ValueError, match="unknown operations"):
+        FaultConfig(operations=frozenset({"UploadPart"}))
 
 
 def _admin(emulator: OmicsEmulator, path: str, body: Any = None) -> Any:
