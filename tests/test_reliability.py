@@ -345,3 +345,54 @@ def test_thousands_of_parts_in_one_run(
         f"peak RSS grew {rss_growth_mib:.0f} MiB"
     )
     assert xcom_bytes / parts < 200
+
+
+# -- a part-upload worker killed mid-upload ---------------------------------------------------------------------
+
+_WORKER = """
+import json, sys
+from airflow_provider_omics.operators.omics import OmicsUploadReadSetPartOperator
+batch = json.loads(sys.argv[1])
+OmicsUploadReadSetPartOperator(task_id="upload_parts", aws_conn_id="omics_test", max_concurrency=4, **batch).execute({})
+"""
+
+
+def test_part_worker_killed_mid_upload_then_the_retry_makes_a_correct_read_set(
+    airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, store_id: str, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    fastq = write_fastq(tmp_path / "reads.fastq.gz", 2000, compress=True, seed=21)
+    client = emulator.client()
+    killed: dict[str, Any] = {}
+
+    def kill_a_worker_mid_upload(context: dict[str, Any]) -> None:
+        # A worker process runs the first upload task's batch, as an executor would, and dies (SIGKILL) while
+        # parts are in flight; the DAG's own upload tasks are then its retry.
+        ti = context["ti"]
+        batch = {**ti.xcom_pull(task_ids="split")[0], "upload_id": ti.xcom_pull(task_ids="create")}
+        batch["sequence_store_id"] = store_id
+        emulator.set_faults(FaultConfig(latency=0.2, operations=frozenset({"UploadReadSetPart"})))
+        worker = subprocess.Popen([sys.executable, "-c", _WORKER, json.dumps(batch)], env=os.environ.copy())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            held = client.list_read_set_upload_parts(
+                sequenceStoreId=store_id, uploadId=batch["upload_id"], partSource="SOURCE1"
+            )["parts"]
+            if len(held) >= 2:
+                break
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        emulator.set_faults(FaultConfig())
+        killed.update(returncode=worker.returncode, parts=len(held), batch=batch["last_part"])
+
+    dag_run = run_interludes(store_id, str(fastq), before_upload=kill_a_worker_mid_upload)
+
+    assert killed["returncode"] == -signal.SIGKILL
+    assert 2 <= killed["parts"] < killed["batch"]  # it died with its batch unfinished
+    assert dag_run.state == "success", task_states(dag_run)
+    metadata = assert_uploaded(client, store_id, {"SOURCE1": fastq.read_bytes()})
+    assert metadata["etag"]["source1"] == hashlib.md5(gzip.decompress(fastq.read_bytes())).hexdigest()
