@@ -1,0 +1,83 @@
+"""The example DAGs import cleanly and their trigger forms accept what they should and refuse the rest."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXAMPLES = Path(__file__).parents[1] / "example_dags"
+
+
+@pytest.fixture(scope="module")
+def dagbag(airflow_db: Path) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(EXAMPLES))
+
+
+def test_every_example_dag_imports_without_errors(dagbag: Any) -> None:
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == {"omics_upload_read_set", "omics_paired_fastq_s3", "omics_bam_with_reference"}
+    for dag_id in dagbag.dag_ids:
+        task_ids = {t.task_id.rsplit(".", 1)[-1] for t in dagbag.get_dag(dag_id).tasks}
+        assert {"split", "create", "upload_parts", "complete", "abort", "wait_active", "digest", "verify"} <= task_ids
+
+
+GOOD = {
+    "sequence_store_id": "1234567890",
+    "source_file_type": "FASTQ",
+    "read1": "/data/staging/S1_R1.fastq.gz",
+    "read2": "/data/staging/S1_R2.fastq.gz",
+    "sample_id": "S1",
+    "subject_id": "P1",
+    "name": "S1",
+    "reference_arn": None,
+    "part_size_mib": 100,
+    "max_tasks": 32,
+}
+
+
+def validate(dagbag: Any, conf: dict[str, Any]) -> dict[str, Any]:
+    params = copy.deepcopy(dagbag.get_dag("omics_upload_read_set").params)
+    params.update(conf)
+    return params.validate()
+
+
+def test_the_form_accepts_a_paired_fastq_and_a_bam(dagbag: Any) -> None:
+    assert validate(dagbag, GOOD)["part_size_mib"] == 100
+    bam = {**GOOD, "source_file_type": "BAM", "read2": None, "reference_arn": "arn:aws:omics:us-east-1:1:x/1"}
+    assert validate(dagbag, bam)["read2"] is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sequence_store_id", "my-store"),
+        ("sequence_store_id", "123"),
+        ("source_file_type", "SAM"),
+        ("read1", ""),
+        ("sample_id", ""),
+        ("name", "n" * 128),
+        ("reference_arn", "reference/1"),
+        ("part_size_mib", 0),
+        ("part_size_mib", 101),
+        ("part_size_mib", "a lot"),
+        ("max_tasks", 0),
+    ],
+)
+def test_the_form_refuses_bad_values(dagbag: Any, field: str, value: Any) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError):
+        validate(dagbag, {**GOOD, field: value})
+
+
+def test_the_form_has_titles_and_descriptions_for_the_ui(dagbag: Any) -> None:
+    params = dagbag.get_dag("omics_upload_read_set").params
+    for name in GOOD:
+        schema = params.get_param(name).schema
+        assert schema.get("title"), name
+    assert params.get_param("source_file_type").schema["enum"] == ["FASTQ", "BAM", "CRAM", "UBAM"]
