@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -40,7 +41,7 @@ def parse_size(text: str) -> int:
 def generate_fastq(path: Path, size: int) -> str:
     """Write about ``size`` bytes of well-formed FASTQ (a 4 MiB block of records, repeated); returns its MD5."""
     rng = random.Random(0)
-    records = []
+    records: list[bytes] = []
     block_size = 0
     while block_size < 4 * MIB:
         seq = bytes(rng.choices(b"ACGT", k=150))
@@ -102,7 +103,7 @@ def main() -> int:
             assert server.stdout is not None
             ready = server.stdout.readline().strip()
             print(ready)
-            client = boto3.session.Session().client(
+            client: Any = boto3.session.Session().client(
                 "omics",
                 endpoint_url=f"http://127.0.0.1:{port}",
                 region_name="us-east-1",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,10 @@ from airflow_provider_omics.testing.models import paginate
 
 
 @pytest.fixture
-def backend(tmp_path: Path) -> OmicsBackend:
+def backend(tmp_path: Path) -> Iterator[OmicsBackend]:
     backend = OmicsBackend(tmp_path, activation_delay=0)
     backend.start()
-    yield backend  # type: ignore[misc]
+    yield backend
     backend.close()
 
 
