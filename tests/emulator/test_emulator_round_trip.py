@@ -139,3 +139,20 @@ def test_alignment_files_activate_with_emulator_etag(client: Any, store_id: str,
     # Emulator-specific: the digest of the stored bytes (the service's is computed from the SAM representation).
     assert meta["etag"]["source1"] == hashlib.md5(data).hexdigest()
     assert read_back(client, store_id, read_set_id) == data
+
+
+def test_upload_and_read_set_listings_paginate(client: Any, store_id: str) -> None:
+    from emulator_support import upload_read_set
+
+    uploads = [create_upload(client, store_id) for _ in range(3)]
+    paginator = client.get_paginator("list_multipart_read_set_uploads")
+    pages = list(paginator.paginate(sequenceStoreId=store_id, PaginationConfig={"PageSize": 2}))
+    assert len(pages) == 2
+    assert [u["uploadId"] for page in pages for u in page["uploads"]] == uploads
+
+    read_sets = [upload_read_set(client, store_id, {"SOURCE1": fastq(10, seed=i)}) for i in range(3)]
+    first = client.list_read_sets(sequenceStoreId=store_id, maxResults=2)
+    second = client.list_read_sets(sequenceStoreId=store_id, maxResults=2, nextToken=first["nextToken"])
+    assert "nextToken" not in second
+    assert [rs["id"] for rs in first["readSets"] + second["readSets"]] == read_sets
+    assert client.list_read_sets(sequenceStoreId=store_id, filter={"name": "no such name"})["readSets"] == []
