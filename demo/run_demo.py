@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 import botocore.config
@@ -39,8 +40,10 @@ def free_port() -> int:
 def start_emulator(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_omics.testing.emulator", "--host", "127.0.0.1"]
-        + ["--port", str(port), "--data-dir", str(data_dir), "--activation-delay", "0.2"],
+        [
+            *(sys.executable, "-m", "airflow_provider_omics.testing.emulator", "--host", "127.0.0.1"),
+            *("--port", str(port), "--data-dir", str(data_dir), "--activation-delay", "0.2"),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -62,6 +65,12 @@ def airflow(env: dict[str, str], *args: str, log: Path | None = None) -> str:
         print(log.read_text()[-4000:])
         raise SystemExit(f"`airflow {' '.join(args[:2])}` failed (full log: {log})")
     return ""
+
+
+def airflow_json(env: dict[str, str], *args: str) -> Any:
+    """The JSON an `airflow ... -o json` command prints (warnings may come before it on stdout)."""
+    output = airflow(env, *args, "-o", "json")
+    return json.loads(next(line for line in reversed(output.splitlines()) if line.startswith("[")))
 
 
 def main() -> int:
@@ -124,25 +133,27 @@ def main() -> int:
         airflow(env, "dags", "test", DAG_ID, "--conf", json.dumps(conf), log=WORK / "airflow-dags-test.log")
         print(f"   finished in {time.monotonic() - started:.1f} s (log: .demo/airflow-dags-test.log)")
 
-        runs = json.loads(airflow(env, "dags", "list-runs", DAG_ID, "-o", "json"))
+        runs = airflow_json(env, "dags", "list-runs", DAG_ID)
         run_id = runs[0]["run_id"]
-        states = json.loads(airflow(env, "tasks", "states-for-dag-run", DAG_ID, run_id, "-o", "json"))
+        states = airflow_json(env, "tasks", "states-for-dag-run", DAG_ID, run_id)
         print(f"5. DAG run {run_id}: {runs[0]['state']}")
-        for task in states:
-            index = "" if str(task["map_index"]) == "-1" else f"[{task['map_index']}]"
-            print(f"   {task['task_id']}{index:5} {task['state']}")
+        for task in sorted(states, key=lambda t: (str(t.get("start_date")), str(t["map_index"]))):
+            index = "" if str(task["map_index"]) in ("", "-1", "None") else f"[{task['map_index']}]"
+            print(f"   {task['task_id'] + index:36} {task['state']}")
 
         (read_set,) = client.list_read_sets(sequenceStoreId=store_id)["readSets"]
         metadata = client.get_read_set_metadata(sequenceStoreId=store_id, id=read_set["id"])
         print(f"6. Read set {metadata['id']}: {metadata['status']} ({metadata['fileType']})")
-        print(f"   reads {metadata['sequenceInformation']['totalReadCount']}, ETag algorithm {metadata['etag']['algorithm']}")
+        reads_count = metadata["sequenceInformation"]["totalReadCount"]
+        print(f"   reads {reads_count}, ETag algorithm {metadata['etag']['algorithm']}")
         matched = True
         for source, path in reads.items():
             local = hashlib.md5(gzip.decompress(path.read_bytes())).hexdigest()
             stored = metadata["etag"][source.lower()]
             ok = local == stored
             matched &= ok
-            print(f"   {source} ETag {stored} {'==' if ok else '!='} MD5 of uncompressed {path.name}: {'match' if ok else 'MISMATCH'}")
+            verdict = "== MD5 of uncompressed {}: match" if ok else "!= MD5 of uncompressed {}: MISMATCH"
+            print(f"   {source} ETag {stored} " + verdict.format(path.name))
         uploads = client.list_multipart_read_set_uploads(sequenceStoreId=store_id)["uploads"]
         print(f"   uploads left in progress: {len(uploads)}")
         success = runs[0]["state"] == "success" and metadata["status"] == "ACTIVE" and matched and not uploads
