@@ -420,9 +420,9 @@ def _read_json(path: Path) -> Any:
 class _PartHash:
     """The opaque per-part checksum: CRC-32 and Adler-32 of the bytes, and their size.
 
-    64 check bits computed at memory speed (ISA-L: tens of GB/s), so that hashing never limits ingest the
-    way SHA-1 (about 2 GB/s, a third of the emulator's time per byte) did; two parts with different content
-    get the same checksum with a probability of about 2**-64.
+    64 check bits computed at memory speed (ISA-L: tens of GB/s), so that hashing never limits ingest; a
+    cryptographic hash such as SHA-1 (about 2 GB/s) measured as a third of the emulator's time per byte. Two
+    parts with different content get the same checksum with a probability of about 2**-64.
     """
 
     def __init__(self) -> None:
