@@ -4,7 +4,13 @@ moto has no HealthOmics backend. :class:`OmicsEmulator` serves CreateSequenceSto
 upload calls, read set metadata and GetReadSet over real HTTP, with the service's validation, error shapes,
 PROCESSING_UPLOAD -> ACTIVE / UPLOAD_FAILED transition and FASTQ ETags; :class:`FaultConfig` injects throttles,
 server errors, latency and dropped connections. ``python -m airflow_provider_omics.testing.emulator`` runs
-it in the foreground.
+it in the foreground; processes that did not start it steer it over HTTP (``GET /_emulator/health``,
+``GET``/``POST /_emulator/faults`` with :meth:`FaultConfig.to_dict` JSON, ``POST /_emulator/inject`` with
+``{"error", "operation", "count"}``) and build clients with :func:`emulator_client`.
+
+Layout, after moto: :mod:`.models` (state and rules, no HTTP), :mod:`.responses` (the HTTP layer),
+:mod:`.exceptions` (error shapes), :mod:`.content` (the content check and ETags), :mod:`.auth` (SigV4),
+:mod:`.faults`, :mod:`.server` (``OmicsEmulator``) and :mod:`.emulator` (the command line).
 """
 
 from __future__ import annotations
