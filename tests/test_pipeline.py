@@ -35,6 +35,12 @@ def test_local_gzipped_fastq_in_many_parts(
     assert dag_run.state == "success", states
     # At most max_tasks mapped uploads, every one a success.
     assert 1 < len(states["upload_parts"]) <= 4 and set(states["upload_parts"]) == {"success"}
+    # Each mapped task is named in the UI by its batch; together they cover every part once.
+    total = -(-len(data) // part_size)
+    labels = sorted(ti.rendered_map_index for ti in dag_run.get_task_instances() if ti.task_id.endswith("upload_parts"))
+    covered = [range(int(a), int(b) + 1) for a, b in (label.split()[2].split("-") for label in labels)]
+    assert all(label.startswith("SOURCE1 parts ") and label.endswith(f" of {total}") for label in labels), labels
+    assert sorted(n for r in covered for n in r) == list(range(1, total + 1))
     metadata = assert_uploaded(emulator.client(), store_id, {"SOURCE1": data})
     assert metadata["files"]["source1"]["contentLength"] == len(data)
     assert metadata["etag"]["source1"] == hashlib.md5(gzip.decompress(data)).hexdigest()

@@ -375,6 +375,12 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         return upload_id
 
 
+# How each mapped upload task is named in the UI, e.g. "SOURCE1 parts 9-16 of 120".
+DEFAULT_MAP_INDEX_TEMPLATE = (
+    "{{ task.part_source }} parts {{ task.first_part }}-{{ task.last_part }} of {{ task.total_parts }}"
+)
+
+
 class OmicsUploadReadSetPartOperator(AwsBaseOperator[OmicsHook]):
     """
     Upload a batch of consecutive parts of one staged source (UploadReadSetPart), as a mapped task.
@@ -396,6 +402,7 @@ class OmicsUploadReadSetPartOperator(AwsBaseOperator[OmicsHook]):
     :param fingerprint: the source's fingerprint at split time (from split).
     :param max_concurrency: parts in flight at once in this task.
     :param source_aws_conn_id: connection that reads ``s3://`` sources; default ``aws_conn_id``. (templated)
+    :param map_index_template: how the UI names each mapped task (default: ``SOURCE1 parts 9-16 of 120``).
     """
 
     aws_hook_class = OmicsHook
@@ -403,9 +410,6 @@ class OmicsUploadReadSetPartOperator(AwsBaseOperator[OmicsHook]):
         "sequence_store_id", "upload_id", "source_uri", "max_concurrency", "source_aws_conn_id"
     )
     ui_color = "#b9d7f0"
-    DEFAULT_MAP_INDEX_TEMPLATE = (
-        "{{ task.part_source }} parts {{ task.first_part }}-{{ task.last_part }} of {{ task.total_parts }}"
-    )
 
     def __init__(
         self,
@@ -423,10 +427,11 @@ class OmicsUploadReadSetPartOperator(AwsBaseOperator[OmicsHook]):
         source_aws_conn_id: str | None = None,
         allowed_local_roots: str | Sequence[str] | None = None,
         allowed_s3_prefixes: str | Sequence[str] | None = None,
+        map_index_template: str | None = DEFAULT_MAP_INDEX_TEMPLATE,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("map_index_template", self.DEFAULT_MAP_INDEX_TEMPLATE)
-        super().__init__(**kwargs)
+        # A default in the signature is what reaches `.partial()`: Airflow reads operator defaults from it.
+        super().__init__(map_index_template=map_index_template, **kwargs)
         self.sequence_store_id = sequence_store_id
         self.upload_id = upload_id
         self.source_uri = source_uri
