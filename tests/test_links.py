@@ -54,7 +54,7 @@ def test_url_is_empty_without_the_read_set() -> None:
 def test_persist_pushes_only_what_the_url_needs() -> None:
     ti = RecordingTI()
     OmicsReadSetLink.persist(
-        context={"ti": ti},  # type: ignore[arg-type]
+        context={"ti": ti},
         operator=sensor(),
         region_name="eu-west-2",
         aws_partition="aws",
@@ -74,7 +74,7 @@ def test_persist_pushes_only_what_the_url_needs() -> None:
 def test_persist_respects_do_xcom_push_false() -> None:
     ti = RecordingTI()
     OmicsReadSetLink.persist(
-        context={"ti": ti},  # type: ignore[arg-type]
+        context={"ti": ti},
         operator=sensor(do_xcom_push=False),
         region_name="eu-west-2",
         aws_partition="aws",
