@@ -396,3 +396,26 @@ def test_part_worker_killed_mid_upload_then_the_retry_makes_a_correct_read_set(
     assert dag_run.state == "success", task_states(dag_run)
     metadata = assert_uploaded(client, store_id, {"SOURCE1": fastq.read_bytes()})
     assert metadata["etag"]["source1"] == hashlib.md5(gzip.decompress(fastq.read_bytes())).hexdigest()
+
+
+def test_missing_credentials_fail_fast_with_the_connection_id(
+    airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    fastq = write_fastq(tmp_path / "reads.fastq", 50, seed=22)
+    with OmicsEmulator(access_key="AKIDRIGHT", secret_key="right-secret") as emu:
+        store_id = emu.client().create_sequence_store(name="no-credentials")["id"]
+        use_connection(monkeypatch, emu.endpoint_url)
+        for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+        started = time.monotonic()
+        dag_run = run_dag("omics_upload_operators", [str(fastq)], sequence_store_id=store_id, part_size=8192)
+
+        assert dag_run.state == "failed" and task_states(dag_run)["create"] == ["failed"]
+        assert time.monotonic() - started < 60
+        out, err = capfd.readouterr()
+        assert "No AWS credentials were found for connection 'omics_test'" in out + err
+        assert_no_upload_left(emu.client(), store_id)
