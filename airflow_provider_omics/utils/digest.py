@@ -47,8 +47,11 @@ GZIP_MAGIC = b"\x1f\x8b"
 # decompressor copies the rest of its input into ``unused_data``; bgzip members are ~20 KiB compressed,
 # so handing it whole multi-MiB read chunks would copy O(chunk) bytes per member.
 _FEED_SIZE = 64 << 10
-# Batches (about chunk_size bytes each) waiting between the reader thread and the hasher: enough to ride
-# out jitter in either, small enough to keep memory at a few chunks.
+# Uncompressed bytes handed from the reader thread to the hasher at a time (at most chunk_size): small
+# enough that a batch is still in cache when it is hashed, large enough that queue hand-offs cost nothing.
+_BATCH_SIZE = 1 << 20
+# Batches waiting between the reader thread and the hasher: enough to ride out jitter in either, few
+# enough to keep memory at a few MiB.
 _QUEUE_BATCHES = 4
 
 
@@ -122,11 +125,11 @@ def digest_stream(stream: BinaryReadable, family: str = "MD5up", *, chunk_size: 
     The stream is read once, sequentially, ``chunk_size`` bytes at a time, and is not closed. Gzip is
     detected by its magic bytes; every member of a multi-member (bgzip-style) file is decompressed, and
     zero padding after the last member is ignored, as gzip(1) does. Memory stays at a few ``chunk_size``
-    buffers whatever the size of the source.
+    buffers (a read chunk and a few MiB of queued output) whatever the size of the source.
 
     :param stream: the source as stored: a local file, an S3 ``StreamingBody``, anything with ``read``.
     :param family: ETag family or FASTQ ETag algorithm (``"MD5up"``, ``"FASTQ_SHA256up"``, ...).
-    :param chunk_size: bytes per read and, roughly, per hashed batch.
+    :param chunk_size: bytes per read of ``stream`` (and at most per hashed batch).
     :raises ValueError: on a truncated or corrupt gzip stream, data after the last gzip member, or an
         unknown family.
     """
@@ -136,13 +139,14 @@ def digest_stream(stream: BinaryReadable, family: str = "MD5up", *, chunk_size: 
     hasher = hashlib.new(ETAG_FAMILIES[family], usedforsecurity=False)
 
     reader = _ChunkReader(stream, chunk_size)
+    batch_size = min(chunk_size, _BATCH_SIZE)
     head = reader.peek(len(GZIP_MAGIC))
     compressed = head == GZIP_MAGIC
     if compressed:
         new_member = _isal_member if igzip_lib is not None else _ZlibMember
 
         def produce(emit: Callable[[bytes], None]) -> None:
-            _inflate_members(_Feed(reader), new_member, emit, chunk_size)
+            _inflate_members(_Feed(reader), new_member, emit, batch_size)
 
     else:
 
@@ -150,7 +154,7 @@ def digest_stream(stream: BinaryReadable, family: str = "MD5up", *, chunk_size: 
             while chunk := reader.read():
                 emit(chunk)
 
-    uncompressed = _hash_in_caller(produce, hasher.update, chunk_size)
+    uncompressed = _hash_in_caller(produce, hasher.update, batch_size)
     return SourceDigest(
         family=family,
         hexdigest=hasher.hexdigest(),
