@@ -421,3 +421,6 @@ def test_dag_run_fails_without_retry_on_upload_failed(
     assert ti.try_number == 1
     if deferrable:
         assert deferred_to_triggers(read_set_id) == [{"sequence_store_id": store_id, "read_set_id": read_set_id}]
+        # The trigger fired and the task came back to execute_complete, which failed it (a trigger that
+        # crashes instead leaves the task failed with next_method still set).
+        assert ti.next_method is None
