@@ -126,13 +126,13 @@ def test_error_rates_for_every_upload_part_error(emulator: OmicsEmulator) -> Non
 
 def test_latency(emulator: OmicsEmulator) -> None:
     client = emulator.client()
-    emulator.set_faults(FaultConfig(latency=0.3, operations=frozenset({"ListSequenceStores"})))
+    emulator.set_faults(FaultConfig(latency=0.5, operations=frozenset({"ListSequenceStores"})))
     started = time.monotonic()
     client.list_sequence_stores()
-    assert time.monotonic() - started >= 0.3
+    assert time.monotonic() - started >= 0.5
     started = time.monotonic()
     client.create_sequence_store(name="fast")
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 0.5
     assert emulator.fault_counts == {"latency": 1}
 
 

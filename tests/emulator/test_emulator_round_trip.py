@@ -26,7 +26,7 @@ def test_paired_gzip_fastq_round_trip(family: str, hash_name: str) -> None:
     read1, read2 = fastq(3000, seed=1, mate=1), fastq(3000, seed=2, mate=2)
     sources = {"SOURCE1": gzip.compress(read1), "SOURCE2": multi_member_gzip(read2)}
     # A longer activation delay makes PROCESSING_UPLOAD observable.
-    with OmicsEmulator(activation_delay=0.5) as emu:
+    with OmicsEmulator(activation_delay=1.0) as emu:
         client = emu.client()
         store = client.create_sequence_store(name="round trip", eTagAlgorithmFamily=family)
         assert store["eTagAlgorithmFamily"] == family
