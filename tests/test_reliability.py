@@ -72,7 +72,7 @@ def test_transient_faults_are_survived_and_the_read_set_verified(
     emu.set_faults(FaultConfig(seed=7, throttle_rate=0.20, internal_error_rate=0.05, drop_rate=0.05, latency=0.005))
 
     started = time.monotonic()
-    dag_run = run_dag("omics_upload_group", [str(fastq)], sequence_store_id=store_id, part_size=8192, max_tasks=8)
+    dag_run = run_dag("omics_upload_group", [str(fastq)], sequence_store_id=store_id, part_size=4096, max_tasks=8)
     elapsed = time.monotonic() - started
 
     counts = emu.fault_counts
