@@ -10,7 +10,9 @@ def run_dag(dag_id: str, sources: list[str], **conf: Any) -> Any:
     from tests.dags import upload_omics
 
     dag = getattr(upload_omics, dag_id)
-    return dag.test(run_conf={"read1": sources[0], "read2": sources[1] if len(sources) > 1 else "", **conf})
+    # Every param given every time: a run must not inherit the conf of the run before it.
+    run_conf = {**upload_omics.PARAMS, "read1": sources[0], "read2": sources[1] if len(sources) > 1 else "", **conf}
+    return dag.test(run_conf=run_conf)
 
 
 def task_states(dag_run: Any) -> dict[str, list[str]]:

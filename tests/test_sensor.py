@@ -163,8 +163,10 @@ def test_blocking_waiter_fails_on_upload_failed(store_id: str, settled: dict[str
 
 
 def test_poke_is_false_while_processing_then_true_once_active(emulator: OmicsEmulator, store_id: str) -> None:
-    read_set_id = new_read_set(emulator, store_id, GOOD_FASTQ)
-    sensor = make_sensor(store_id, read_set_id)
+    sensor = make_sensor(store_id, "0000000000")
+    # Build the client before the read set exists: on a loaded machine that alone can outlast the activation.
+    assert sensor.hook.conn
+    sensor.read_set_id = read_set_id = new_read_set(emulator, store_id, GOOD_FASTQ)
 
     assert sensor.poke({}) is False
 
