@@ -124,7 +124,18 @@ def _service_failure(err: ClientError, what: str, aws_conn_id: str | None) -> Ai
     return AirflowException(f"{what}: {code or type(err).__name__}: {message}")
 
 
-class OmicsSplitReadSetOperator(AwsBaseOperator[OmicsHook]):
+class _StagedSourceOperator(AwsBaseOperator[OmicsHook]):
+    """An operator that reads staged sources, through ``source_aws_conn_id`` for S3 when it is set."""
+
+    aws_hook_class = OmicsHook
+    source_aws_conn_id: str | None
+
+    @property
+    def _hook_parameters(self) -> dict[str, Any]:
+        return {**super()._hook_parameters, "source_aws_conn_id": self.source_aws_conn_id}
+
+
+class OmicsSplitReadSetOperator(_StagedSourceOperator):
     """
     Plan the parts of a direct upload from the staged source(s), without reading their content.
 
@@ -176,10 +187,6 @@ class OmicsSplitReadSetOperator(AwsBaseOperator[OmicsHook]):
         self.source_aws_conn_id = source_aws_conn_id
         self.allowed_local_roots = allowed_local_roots
         self.allowed_s3_prefixes = allowed_s3_prefixes
-
-    @property
-    def _hook_parameters(self) -> dict[str, Any]:
-        return {**super()._hook_parameters, "source_aws_conn_id": self.source_aws_conn_id}
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         sources = normalize_sources(self.sources)
@@ -381,7 +388,7 @@ DEFAULT_MAP_INDEX_TEMPLATE = (
 )
 
 
-class OmicsUploadReadSetPartOperator(AwsBaseOperator[OmicsHook]):
+class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
     """
     Upload a batch of consecutive parts of one staged source (UploadReadSetPart), as a mapped task.
 
@@ -445,10 +452,6 @@ class OmicsUploadReadSetPartOperator(AwsBaseOperator[OmicsHook]):
         self.source_aws_conn_id = source_aws_conn_id
         self.allowed_local_roots = allowed_local_roots
         self.allowed_s3_prefixes = allowed_s3_prefixes
-
-    @property
-    def _hook_parameters(self) -> dict[str, Any]:
-        return {**super()._hook_parameters, "source_aws_conn_id": self.source_aws_conn_id}
 
     def part_ranges(self, size: int) -> list[PartRange]:
         return [
@@ -633,7 +636,7 @@ class OmicsAbortReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
 VERIFIABLE_FILE_TYPES = ("FASTQ",)
 
 
-class OmicsDigestSourcesOperator(AwsBaseOperator[OmicsHook]):
+class OmicsDigestSourcesOperator(_StagedSourceOperator):
     """
     Compute the digest of each staged FASTQ source in the sequence store's ETag algorithm (MD5up, SHA256up,
     SHA512up: the hash of the uncompressed source), while the parts upload.
@@ -668,10 +671,6 @@ class OmicsDigestSourcesOperator(AwsBaseOperator[OmicsHook]):
         self.sources = sources
         self.source_file_type = source_file_type
         self.source_aws_conn_id = source_aws_conn_id
-
-    @property
-    def _hook_parameters(self) -> dict[str, Any]:
-        return {**super()._hook_parameters, "source_aws_conn_id": self.source_aws_conn_id}
 
     def execute(self, context: Context) -> dict[str, Any]:
         import time
