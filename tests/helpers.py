@@ -6,6 +6,18 @@ import time
 from typing import Any
 
 
+class RecordingTaskInstance:
+    """The slice of a task instance that operators called directly use: identity and xcom_push."""
+
+    dag_id, run_id, task_id, map_index = "direct", "manual__1", "task", -1
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
 def run_dag(dag_id: str, sources: list[str], **conf: Any) -> Any:
     from tests.dags import upload_omics
 

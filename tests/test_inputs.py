@@ -19,20 +19,9 @@ from airflow_provider_omics.operators.omics import (
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.utils.parts import MAX_PART_SIZE
 from airflow_provider_omics.utils.sources import LocalSource, SourceError
+from tests.helpers import RecordingTaskInstance
 
 REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"
-
-
-class RecordingTaskInstance:
-    """The slice of a task instance that split and create use: identity and xcom_push."""
-
-    dag_id, run_id, task_id, map_index = "inputs", "manual__1", "task", -1
-
-    def __init__(self) -> None:
-        self.xcoms: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
 
 
 @pytest.fixture(autouse=True)

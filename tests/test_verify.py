@@ -18,19 +18,9 @@ from airflow_provider_omics.operators.omics import (
 )
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
-from tests.helpers import run_dag, task_states, wait_active
+from tests.helpers import RecordingTaskInstance, run_dag, task_states, wait_active
 
 REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"
-
-
-class TaskInstanceXComs:
-    dag_id, run_id, task_id, map_index = "verify", "manual__1", "task", -1
-
-    def __init__(self) -> None:
-        self.xcoms: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
 
 
 def upload(emulator: OmicsEmulator, store_id: str, paths: list[Path], file_type: str = "FASTQ") -> str:
@@ -54,7 +44,7 @@ def upload(emulator: OmicsEmulator, store_id: str, paths: list[Path], file_type:
 
 
 def plan_and_digest(store_id: str, paths: list[Path], file_type: str = "FASTQ") -> tuple[dict, dict]:
-    ti = TaskInstanceXComs()
+    ti = RecordingTaskInstance()
     OmicsSplitReadSetOperator(
         task_id="split", sources=[str(p) for p in paths], source_file_type=file_type, aws_conn_id="omics_test"
     ).execute({"ti": ti})  # type: ignore[arg-type]
