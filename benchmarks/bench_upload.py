@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +52,9 @@ MARK = "@@bench "
 METHODS = ("raw", "provider", "provider-procs", "transfer-manager")
 # Block size of the raw HTTP reference: large enough that Python's per-block cost vanishes.
 RAW_BLOCK = 1024 * 1024
+# Pause before each timed upload, for memory freed by the previous uploader's exit to be handed back to the VM's
+# host (free page reporting waits about 2 s) before the run rather than during it (see Emulator.drop_retired).
+SETTLE_SECONDS = 3.0
 # Parts uploaded by the one-task memory probe (at the operator's default max_concurrency).
 TASK_PROBE_PARTS = 8
 TASK_PROBE_CONCURRENCY = 4
@@ -153,7 +158,8 @@ def _run_provider(spec: dict[str, Any]) -> dict[str, Any]:
 
     def prepare() -> OmicsHook:
         hook = OmicsHook(aws_conn_id=CONN_ID)
-        hook.get_upload_client(spec["concurrency"])
+        if not spec["client_in_timing"]:
+            hook.get_upload_client(spec["concurrency"])
         return hook
 
     def run(hook: OmicsHook) -> dict[str, Any]:
@@ -173,7 +179,7 @@ def _run_provider(spec: dict[str, Any]) -> dict[str, Any]:
         read_set_id = hook.complete_multipart_read_set_upload(spec["store_id"], upload_id, check_complete_parts(parts))
         return {"read_set_id": read_set_id, "bytes": fingerprint.size}
 
-    return _measured(prepare, run)
+    return _measured(prepare, run, spec["client_in_timing"])
 
 
 def _run_provider_worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -183,7 +189,8 @@ def _run_provider_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     def prepare() -> OmicsHook:
         hook = OmicsHook(aws_conn_id=CONN_ID)
-        hook.get_upload_client(spec["concurrency"])
+        if not spec["client_in_timing"]:
+            hook.get_upload_client(spec["concurrency"])
         return hook
 
     def run(hook: OmicsHook) -> dict[str, Any]:
@@ -195,7 +202,7 @@ def _run_provider_worker(spec: dict[str, Any]) -> dict[str, Any]:
         )
         return {"parts": parts, "bytes": sum(r.length for r in ranges)}
 
-    return _measured(prepare, run)
+    return _measured(prepare, run, spec["client_in_timing"])
 
 
 def _run_transfer_manager(spec: dict[str, Any]) -> dict[str, Any]:
@@ -219,7 +226,7 @@ def _run_transfer_manager(spec: dict[str, Any]) -> dict[str, Any]:
             )
         return {"read_set_id": read_set_id, "bytes": os.path.getsize(spec["path"])}
 
-    return _measured(prepare, run)
+    return _measured(prepare, run, spec["client_in_timing"])
 
 
 class _RangeBody:
@@ -237,12 +244,19 @@ class _RangeBody:
         return data
 
 
+class _NoDelayConnection(http.client.HTTPConnection):
+    """Keep-alive HTTP/1.1 with Nagle's algorithm off, as urllib3 (hence botocore) sets it."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def _run_raw(spec: dict[str, Any]) -> dict[str, Any]:
     """The floor: plain keep-alive PUTs of the same byte ranges, ``concurrency`` threads, no SDK on the path.
 
     Create and complete go through boto3 (two small calls); the parts do not.
     """
-    import http.client
     import queue
     from urllib.parse import urlsplit
 
@@ -258,7 +272,7 @@ def _run_raw(spec: dict[str, Any]) -> dict[str, Any]:
         errors: list[BaseException] = []
 
         def worker() -> None:
-            conn = http.client.HTTPConnection(endpoint.hostname or "127.0.0.1", endpoint.port, blocksize=RAW_BLOCK)
+            conn = _NoDelayConnection(endpoint.hostname or "127.0.0.1", endpoint.port, blocksize=RAW_BLOCK)
             try:
                 with open(spec["path"], "rb", buffering=0) as handle:
                     while not errors:
@@ -304,7 +318,7 @@ def _run_raw(spec: dict[str, Any]) -> dict[str, Any]:
         parts = put_parts(upload_id, _plan(size, spec["part_size"]))
         return {"read_set_id": _complete(client, spec["store_id"], upload_id, parts), "bytes": size}
 
-    return _measured(prepare, run)
+    return _measured(prepare, run, spec["client_in_timing"])
 
 
 def _run_task_probe(spec: dict[str, Any]) -> dict[str, Any]:
@@ -327,28 +341,31 @@ def _run_task_probe(spec: dict[str, Any]) -> dict[str, Any]:
             hook.abort_multipart_read_set_upload(spec["store_id"], upload_id)
         return {"bytes": sum(r.length for r in ranges)}
 
-    return _measured(lambda: OmicsHook(aws_conn_id=CONN_ID), run)
+    return _measured(lambda: OmicsHook(aws_conn_id=CONN_ID), run, False)
 
 
-def _measured(prepare: Callable[[], Any], run: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+def _measured(
+    prepare: Callable[[], Any], run: Callable[[Any], dict[str, Any]], client_in_timing: bool
+) -> dict[str, Any]:
     """Measure one uploader in this process.
 
     The baseline is the resident memory of the interpreter and its imports; the peak covers everything after
     it, client set-up included. The set-up (hook, Airflow connection, client) is timed on its own, before the
-    parent's go, so that the timed transfer of every uploader starts with a ready client.
+    parent's go, so that the timed transfer of every uploader starts with a ready client; with
+    ``client_in_timing`` it is part of the timed transfer instead, and its own time is reported as zero.
     """
     baseline = proc_status_kib("VmRSS")
     reset_peak_rss()
     started = time.monotonic()
-    state = prepare()
+    state = None if client_in_timing else prepare()
     setup_seconds = time.monotonic() - started
     _say("ready", {"baseline_kib": baseline})
     sys.stdin.readline()
     cpu0, started = cpu_seconds(), time.monotonic()
-    result = run(state)
+    result = run(prepare() if client_in_timing else state)
     result.update(
         seconds=time.monotonic() - started,
-        setup_seconds=setup_seconds,
+        setup_seconds=0.0 if client_in_timing else setup_seconds,
         cpu_seconds=cpu_seconds() - cpu0,
         baseline_kib=baseline,
         peak_kib=proc_status_kib("VmHWM"),
@@ -472,13 +489,16 @@ class Emulator:
         self._retired.append((store_id, read_set_id))
 
     def drop_retired(self, timeout: float = 120.0) -> None:
-        """Delete the stored parts of retired read sets (the metadata stays), once their check is over.
+        """Let freed memory settle, then delete the stored parts of retired read sets (the metadata stays).
 
-        Called just before an upload starts, on purpose: this VM returns freed memory to its host after about
-        two seconds (free page reporting), and the emulator writing parts into page cache pages the host must
-        fault back in runs three to five times slower. Freeing the previous run's pages right before the next
-        run gives every uploader the same, warm, page cache, however long its process took to start.
+        Called just before an upload starts, on purpose. This VM hands freed memory back to its host a couple
+        of seconds after it is freed (free page reporting), and the emulator writes parts into page cache two
+        to three times slower while that happens or when its pages must be faulted back in from the host: a
+        run that started right after the previous uploader's process exited was slow whatever the uploader.
+        Waiting :data:`SETTLE_SECONDS` after the uploader is ready, then freeing the previous run's page cache
+        right before the go, gives every uploader the same warm page cache.
         """
+        time.sleep(SETTLE_SECONDS)
         deadline = time.monotonic() + timeout
         for store_id, read_set_id in self._retired:
             while time.monotonic() < deadline:
@@ -651,6 +671,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="uploads per method (default 3); the median is shown")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
     parser.add_argument("--skip-extras", action="store_true", help="only the throughput table")
+    parser.add_argument(
+        "--client-in-timing",
+        action="store_true",
+        help="time the client set-up (hook, Airflow connection, boto3 client) as part of each transfer",
+    )
     args = parser.parse_args(argv)
 
     workdir = Path(args.workdir or Path(tempfile.gettempdir()) / "omics-bench")
@@ -680,13 +705,16 @@ def main(argv: list[str] | None = None) -> int:
             "path": str(source),
             "part_size": part_size,
             "concurrency": args.concurrency,
+            "client_in_timing": args.client_in_timing,
         }
         # The first upload into a fresh emulator writes into memory the VM has not used yet; it is not counted.
         warmup = run_method("raw", emulator, spec, env, size, part_size)
         print(f"  warm-up raw              {warmup['mb_s']:8.0f} MB/s  {warmup['seconds']:6.2f} s", flush=True)
         runs = []
         for round_number in range(1, args.rounds + 1):
-            for method in methods:
+            # Each round starts one method later, so that no method always follows the same one.
+            shift = (round_number - 1) % len(methods)
+            for method in methods[shift:] + methods[:shift]:
                 row = run_method(method, emulator, spec, env, size, part_size)
                 print(
                     f"  round {round_number} {method:<17} {row['mb_s']:8.0f} MB/s  {row['seconds']:6.2f} s", flush=True

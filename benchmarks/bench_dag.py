@@ -1,0 +1,467 @@
+"""One real Airflow deployment running the example DAG ``omics_upload_read_set``: time per mapped task and in all.
+
+Starts, under a temporary ``AIRFLOW_HOME``, the HealthOmics emulator (the foreground CLI) and Airflow 3's own
+components, each in its own process: ``api-server`` (the Execution API the task processes talk to),
+``dag-processor`` and ``scheduler`` with the LocalExecutor (``--parallelism`` worker processes). The metadata
+database is sqlite: Airflow 3 accepts it with the LocalExecutor (``airflow standalone`` runs exactly that),
+because task processes no longer write to the database themselves, only the scheduler and the API server do.
+
+Then triggers ``omics_upload_read_set`` once per ``--max-tasks`` entry (``max_tasks`` or
+``max_tasks:part_size_mib``), all with the same generated FASTQ file, waits for each run, and reads from the
+metadata database, the scheduler's log and the task logs:
+
+- the run's total time, and the span of its mapped ``upload_parts`` tasks (first start to last end);
+- per mapped task: its running time, how long it held a worker slot, the time it waited between queued and
+  running, and the seconds its upload loop took (the operator's own log line), the rest of the slot time being
+  the task's fixed cost (process, DAG parse, hook, connection, client, XCom).
+
+    .venv/bin/python benchmarks/bench_dag.py --size-mib 1024 --part-size-mib 8 --max-tasks 4,16,64,4:100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DAG_FILE = REPO / "example_dags" / "omics_upload_from_ui.py"
+DAG_ID = "omics_upload_read_set"
+UPLOAD_TASK = "upload_read_set.upload_parts"
+MIB = 1024 * 1024
+MB = 1_000_000
+REGION = "us-east-1"
+_UPLOADED = re.compile(r"Uploaded SOURCE\d parts (\d+)-(\d+): (\d+) bytes in ([\d.]+) s")
+# The LocalExecutor's supervisor logs how long each workload held its worker slot, task process included.
+_WORKLOAD_DURATION = re.compile(r"\bduration=([\d.]+)")
+_WORKLOAD_ID = re.compile(r"\bworkload_id=([0-9a-f-]{36})")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_fastq(path: Path, size: int) -> None:
+    """About ``size`` bytes of well-formed FASTQ: a 4 MiB block of records, repeated (reused if present)."""
+    if path.exists() and path.stat().st_size >= size:
+        return
+    rng = random.Random(0)
+    records: list[bytes] = []
+    block_size = 0
+    while block_size < 4 * MIB:
+        seq = bytes(rng.choices(b"ACGT", k=150))
+        qual = bytes(rng.choices(range(35, 74), k=150))
+        record = b"@bench:%d/1\n%s\n+\n%s\n" % (len(records), seq, qual)
+        records.append(record)
+        block_size += len(record)
+    block = b"".join(records)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as handle:
+        for _ in range(-(-size // len(block))):
+            handle.write(block)
+    tmp.replace(path)
+
+
+class Deployment:
+    """The emulator and Airflow's api-server, dag-processor and scheduler, each a process group of its own."""
+
+    def __init__(self, workdir: Path, parallelism: int) -> None:
+        self.workdir = workdir
+        self.home = workdir / "airflow-home"
+        shutil.rmtree(self.home, ignore_errors=True)
+        (self.home / "dags").mkdir(parents=True)
+        shutil.copy(DAG_FILE, self.home / "dags" / DAG_FILE.name)
+        self.db_path = self.home / "airflow.db"
+        self.emulator_dir = workdir / "emulator-data"
+        shutil.rmtree(self.emulator_dir, ignore_errors=True)
+        self.parallelism = parallelism
+        self.api_port = free_port()
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.endpoint_url = ""
+        self.env: dict[str, str] = {}
+
+    def _airflow_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            env.pop(var, None)
+        conn = {"conn_type": "aws", "extra": {"endpoint_url": self.endpoint_url, "region_name": REGION}}
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.home / "dags"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+                "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(max(16, self.parallelism)),
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__WORKERS": "1",
+                # The scheduler signs the task processes' tokens and the API server checks them: one secret.
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn),
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+            }
+        )
+        return env
+
+    def _start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - the process owns it until the end
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def start(self) -> None:
+        started = time.monotonic()
+        emulator = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "airflow_provider_omics.testing.emulator",
+                "--port",
+                "0",
+                "--data-dir",
+                str(self.emulator_dir),
+                "--activation-delay",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self.procs["emulator"] = emulator
+        assert emulator.stdout is not None
+        line = emulator.stdout.readline().decode()
+        if "listening on" not in line:
+            raise RuntimeError(f"the emulator did not start: {line!r}")
+        self.endpoint_url = line.rsplit(" ", 1)[1].strip()
+        self.env = self._airflow_env()
+
+        airflow = [sys.executable, "-m", "airflow"]
+        subprocess.run([*airflow, "db", "migrate"], env=self.env, check=True, capture_output=True)
+        print(f"  database migrated ({time.monotonic() - started:.0f} s)", flush=True)
+        self._start("api-server", [*airflow, "api-server", "--port", str(self.api_port)], self.env)
+        self._start("dag-processor", [*airflow, "dag-processor"], self.env)
+        self._start("scheduler", [*airflow, "scheduler"], self.env)
+        self._wait(self._api_ready, 120, "the API server to answer")
+        self._wait(self._dag_ready, 180, f"the dag-processor to serialize {DAG_ID}")
+        print(f"  Airflow up: api-server, dag-processor, scheduler ({time.monotonic() - started:.0f} s)", flush=True)
+
+    def _wait(self, ready: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited ({proc.returncode}); see {self.workdir / (name + '.log')}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gave up waiting for {what}")
+            time.sleep(0.5)
+
+    def _api_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/api/v2/monitor/health", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30) as db:
+            return db.execute(sql, args).fetchall()
+
+    def _dag_ready(self) -> bool:
+        try:
+            return bool(self.query("SELECT 1 FROM serialized_dag WHERE dag_id = ?", DAG_ID))
+        except sqlite3.Error:
+            return False
+
+    def client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session().client(
+            "omics",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(inject_host_prefix=False),
+        )
+
+    def trigger(self, run_id: str, conf: dict[str, Any]) -> None:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "airflow",
+                "dags",
+                "trigger",
+                DAG_ID,
+                "--run-id",
+                run_id,
+                "--conf",
+                json.dumps(conf),
+            ],
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
+
+    def wait_run(self, run_id: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = self.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id)
+            if rows and rows[0][0] in ("success", "failed"):
+                return str(rows[0][0])
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited ({proc.returncode}); see {self.workdir / (name + '.log')}")
+            time.sleep(1)
+        raise TimeoutError(f"run {run_id} did not finish in {timeout:.0f} s")
+
+    def stop(self) -> None:
+        for name in ("scheduler", "dag-processor", "api-server", "emulator"):
+            proc = self.procs.get(name)
+            if proc is None or proc.poll() is not None:
+                continue
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        shutil.rmtree(self.emulator_dir, ignore_errors=True)
+
+
+def _ts(value: str | None) -> float | None:
+    if not value:
+        return None
+    text = value.replace("T", " ").split("+")[0].rstrip("Z")
+    return (
+        datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f" if "." in text else "%Y-%m-%d %H:%M:%S")
+        .replace(tzinfo=UTC)
+        .timestamp()
+    )
+
+
+@dataclass
+class RunReport:
+    max_tasks: int
+    part_size_mib: int
+    state: str
+    tasks: int
+    total: float
+    span: float
+    durations: list[float]
+    slot_seconds: list[float]
+    queue_waits: list[float]
+    upload_seconds: list[float]
+    other_tasks: dict[str, float]
+
+
+def workload_seconds(scheduler_log: Path) -> dict[str, float]:
+    """Task instance id (no dashes) -> seconds its workload held a LocalExecutor worker slot."""
+    found = {}
+    for line in scheduler_log.read_text(errors="replace").splitlines():
+        if "Workload finished" in line:
+            duration, workload = _WORKLOAD_DURATION.search(line), _WORKLOAD_ID.search(line)
+            if duration and workload:
+                found[workload.group(1).replace("-", "")] = float(duration.group(1))
+    return found
+
+
+def report_run(deployment: Deployment, run_id: str, max_tasks: int, part_size_mib: int, state: str) -> RunReport:
+    (run_start, run_end), *_ = deployment.query(
+        "SELECT start_date, end_date FROM dag_run WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id
+    )
+    rows = deployment.query(
+        "SELECT task_id, map_index, start_date, end_date, queued_dttm, try_number, id FROM task_instance "
+        "WHERE dag_id = ? AND run_id = ?",
+        DAG_ID,
+        run_id,
+    )
+    uploads = [r for r in rows if r[0] == UPLOAD_TASK and r[2] and r[3]]
+    starts = [_ts(r[2]) or 0.0 for r in uploads]
+    ends = [_ts(r[3]) or 0.0 for r in uploads]
+    durations = [end - start for start, end in zip(starts, ends, strict=True)]
+    queue_waits = [(_ts(r[2]) or 0.0) - (_ts(r[4]) or _ts(r[2]) or 0.0) for r in uploads]
+    workloads = workload_seconds(deployment.workdir / "scheduler.log")
+    slot_seconds = [workloads[r[6].replace("-", "")] for r in uploads if r[6].replace("-", "") in workloads]
+    upload_seconds = []
+    for task_id, map_index, *_rest, try_number, _id in uploads:
+        log = (
+            deployment.home
+            / "logs"
+            / f"dag_id={DAG_ID}"
+            / f"run_id={run_id}"
+            / f"task_id={task_id}"
+            / f"map_index={map_index}"
+            / f"attempt={try_number or 1}.log"
+        )
+        found = _UPLOADED.search(log.read_text(errors="replace")) if log.exists() else None
+        if found:
+            upload_seconds.append(float(found.group(4)))
+    other = {
+        r[0].rsplit(".", 1)[-1]: (_ts(r[3]) or 0.0) - (_ts(r[2]) or 0.0)
+        for r in rows
+        if r[0] != UPLOAD_TASK and r[2] and r[3]
+    }
+    return RunReport(
+        max_tasks=max_tasks,
+        part_size_mib=part_size_mib,
+        state=state,
+        tasks=len(uploads),
+        total=(_ts(run_end) or 0.0) - (_ts(run_start) or 0.0),
+        span=(max(ends) - min(starts)) if uploads else 0.0,
+        durations=durations,
+        slot_seconds=slot_seconds,
+        queue_waits=queue_waits,
+        upload_seconds=upload_seconds,
+        other_tasks=other,
+    )
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def print_reports(reports: list[RunReport], size: int, parallelism: int) -> None:
+    print()
+    print(
+        f"{'max_tasks':>9}{'part MiB':>9}{'tasks':>7}{'state':>9}{'run s':>8}{'upload span s':>15}{'MB/s':>7}"
+        f"{'task s':>8}{'slot s':>8}{'upload s':>10}{'fixed s':>9}{'queued s':>10}"
+    )
+    for r in reports:
+        fixed = [d - u for d, u in zip(r.slot_seconds or r.durations, r.upload_seconds, strict=False)]
+        print(
+            f"{r.max_tasks:>9}{r.part_size_mib:>9}{r.tasks:>7}{r.state:>9}{r.total:>8.1f}{r.span:>15.1f}"
+            f"{size / r.span / MB if r.span else 0:>7.0f}{_median(r.durations):>8.2f}{_median(r.slot_seconds):>8.2f}"
+            f"{_median(r.upload_seconds):>10.2f}{_median(fixed):>9.2f}{_median(r.queue_waits):>10.2f}"
+        )
+    print()
+    print(
+        f"{size / MIB:.0f} MiB FASTQ; LocalExecutor, parallelism {parallelism}; "
+        f"{os.cpu_count()} CPUs. Per mapped task, medians: 'task' is its running time (start to end in the "
+        "metadata database), 'slot' how long it held a worker slot (the supervisor's workload duration), 'upload' "
+        "its upload loop (the operator's log), 'fixed' = slot - upload, 'queued' its wait from queued to running. "
+        "'upload span' runs from the first mapped task's start to the last one's end."
+    )
+    if reports and reports[0].other_tasks:
+        others = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(reports[0].other_tasks.items()))
+        print(f"other tasks of the first run (running time): {others}")
+    done = [r for r in reports if r.state == "success" and r.span]
+    if done:
+        best = min(done, key=lambda r: r.span)
+        fixed_all = [d - u for r in done for d, u in zip(r.slot_seconds or r.durations, r.upload_seconds, strict=False)]
+        print()
+        print(
+            f"Recommendation: the shortest upload span here was max_tasks={best.max_tasks} with "
+            f"{best.part_size_mib} MiB parts ({best.span:.1f} s). "
+            f"A mapped task holds a worker slot about {_median(fixed_all):.1f} s beyond its upload (process, DAG "
+            "parse, connection, client, XCom), and only `parallelism` of them run at once: use 100 MiB parts, keep "
+            "max_tasks near the worker slots one upload may take, and raise max_concurrency (parts in flight per "
+            "task) rather than max_tasks to fill a worker's network."
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024, help="size of the FASTQ file (default 1024)")
+    parser.add_argument("--part-size-mib", type=int, default=8, help="part size of the runs (default 8: 128 parts)")
+    parser.add_argument(
+        "--max-tasks",
+        default="4,16,64,4:100",
+        help="comma-separated runs, each max_tasks or max_tasks:part_size_mib (default 4,16,64,4:100)",
+    )
+    parser.add_argument("--parallelism", type=int, default=4, help="LocalExecutor worker slots (default 4)")
+    parser.add_argument("--workdir", default=None, help="where the file, AIRFLOW_HOME and the logs live")
+    parser.add_argument("--run-timeout", type=float, default=600, help="seconds one DAG run may take")
+    parser.add_argument("--keep", action="store_true", help="keep AIRFLOW_HOME and the component logs")
+    args = parser.parse_args(argv)
+    if args.parallelism < 4:
+        parser.error("--parallelism must be at least 4")
+
+    workdir = Path(args.workdir or Path(tempfile.gettempdir()) / "omics-bench-dag")
+    workdir.mkdir(parents=True, exist_ok=True)
+    size = args.size_mib * MIB
+    source = workdir / f"reads-{args.size_mib}MiB.fastq"
+    write_fastq(source, size)
+    size = source.stat().st_size
+    settings = []
+    for item in args.max_tasks.split(","):
+        if item.strip():
+            max_tasks, _, part_mib = item.strip().partition(":")
+            settings.append((int(max_tasks), int(part_mib or args.part_size_mib)))
+    runs = ", ".join(f"max_tasks={m} with {p} MiB parts" for m, p in settings)
+    print(f"source: {source} ({size / MIB:.0f} MiB); runs: {runs}")
+
+    started = time.monotonic()
+    deployment = Deployment(workdir, args.parallelism)
+    reports = []
+    try:
+        deployment.start()
+        client = deployment.client()
+        store_id = client.create_sequence_store(name="bench-dag")["id"]
+        for number, (max_tasks, part_size_mib) in enumerate(settings, start=1):
+            run_id = f"bench_{number}_max_tasks_{max_tasks}_parts_{part_size_mib}mib"
+            conf = {
+                "sequence_store_id": store_id,
+                "source_file_type": "FASTQ",
+                "read1": str(source),
+                "read2": None,
+                "sample_id": "bench",
+                "subject_id": "bench",
+                "name": run_id,
+                "reference_arn": None,
+                "part_size_mib": part_size_mib,
+                "max_tasks": max_tasks,
+            }
+            deployment.trigger(run_id, conf)
+            state = deployment.wait_run(run_id, args.run_timeout)
+            report = report_run(deployment, run_id, max_tasks, part_size_mib, state)
+            reports.append(report)
+            print(
+                f"  max_tasks={max_tasks}, {part_size_mib} MiB parts: {state}, {report.tasks} upload tasks, "
+                f"run {report.total:.1f} s, upload span {report.span:.1f} s",
+                flush=True,
+            )
+            # The stored parts are not needed once the read set has been verified.
+            for read_set in client.list_read_sets(sequenceStoreId=store_id)["readSets"]:
+                for part_source in ("SOURCE1", "SOURCE2"):
+                    shutil.rmtree(deployment.emulator_dir / "readsets" / read_set["id"] / part_source, True)
+    finally:
+        deployment.stop()
+        if not args.keep:
+            shutil.rmtree(deployment.home, ignore_errors=True)
+    print_reports(reports, size, args.parallelism)
+    print(f"\nbenchmark wall time: {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
