@@ -350,42 +350,47 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def slot_cost(report: RunReport, parallelism: int) -> float:
+    """Worker-slot seconds the upload span cost per mapped task: span x slots in use / tasks."""
+    return report.span * min(parallelism, report.tasks) / report.tasks if report.tasks else float("nan")
+
+
 def print_reports(reports: list[RunReport], size: int, parallelism: int) -> None:
     print()
     print(
         f"{'max_tasks':>9}{'part MiB':>9}{'tasks':>7}{'state':>9}{'run s':>8}{'upload span s':>15}{'MB/s':>7}"
-        f"{'task s':>8}{'slot s':>8}{'upload s':>10}{'fixed s':>9}{'queued s':>10}"
+        f"{'task s':>8}{'slot s':>8}{'upload s':>10}{'queued s':>10}{'slot-s/task':>13}"
     )
     for r in reports:
-        fixed = [d - u for d, u in zip(r.slot_seconds or r.durations, r.upload_seconds, strict=False)]
         print(
             f"{r.max_tasks:>9}{r.part_size_mib:>9}{r.tasks:>7}{r.state:>9}{r.total:>8.1f}{r.span:>15.1f}"
             f"{size / r.span / MB if r.span else 0:>7.0f}{_median(r.durations):>8.2f}{_median(r.slot_seconds):>8.2f}"
-            f"{_median(r.upload_seconds):>10.2f}{_median(fixed):>9.2f}{_median(r.queue_waits):>10.2f}"
+            f"{_median(r.upload_seconds):>10.2f}{_median(r.queue_waits):>10.2f}{slot_cost(r, parallelism):>13.2f}"
         )
     print()
     print(
-        f"{size / MIB:.0f} MiB FASTQ; LocalExecutor, parallelism {parallelism}; "
-        f"{os.cpu_count()} CPUs. Per mapped task, medians: 'task' is its running time (start to end in the "
-        "metadata database), 'slot' how long it held a worker slot (the supervisor's workload duration), 'upload' "
-        "its upload loop (the operator's log), 'fixed' = slot - upload, 'queued' its wait from queued to running. "
-        "'upload span' runs from the first mapped task's start to the last one's end."
+        f"{size / MIB:.0f} MiB FASTQ; LocalExecutor, parallelism {parallelism}; {os.cpu_count()} CPUs. Per mapped "
+        "task, medians: 'task' is its running time (start to end in the metadata database), 'slot' how long its "
+        "workload held a worker (the supervisor's duration), 'upload' its upload loop (the operator's log), "
+        "'queued' its wait from queued to running. 'upload span' runs from the first mapped task's start to the "
+        "last one's end; 'slot-s/task' = span x slots in use / tasks, what one mapped task really cost, scheduling "
+        "and process start included."
     )
     if reports and reports[0].other_tasks:
         others = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(reports[0].other_tasks.items()))
         print(f"other tasks of the first run (running time): {others}")
-    done = [r for r in reports if r.state == "success" and r.span]
+    done = [r for r in reports if r.state == "success" and r.span and r.tasks]
     if done:
         best = min(done, key=lambda r: r.span)
-        fixed_all = [d - u for r in done for d, u in zip(r.slot_seconds or r.durations, r.upload_seconds, strict=False)]
+        overhead = statistics.median(slot_cost(r, parallelism) - _median(r.upload_seconds) for r in done)
         print()
         print(
             f"Recommendation: the shortest upload span here was max_tasks={best.max_tasks} with "
-            f"{best.part_size_mib} MiB parts ({best.span:.1f} s). "
-            f"A mapped task holds a worker slot about {_median(fixed_all):.1f} s beyond its upload (process, DAG "
-            "parse, connection, client, XCom), and only `parallelism` of them run at once: use 100 MiB parts, keep "
-            "max_tasks near the worker slots one upload may take, and raise max_concurrency (parts in flight per "
-            "task) rather than max_tasks to fill a worker's network."
+            f"{best.part_size_mib} MiB parts ({best.span:.1f} s). Beyond its upload, a mapped task cost about "
+            f"{overhead:.1f} s of a worker slot (scheduling, process start, DAG parse, connection, client, XCom), and "
+            "only `parallelism` of them run at once: use 100 MiB parts, keep max_tasks near the worker slots one "
+            "upload may take, and raise max_concurrency (parts in flight per task) rather than max_tasks to fill "
+            "a worker's network."
         )
 
 

@@ -14,9 +14,13 @@ first bytes, so its ingest is all that is measured on its side) is uploaded with
   file in 1 MiB blocks to the UploadReadSetPart URL (unsigned: the emulator runs without credentials).
 
 Each uploader runs in a child process that reports its resident memory before the upload (the baseline: the
-interpreter and its imports) and its peak (``VmHWM``, reset after the baseline is taken). Every run creates
-the upload, uploads the parts and completes it; the stored parts are deleted afterwards so that the disk stays
-bounded. Also printed: the planning time of a 10,000-part split, the peak memory of one part-upload task
+interpreter and its imports) and its peak (``VmHWM``, reset after the baseline is taken), builds its client,
+then on the parent's go creates the upload, uploads the parts and completes it: that transfer is what MB/s
+measures (``--client-in-timing`` times the client set-up with it). CPU seconds per GiB of the uploaders and of
+the emulator show the work done whatever the load on shared cores. The stored parts are deleted before the
+next run, so that the disk stays bounded (see :meth:`Emulator.drop_retired` for why then).
+
+Also printed: the planning time of a 10,000-part split, the peak memory of one part-upload task
 (``OmicsHook.upload_parts`` as the mapped task runs it) for two part sizes, and the FASTQ digest benchmark
 (``bench_digest.py``) when it is present.
 
