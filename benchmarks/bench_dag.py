@@ -406,7 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallelism", type=int, default=4, help="LocalExecutor worker slots (default 4)")
     parser.add_argument("--workdir", default=None, help="where the file, AIRFLOW_HOME and the logs live")
     parser.add_argument("--run-timeout", type=float, default=600, help="seconds one DAG run may take")
-    parser.add_argument("--keep", action="store_true", help="keep AIRFLOW_HOME and the component logs")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep AIRFLOW_HOME (database, task logs); the components' logs always stay"
+    )
     args = parser.parse_args(argv)
     if args.parallelism < 4:
         parser.error("--parallelism must be at least 4")
