@@ -104,19 +104,14 @@ class LocalSource(StagedSource):
         return cast(BinaryIO, FileRangeReader(self.path, offset, length))
 
 
-class FileRangeReader(io.RawIOBase):
-    """A seekable window of ``length`` bytes at ``offset`` of a file, like s3transfer's ReadFileChunk.
+class _RangeWindow(io.RawIOBase):
+    """What every byte-range window shares: a length botocore reads with ``len()``, and clamped seeking.
 
     botocore reads the body in blocks, takes its length from ``len()`` and seeks back to 0 to retry.
     """
 
-    def __init__(self, path: str | os.PathLike[str], offset: int, length: int) -> None:
-        super().__init__()
-        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
-        self._offset = offset
-        self._length = length
-        self._pos = 0
-        self._file.seek(offset)
+    _length: int
+    _pos: int
 
     def __len__(self) -> int:
         return self._length
@@ -127,11 +122,31 @@ class FileRangeReader(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def read(self, size: int | None = -1) -> bytes:
+    def tell(self) -> int:
+        return self._pos
+
+    def _remaining(self, size: int | None) -> int:
         remaining = self._length - self._pos
-        if size is None or size < 0 or size > remaining:
-            size = remaining
-        data = self._file.read(size)
+        return remaining if size is None or size < 0 or size > remaining else size
+
+    def _target(self, pos: int, whence: int) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        return min(max(base + pos, 0), self._length)
+
+
+class FileRangeReader(_RangeWindow):
+    """A seekable window of ``length`` bytes at ``offset`` of a file, like s3transfer's ReadFileChunk."""
+
+    def __init__(self, path: str | os.PathLike[str], offset: int, length: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._offset = offset
+        self._length = length
+        self._pos = 0
+        self._file.seek(offset)
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._file.read(self._remaining(size))
         self._pos += len(data)
         return data
 
@@ -142,12 +157,8 @@ class FileRangeReader(io.RawIOBase):
         return n
 
     def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
-        self._pos = min(max(base + pos, 0), self._length)
+        self._pos = self._target(pos, whence)
         self._file.seek(self._offset + self._pos)
-        return self._pos
-
-    def tell(self) -> int:
         return self._pos
 
     def close(self) -> None:
@@ -194,7 +205,7 @@ class S3Source(StagedSource):
         return cast(BinaryIO, S3RangeReader(self, offset, length, fingerprint))
 
 
-class S3RangeReader(io.RawIOBase):
+class S3RangeReader(_RangeWindow):
     """A seekable window onto a byte range of an S3 object, streamed with ranged GETs.
 
     Each GET is pinned to the fingerprinted object (IfMatch on the ETag, and the VersionId where the bucket is
@@ -210,15 +221,6 @@ class S3RangeReader(io.RawIOBase):
         self._fingerprint = fingerprint
         self._pos = 0
         self._body: Any = None
-
-    def __len__(self) -> int:
-        return self._length
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
 
     def _open(self) -> Any:
         from botocore.exceptions import ClientError
@@ -243,9 +245,7 @@ class S3RangeReader(io.RawIOBase):
             raise
 
     def read(self, size: int | None = -1) -> bytes:
-        remaining = self._length - self._pos
-        if size is None or size < 0 or size > remaining:
-            size = remaining
+        size = self._remaining(size)
         if size == 0:
             return b""
         if self._body is None:
@@ -260,14 +260,10 @@ class S3RangeReader(io.RawIOBase):
         return bytes(data)
 
     def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
-        new = min(max(base + pos, 0), self._length)
+        new = self._target(pos, whence)
         if new != self._pos:
             self._drop()
             self._pos = new
-        return self._pos
-
-    def tell(self) -> int:
         return self._pos
 
     def _drop(self) -> None:
