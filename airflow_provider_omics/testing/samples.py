@@ -17,14 +17,14 @@ _BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000
 _BGZF_BLOCK = 60 * 1024
 
 
-def fastq_records(count: int, read_length: int = 150, seed: int = 0, prefix: str = "read") -> bytes:
-    """``count`` well-formed FASTQ records."""
+def fastq_records(count: int, read_length: int = 150, seed: int = 0, prefix: str = "read", mate: int = 1) -> bytes:
+    """``count`` well-formed FASTQ records of read ``mate`` (1 or 2) of a pair."""
     rng = random.Random(seed)
     out = bytearray()
     for i in range(count):
         seq = bytes(rng.choices(_BASES, k=read_length))
         qual = bytes(rng.choices(range(35, 74), k=read_length))
-        out += b"@%s:%d/1\n%s\n+\n%s\n" % (prefix.encode(), i, seq, qual)
+        out += b"@%s:%d/%d\n%s\n+\n%s\n" % (prefix.encode(), i, mate, seq, qual)
     return bytes(out)
 
 
@@ -67,6 +67,12 @@ def _bgzf_block(data: bytes) -> bytes:
     header = b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff\x06\x00BC\x02\x00"
     block_size = len(header) + 2 + len(body) + 8
     return header + struct.pack("<H", block_size - 1) + body + struct.pack("<II", zlib.crc32(data), len(data))
+
+
+def bgzf(data: bytes, with_eof: bool = True) -> bytes:
+    """``data`` as BGZF blocks (gzip members with the 'BC' extra subfield), with the EOF block by default."""
+    blocks = [_bgzf_block(data[i : i + _BGZF_BLOCK]) for i in range(0, len(data) or 1, _BGZF_BLOCK)]
+    return b"".join(blocks) + (_BGZF_EOF if with_eof else b"")
 
 
 def write_bam(path: str | Path, records: int = 1000, *, seed: int = 0, aligned: bool = True) -> Path:

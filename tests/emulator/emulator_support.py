@@ -6,43 +6,21 @@ import gzip
 import random
 import struct
 import time
-import zlib
 from typing import Any
 
+from airflow_provider_omics.testing.samples import bgzf, fastq_records
+
 FASTQ_READ_LENGTH = 60
-_BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 
 
 def fastq(count: int, seed: int = 0, read_length: int = FASTQ_READ_LENGTH, mate: int = 1) -> bytes:
     """``count`` well-formed FASTQ records."""
-    rng = random.Random(seed)
-    out = bytearray()
-    for i in range(count):
-        seq = bytes(rng.choices(b"ACGT", k=read_length))
-        qual = bytes(rng.choices(range(35, 74), k=read_length))
-        out += b"@r%d/%d\n%s\n+\n%s\n" % (i, mate, seq, qual)
-    return bytes(out)
+    return fastq_records(count, read_length, seed=seed, prefix="r", mate=mate)
 
 
 def multi_member_gzip(data: bytes, member_size: int = 64 * 1024) -> bytes:
     """gzip as bgzip writes it: independent members, one per ``member_size`` bytes of input."""
     return b"".join(gzip.compress(data[i : i + member_size], 1) for i in range(0, len(data), member_size))
-
-
-def bgzf(data: bytes, with_eof: bool = True) -> bytes:
-    """BGZF blocks (gzip members with the 'BC' extra subfield) holding ``data``."""
-    out = bytearray()
-    for i in range(0, len(data) or 1, 60 * 1024):
-        piece = data[i : i + 60 * 1024]
-        deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
-        cdata = deflate.compress(piece) + deflate.flush()
-        block_size = 12 + 6 + len(cdata) + 8
-        out += b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff" + struct.pack("<H", 6)
-        out += b"BC" + struct.pack("<HH", 2, block_size - 1) + cdata
-        out += struct.pack("<II", zlib.crc32(piece), len(piece))
-    if with_eof:
-        out += _BGZF_EOF
-    return bytes(out)
 
 
 def bam(seed: int = 0, size: int = 200_000) -> bytes:
