@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import re
 import secrets
 import shutil
@@ -40,6 +39,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from airflow_provider_omics.testing.emulator import spawn
+from airflow_provider_omics.testing.samples import write_fastq_of_size
 
 REPO = Path(__file__).resolve().parents[1]
 DAG_FILE = REPO / "example_dags" / "omics_upload_from_ui.py"
@@ -61,23 +63,11 @@ def free_port() -> int:
 
 
 def write_fastq(path: Path, size: int) -> None:
-    """About ``size`` bytes of well-formed FASTQ: a 4 MiB block of records, repeated (reused if present)."""
+    """About ``size`` bytes of well-formed FASTQ (reused if present)."""
     if path.exists() and path.stat().st_size >= size:
         return
-    rng = random.Random(0)
-    records: list[bytes] = []
-    block_size = 0
-    while block_size < 4 * MIB:
-        seq = bytes(rng.choices(b"ACGT", k=150))
-        qual = bytes(rng.choices(range(35, 74), k=150))
-        record = b"@bench:%d/1\n%s\n+\n%s\n" % (len(records), seq, qual)
-        records.append(record)
-        block_size += len(record)
-    block = b"".join(records)
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as handle:
-        for _ in range(-(-size // len(block))):
-            handle.write(block)
+    write_fastq_of_size(tmp, size)
     tmp.replace(path)
 
 
@@ -139,27 +129,8 @@ class Deployment:
 
     def start(self) -> None:
         started = time.monotonic()
-        emulator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "airflow_provider_omics.testing.emulator",
-                "--port",
-                "0",
-                "--data-dir",
-                str(self.emulator_dir),
-                "--activation-delay",
-                "0",
-            ],
-            stdout=subprocess.PIPE,
-            start_new_session=True,
-        )
-        self.procs["emulator"] = emulator
-        assert emulator.stdout is not None
-        line = emulator.stdout.readline().decode()
-        if "listening on" not in line:
-            raise RuntimeError(f"the emulator did not start: {line!r}")
-        self.endpoint_url = line.rsplit(" ", 1)[1].strip()
+        emulator, self.endpoint_url = spawn(self.emulator_dir, activation_delay=0, start_new_session=True)
+        self.procs["emulator"] = emulator  # type: ignore[assignment]
         self.env = self._airflow_env()
 
         airflow = [sys.executable, "-m", "airflow"]

@@ -16,11 +16,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import hashlib
 import os
-import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +27,9 @@ import boto3
 from botocore.config import Config
 from s3transfer.utils import ReadFileChunk
 
+from airflow_provider_omics.testing.emulator import spawn
+from airflow_provider_omics.testing.samples import write_fastq_of_size
+
 MIB = 1024 * 1024
 UNITS = {"K": 1024, "M": MIB, "G": 1024 * MIB}
 
@@ -40,34 +39,6 @@ def parse_size(text: str) -> int:
     if text and text[-1] in UNITS:
         return int(float(text[:-1]) * UNITS[text[-1]])
     return int(text)
-
-
-def generate_fastq(path: Path, size: int) -> str:
-    """Write about ``size`` bytes of well-formed FASTQ (a 4 MiB block of records, repeated); returns its MD5."""
-    rng = random.Random(0)
-    records: list[bytes] = []
-    block_size = 0
-    while block_size < 4 * MIB:
-        seq = bytes(rng.choices(b"ACGT", k=150))
-        qual = bytes(rng.choices(range(35, 74), k=150))
-        record = b"@bench:%d/1\n%s\n+\n%s\n" % (len(records), seq, qual)
-        records.append(record)
-        block_size += len(record)
-    block = b"".join(records)
-    md5 = hashlib.md5()
-    written = 0
-    with open(path, "wb") as handle:
-        while written < size:
-            handle.write(block)
-            md5.update(block)
-            written += len(block)
-    return md5.hexdigest()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -101,21 +72,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-emulator-", dir=args.workdir) as tmp:
         source = Path(tmp) / "bench.fastq"
         started = time.perf_counter()
-        md5 = generate_fastq(source, size)
+        md5 = write_fastq_of_size(source, size)
         size = source.stat().st_size
         print(f"generated {size / MIB:.0f} MiB of FASTQ in {time.perf_counter() - started:.1f} s")
 
-        port = free_port()
-        cmd = [sys.executable, "-m", "airflow_provider_omics.testing.emulator", "--port", str(port)]
-        cmd += ["--data-dir", str(Path(tmp) / "data"), "--activation-delay", "0"]
-        server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        server, endpoint_url = spawn(Path(tmp) / "data", activation_delay=0)
         try:
-            assert server.stdout is not None
-            ready = server.stdout.readline().strip()
-            print(ready)
+            print(f"emulator at {endpoint_url}")
             client: Any = boto3.session.Session().client(
                 "omics",
-                endpoint_url=f"http://127.0.0.1:{port}",
+                endpoint_url=endpoint_url,
                 region_name="us-east-1",
                 aws_access_key_id="bench",
                 aws_secret_access_key="bench",

@@ -456,29 +456,9 @@ class Emulator:
         shutil.rmtree(data_dir, ignore_errors=True)
         data_dir.mkdir(parents=True)
         self.data_dir = data_dir
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "airflow_provider_omics.testing.emulator",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--data-dir",
-                str(data_dir),
-                "--activation-delay",
-                "0",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if "listening on" not in line:
-            self.proc.kill()
-            raise RuntimeError(f"the emulator did not start: {line!r}")
-        self.endpoint_url = line.rsplit(" ", 1)[1].strip()
+        from airflow_provider_omics.testing.emulator import spawn
+
+        self.proc, self.endpoint_url = spawn(data_dir, activation_delay=0)
         self.client = _boto_client(self.endpoint_url, 1)
         self._retired: list[tuple[str, str]] = []
 

@@ -13,46 +13,20 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import boto3
-import botocore.config
-
+from airflow_provider_omics.testing import emulator_client
+from airflow_provider_omics.testing.emulator import spawn
 from airflow_provider_omics.testing.samples import write_fastq
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".demo"
 BIN = Path(sys.executable).parent
 DAG_ID = "omics_upload_read_set"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_emulator(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "airflow_provider_omics.testing.emulator", "--host", "127.0.0.1"),
-            *("--port", str(port), "--data-dir", str(data_dir), "--activation-delay", "0.2"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if "listening on" not in line:
-        process.kill()
-        raise SystemExit(f"the emulator did not start: {line!r}")
-    return process, line.rsplit(" ", 1)[-1].strip()
 
 
 def airflow(env: dict[str, str], *args: str, log: Path | None = None) -> str:
@@ -78,17 +52,10 @@ def main() -> int:
     staging = WORK / "staging"
     staging.mkdir(parents=True)
     print("1. Starting the HealthOmics emulator in its own process ...")
-    emulator, endpoint = start_emulator(WORK / "emulator")
+    emulator, endpoint = spawn(WORK / "emulator", activation_delay=0.2)
     try:
         print(f"   {endpoint}")
-        client = boto3.client(
-            "omics",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="demo",
-            aws_secret_access_key="demo",
-            config=botocore.config.Config(inject_host_prefix=False),
-        )
+        client = emulator_client(endpoint)
         store_id = client.create_sequence_store(name="demo-store", eTagAlgorithmFamily="MD5up")["id"]
         print(f"2. Created sequence store {store_id} (ETag family MD5up)")
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import subprocess
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 from airflow_provider_omics.testing.server import OmicsEmulator
@@ -57,6 +59,36 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         emulator.stop()
     return 0
+
+
+def spawn(
+    data_dir: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    activation_delay: float = 0.2,
+    start_new_session: bool = False,
+) -> tuple[subprocess.Popen[str], str]:
+    """Start this command line in its own process and wait until it serves; returns the process and its URL.
+
+    For demos and benchmarks whose Airflow workers (or measurements) must see the emulator as another process.
+    """
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "airflow_provider_omics.testing.emulator", "--host", host, "--port", str(port)),
+            *("--data-dir", str(data_dir), "--activation-delay", str(activation_delay)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=start_new_session,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if "listening on" not in line:
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"the emulator did not start: {line!r}")
+    return process, line.rsplit(" ", 1)[-1].strip()
 
 
 if __name__ == "__main__":

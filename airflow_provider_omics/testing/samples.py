@@ -6,6 +6,7 @@ Files are written as they are generated, so a large sample never sits in memory.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import random
 import struct
 import zlib
@@ -59,6 +60,18 @@ def write_fastq(
             written += in_member
             member_index += 1
     return path
+
+
+def write_fastq_of_size(path: str | Path, size: int, *, read_length: int = 150, block_size: int = 4 << 20) -> str:
+    """About ``size`` bytes of plain FASTQ, fast: one block of records written again and again (benchmark
+    inputs of GiBs); returns the MD5 of what was written."""
+    block = fastq_records(max(1, block_size // (2 * read_length + 20)), read_length, prefix="bench")
+    md5 = hashlib.md5()
+    with open(path, "wb") as out:
+        for _ in range(max(1, -(-size // len(block)))):
+            out.write(block)
+            md5.update(block)
+    return md5.hexdigest()
 
 
 def _bgzf_block(data: bytes) -> bytes:
