@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import conf
@@ -19,10 +20,15 @@ from airflow_provider_omics.operators.omics import (
 )
 from airflow_provider_omics.sensors.omics import OmicsReadSetStatusSensor
 from airflow_provider_omics.utils.parts import MAX_PART_SIZE
+from airflow_provider_omics.utils.payloads import UPLOAD_RECORD_KEY
 
 # A part task that dies (worker lost, a transient error that outlived botocore's retries) re-uploads its
 # parts: the service replaces them. Bounded, with a short delay.
 DEFAULT_UPLOAD_RETRIES = 3
+# create, complete and abort converge on one result when retried (request token, read set found again), so a
+# worker lost in the middle of one of them is retried rather than failing the run.
+DEFAULT_SERVICE_RETRIES = 2
+DEFAULT_RETRY_DELAY = timedelta(seconds=10)
 
 
 def upload_read_set(
@@ -51,7 +57,8 @@ def upload_read_set(
     deferrable: bool | None = None,
     waiter_delay: int = 30,
     waiter_max_attempts: int = 720,
-    upload_retries: int = DEFAULT_UPLOAD_RETRIES,
+    upload_retries: int | None = None,
+    service_retries: int | None = None,
     **task_kwargs: Any,
 ) -> TaskGroup:
     """
@@ -61,14 +68,34 @@ def upload_read_set(
     only), and ``verify`` compares the digests with the read set's ETags. ``abort`` is a teardown of
     ``create``: if the run fails before Complete succeeds, the upload is aborted and nothing is left behind.
 
+    Exactly one read set comes out of a run, whatever fails: the create request carries a token derived from
+    the run and its content, complete finds the read set again when its answer was lost, a cleared or re-run
+    group reuses the read set it already stored, and ``abort`` (a teardown of split and create) also runs when
+    create failed after the service may have created the upload.
+
     Arguments are those of the operators (templated where they are); ``task_kwargs`` go to every task
-    (e.g. ``retries``). ``upload_retries`` is the part tasks' retry count. ``wait_for_active`` and ``verify_upload``
-    turn off the wait and the verification (verification needs the wait).
+    (e.g. ``retries``, ``retry_delay``). ``upload_retries`` is the part tasks' retry count and
+    ``service_retries`` that of create, complete and abort. Where neither is given, ``retries`` from
+    ``task_kwargs`` or the DAG's ``default_args`` applies, as to any task; only when neither sets it do they
+    default to 3 and 2 (and, when no ``retry_delay`` is set either, to a 10 s delay). ``wait_for_active`` and
+    ``verify_upload`` turn off the wait and the verification (verification needs the wait).
 
     :return: the task group; its complete task's XCom is the read set id.
     """
     aws = {"aws_conn_id": aws_conn_id, "region_name": region_name, **task_kwargs}
     with TaskGroup(group_id=group_id) as group:
+        # What the user set for every task (the DAG's default_args, the group's, task_kwargs) is left alone.
+        user_defaults = {**((group.dag.default_args if group.dag else None) or {}), **group.default_args, **aws}
+
+        def with_retries(count: int | None, default: int) -> dict[str, Any]:
+            if count is not None:
+                return {**aws, "retries": count}
+            if "retries" in user_defaults:
+                return aws
+            delay = {} if "retry_delay" in user_defaults else {"retry_delay": DEFAULT_RETRY_DELAY}
+            return {**delay, **aws, "retries": default}
+
+        service = with_retries(service_retries, DEFAULT_SERVICE_RETRIES)
         split = OmicsSplitReadSetOperator(
             task_id="split",
             sources=sources,
@@ -93,19 +120,21 @@ def upload_read_set(
             generated_from=generated_from,
             description=description,
             tags=tags,
-            **aws,
+            sources=plan,
+            **service,
         )
         upload_id: Any = create.output
-        upload_kwargs = {**aws, "retries": upload_retries}
+        upload_record: Any = XComArg(create, key=UPLOAD_RECORD_KEY)
         upload = OmicsUploadReadSetPartOperator.partial(
             task_id="upload_parts",
             sequence_store_id=sequence_store_id,
             upload_id=upload_id,
+            upload_record=upload_record,
             max_concurrency=max_concurrency,
             source_aws_conn_id=source_aws_conn_id,
             allowed_local_roots=allowed_local_roots,
             allowed_s3_prefixes=allowed_s3_prefixes,
-            **upload_kwargs,
+            **with_retries(upload_retries, DEFAULT_UPLOAD_RETRIES),
         ).expand_kwargs(split.output)
         part_checksums: Any = upload.output
         complete = OmicsCompleteReadSetUploadOperator(
@@ -114,7 +143,8 @@ def upload_read_set(
             upload_id=upload_id,
             parts=part_checksums,
             expected_parts=plan,
-            **aws,
+            upload_record=upload_record,
+            **service,
         )
         read_set_id: Any = complete.output
         abort = OmicsAbortReadSetUploadOperator(
@@ -122,10 +152,12 @@ def upload_read_set(
             sequence_store_id=sequence_store_id,
             upload_id=upload_id,
             read_set_id=read_set_id,
-            **aws,
+            upload_record=upload_record,
+            **service,
         )
         split >> create
-        complete >> abort.as_teardown(setups=create)
+        # split is a setup too: abort then runs when create failed, which may have created the upload.
+        complete >> abort.as_teardown(setups=[split, create])
 
         if wait_for_active or verify_upload:
             wait = OmicsReadSetStatusSensor(
@@ -149,6 +181,8 @@ def upload_read_set(
                 sources=plan,
                 source_file_type=source_file_type,
                 source_aws_conn_id=source_aws_conn_id,
+                allowed_local_roots=allowed_local_roots,
+                allowed_s3_prefixes=allowed_s3_prefixes,
                 **aws,
             )
             digests: Any = digest.output

@@ -18,13 +18,72 @@ class RecordingTaskInstance:
         self.xcoms[key] = value
 
 
-def run_dag(dag_id: str, sources: list[str], **conf: Any) -> Any:
+def run_dag(dag_id: str, sources: list[str], logical_date: Any = None, **conf: Any) -> Any:
+    """Run a DAG of tests/dags/upload_omics.py; a ``logical_date`` run before is replaced (same run id)."""
     from tests.dags import upload_omics
 
     dag = getattr(upload_omics, dag_id)
     # Every param given every time: a run must not inherit the conf of the run before it.
     run_conf = {**upload_omics.PARAMS, "read1": sources[0], "read2": sources[1] if len(sources) > 1 else "", **conf}
+    if logical_date is not None:
+        return dag.test(run_conf=run_conf, logical_date=logical_date, run_after=logical_date)
     return dag.test(run_conf=run_conf)
+
+
+def clear_and_rerun(dag_run: Any, tasks: list[str | tuple[str, int]], downstream: bool) -> Any:
+    """Clear tasks of a finished run as the UI does (with their setups and teardowns, and optionally everything
+    downstream), then run what became runnable, the way ``dag.test()`` runs a DAG run. Returns the run.
+
+    ``tasks`` are task ids without their group prefix, or ``(task_id, map_index)`` for one mapped task.
+    """
+    from airflow.models.dagbag import DBDagBag
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from sqlalchemy import select
+
+    from tests.dags import upload_omics
+
+    sdk_dag = getattr(upload_omics, dag_run.dag_id)
+    with create_session() as session:
+        dag = DBDagBag().get_latest_version_of_dag(dag_run.dag_id, session=session)
+        assert dag is not None
+
+        def full_id(task: str) -> str:
+            return next(tid for tid in dag.task_dict if tid.rsplit(".", 1)[-1] == task)
+
+        selected: list[str | tuple[str, int]] = [
+            (full_id(t[0]), t[1]) if isinstance(t, tuple) else full_id(t) for t in tasks
+        ]
+        if downstream:
+            plain = {t if isinstance(t, str) else t[0] for t in selected}
+            subset = dag.partial_subset(task_ids=plain, include_downstream=True, include_upstream=False)
+            selected += [tid for tid in subset.task_dict if tid not in plain]
+        dag.clear(task_ids=selected, run_id=dag_run.run_id, session=session)
+    while True:
+        with create_session() as session:
+            dr = session.scalar(select(DagRun).where(DagRun.dag_id == dag_run.dag_id, DagRun.run_id == dag_run.run_id))
+            assert dr is not None
+            if dr.state == DagRunState.QUEUED:
+                dr.state = DagRunState.RUNNING
+            if dr.state != DagRunState.RUNNING:
+                return dr
+            dr.dag = dag
+            schedulable, _ = dr.update_state(session=session)
+            for ti in schedulable:
+                ti.try_number += 1
+                ti.state = TaskInstanceState.SCHEDULED
+            session.commit()
+            scheduled = [ti for ti in dr.get_task_instances(session=session) if ti.state == TaskInstanceState.SCHEDULED]
+            if not scheduled and dr.state == DagRunState.RUNNING:
+                raise AssertionError(f"nothing to run: {[(ti.task_id, ti.state) for ti in dr.get_task_instances()]}")
+        for ti in scheduled:
+            _run_task(ti=ti, task=sdk_dag.task_dict[ti.task_id], run_triggerer=True)
+
+
+def tries(dag_run: Any, task_id: str) -> list[int]:
+    return sorted(ti.try_number for ti in dag_run.get_task_instances() if ti.task_id.endswith(task_id))
 
 
 def task_states(dag_run: Any) -> dict[str, list[str]]:

@@ -18,7 +18,7 @@ import pytest
 
 from airflow_provider_omics.testing import FaultConfig, OmicsEmulator
 from airflow_provider_omics.testing.samples import write_fastq
-from tests.helpers import assert_no_upload_left, assert_uploaded, run_dag, task_states
+from tests.helpers import assert_no_upload_left, assert_uploaded, run_dag, task_states, tries
 
 # The eight errors the API lists for UploadReadSetPart, and who deals with each (README "Errors and retries").
 RETRIED_BY_BOTOCORE = ["ThrottlingException", "InternalServerException", "RequestTimeoutException"]
@@ -43,14 +43,10 @@ def run_interludes(store_id: str, source: str, **interludes: Any) -> Any:
     upload_interludes.INTERLUDES.update(interludes)
     try:
         return upload_interludes.omics_upload_interludes.test(
-            run_conf={"sequence_store_id": store_id, "read1": source, "part_size": 4096}
+            run_conf={**upload_interludes.PARAMS, "sequence_store_id": store_id, "read1": source, "part_size": 4096}
         )
     finally:
         upload_interludes.INTERLUDES.clear()
-
-
-def tries(dag_run: Any, task_id: str) -> list[int]:
-    return sorted(ti.try_number for ti in dag_run.get_task_instances() if ti.task_id.endswith(task_id))
 
 
 # -- transient faults ----------------------------------------------------------------------------------------
@@ -186,6 +182,7 @@ def test_s3_source_rewritten_after_split_is_refused(
     try:
         dag_run = upload_interludes.omics_upload_interludes.test(
             run_conf={
+                **upload_interludes.PARAMS,
                 "sequence_store_id": store_id,
                 "read1": f"s3://{bucket}/reads.fastq",
                 "part_size": 4096,

@@ -1,12 +1,15 @@
 """The read_set_active waiter, OmicsReadSetStatusSensor and OmicsReadSetActiveTrigger against the emulator.
 
 Everything talks to a real HTTP emulator through the real boto3 (blocking) and aiobotocore (deferred) clients
-that OmicsHook builds from an Airflow AWS connection.
+that OmicsHook builds from an Airflow AWS connection. What a first look at a new read set sees is decided by the
+emulator's activation hold (:func:`first_look_sees_processing`), never by the activation being slower than the
+code under test.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import time
@@ -30,8 +33,8 @@ from airflow_provider_omics.triggers.omics import OmicsReadSetActiveTrigger
 CONN_ID = "omics_test"
 WAITER_JSON = Path(airflow_provider_omics.__file__).parent / "waiters" / "omics.json"
 DAG_FILE = Path(__file__).parent / "dags" / "sensor_omics.py"
-# Long enough for a first look to see PROCESSING_UPLOAD, short enough to keep the suite fast.
-ACTIVATION_DELAY = 1.0
+# Short: the activation hold, not this delay, makes PROCESSING_UPLOAD observable.
+ACTIVATION_DELAY = 0.05
 GOOD_FASTQ = b"@r1\nACGT\n+\nIIII\n"
 BAD_FASTQ = b"not a fastq\n"
 
@@ -72,9 +75,21 @@ def new_read_set(emulator: OmicsEmulator, store_id: str, payload: bytes) -> str:
     )["readSetId"]
 
 
+@contextlib.contextmanager
+def first_look_sees_processing(emulator: OmicsEmulator) -> Iterator[None]:
+    """Read sets completed in this block stay PROCESSING_UPLOAD until GetReadSetMetadata has answered that once,
+    then activate: the first look sees PROCESSING_UPLOAD and every later look may see the final status."""
+    emulator.hold_activations(release_after_reads=1)
+    try:
+        yield
+    finally:
+        # The emulator is shared by the module: a failed test must not leave read sets held.
+        emulator.release_activations()
+
+
 def settled_status(emulator: OmicsEmulator, store_id: str, read_set_id: str) -> dict[str, Any]:
     """Wait (bounded) until the read set has left PROCESSING_UPLOAD; returns its metadata."""
-    deadline = time.monotonic() + 10 * ACTIVATION_DELAY + 5
+    deadline = time.monotonic() + 30
     while True:
         metadata = emulator.client().get_read_set_metadata(sequenceStoreId=store_id, id=read_set_id)
         if metadata["status"] != "PROCESSING_UPLOAD" or time.monotonic() > deadline:
@@ -135,14 +150,15 @@ def test_waiter_json_is_a_botocore_waiter_on_get_read_set_metadata() -> None:
 
 
 def test_blocking_waiter_waits_until_active(emulator: OmicsEmulator, store_id: str) -> None:
-    read_set_id = new_read_set(emulator, store_id, GOOD_FASTQ)
     hook = OmicsHook(aws_conn_id=CONN_ID)
     assert "read_set_active" in hook.list_waiters()
-    assert hook.get_read_set_metadata(store_id, read_set_id)["status"] == "PROCESSING_UPLOAD"
+    with first_look_sees_processing(emulator):
+        read_set_id = new_read_set(emulator, store_id, GOOD_FASTQ)
+        assert hook.get_read_set_metadata(store_id, read_set_id)["status"] == "PROCESSING_UPLOAD"
 
-    hook.get_waiter("read_set_active").wait(
-        sequenceStoreId=store_id, id=read_set_id, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
-    )
+        hook.get_waiter("read_set_active").wait(
+            sequenceStoreId=store_id, id=read_set_id, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50}
+        )
 
     assert hook.get_read_set_metadata(store_id, read_set_id)["status"] == "ACTIVE"
 
@@ -163,12 +179,11 @@ def test_blocking_waiter_fails_on_upload_failed(store_id: str, settled: dict[str
 
 
 def test_poke_is_false_while_processing_then_true_once_active(emulator: OmicsEmulator, store_id: str) -> None:
-    sensor = make_sensor(store_id, "0000000000")
-    # Build the client before the read set exists: on a loaded machine that alone can outlast the activation.
-    assert sensor.hook.conn
-    sensor.read_set_id = read_set_id = new_read_set(emulator, store_id, GOOD_FASTQ)
+    with first_look_sees_processing(emulator):
+        read_set_id = new_read_set(emulator, store_id, GOOD_FASTQ)
+        sensor = make_sensor(store_id, read_set_id)
 
-    assert sensor.poke({}) is False
+        assert sensor.poke({}) is False
 
     assert settled_status(emulator, store_id, read_set_id)["status"] == "ACTIVE"
     assert sensor.poke({}) is True
@@ -207,12 +222,13 @@ def test_waiter_parameters_set_the_blocking_cadence_and_patience() -> None:
 def test_deferrable_execute_defers_to_the_trigger_while_processing(emulator: OmicsEmulator, store_id: str) -> None:
     from airflow.sdk.exceptions import TaskDeferred
 
-    read_set_id = new_read_set(emulator, store_id, GOOD_FASTQ)
-    sensor = make_sensor(store_id, read_set_id, deferrable=True, waiter_delay=2, waiter_max_attempts=9)
-    ti = RecordingTI()
+    with first_look_sees_processing(emulator):
+        read_set_id = new_read_set(emulator, store_id, GOOD_FASTQ)
+        sensor = make_sensor(store_id, read_set_id, deferrable=True, waiter_delay=2, waiter_max_attempts=9)
+        ti = RecordingTI()
 
-    with pytest.raises(TaskDeferred) as excinfo:
-        sensor.execute({"ti": ti})  # type: ignore[typeddict-item]
+        with pytest.raises(TaskDeferred) as excinfo:
+            sensor.execute({"ti": ti})  # type: ignore[typeddict-item]
 
     trigger = excinfo.value.trigger
     assert isinstance(trigger, OmicsReadSetActiveTrigger)
@@ -282,9 +298,10 @@ def test_trigger_serializes_and_round_trips() -> None:
 
 
 def test_trigger_fires_success_once_active(emulator: OmicsEmulator, store_id: str) -> None:
-    read_set_id = new_read_set(emulator, store_id, GOOD_FASTQ)
+    with first_look_sees_processing(emulator):  # the trigger waits at least once
+        read_set_id = new_read_set(emulator, store_id, GOOD_FASTQ)
 
-    event = first_event(trigger_for(store_id, read_set_id))
+        event = first_event(trigger_for(store_id, read_set_id))
 
     assert event == {"status": "success", "read_set_id": read_set_id}
     assert emulator.client().get_read_set_metadata(sequenceStoreId=store_id, id=read_set_id)["status"] == ("ACTIVE")
@@ -292,9 +309,10 @@ def test_trigger_fires_success_once_active(emulator: OmicsEmulator, store_id: st
 
 
 def test_trigger_fires_error_with_the_status_message_on_upload_failed(emulator: OmicsEmulator, store_id: str) -> None:
-    read_set_id = new_read_set(emulator, store_id, BAD_FASTQ)
+    with first_look_sees_processing(emulator):  # the trigger waits at least once
+        read_set_id = new_read_set(emulator, store_id, BAD_FASTQ)
 
-    event = first_event(trigger_for(store_id, read_set_id))
+        event = first_event(trigger_for(store_id, read_set_id))
 
     status_message = settled_status(emulator, store_id, read_set_id)["statusMessage"]
     assert event["status"] == "error"
@@ -310,9 +328,10 @@ def test_trigger_fires_error_with_the_status_message_on_upload_failed(emulator: 
 
 
 def test_trigger_fires_error_when_attempts_run_out(emulator: OmicsEmulator, store_id: str) -> None:
-    read_set_id = new_read_set(emulator, store_id, GOOD_FASTQ)
+    with first_look_sees_processing(emulator):  # the only attempt sees PROCESSING_UPLOAD
+        read_set_id = new_read_set(emulator, store_id, GOOD_FASTQ)
 
-    event = first_event(trigger_for(store_id, read_set_id, waiter_delay=0, waiter_max_attempts=1))
+        event = first_event(trigger_for(store_id, read_set_id, waiter_delay=0, waiter_max_attempts=1))
 
     assert event["status"] == "error"
     assert "max attempts" in event["message"]
@@ -350,8 +369,8 @@ def run_sensor_dag(deferrable: bool, store_id: str, read_set_id: str) -> tuple[A
 
 @pytest.fixture(scope="module")
 def sensor_dags_synced(airflow_db: Path, omics_conn: None, store_id: str, settled: dict[str, str]) -> None:
-    """Pay once for the first ``dag.test()`` (it parses the whole DAGs folder into the database), so that
-    in the tests the sensor looks at a new read set well within the emulator's activation delay."""
+    """Pay once for the first ``dag.test()`` (it parses the whole DAGs folder into the database), and see that
+    a read set that is ACTIVE already lets the sensor DAG succeed at its first look."""
     dag_run, _ = run_sensor_dag(False, store_id, settled["ACTIVE"])
     assert dag_run.state == "success"
 
@@ -393,9 +412,11 @@ def test_dag_run_succeeds_once_the_read_set_is_active(
     store_id: str,
     deferrable: bool,
 ) -> None:
-    read_set_id = new_read_set(emulator, store_id, GOOD_FASTQ)
+    # The sensor's first look sees PROCESSING_UPLOAD: it waits (pokes again, or defers to the trigger).
+    with first_look_sees_processing(emulator):
+        read_set_id = new_read_set(emulator, store_id, GOOD_FASTQ)
 
-    dag_run, ti = run_sensor_dag(deferrable, store_id, read_set_id)
+        dag_run, ti = run_sensor_dag(deferrable, store_id, read_set_id)
 
     assert (dag_run.state, ti.state) == ("success", "success")
     assert ti.try_number == 1
@@ -414,9 +435,12 @@ def test_dag_run_fails_without_retry_on_upload_failed(
     store_id: str,
     deferrable: bool,
 ) -> None:
-    read_set_id = new_read_set(emulator, store_id, BAD_FASTQ)
+    # The sensor's first look sees PROCESSING_UPLOAD, then the read set fails: in deferrable mode the failure
+    # reaches the task through the trigger.
+    with first_look_sees_processing(emulator):
+        read_set_id = new_read_set(emulator, store_id, BAD_FASTQ)
 
-    dag_run, ti = run_sensor_dag(deferrable, store_id, read_set_id)
+        dag_run, ti = run_sensor_dag(deferrable, store_id, read_set_id)
 
     # The DAG allows one retry; a terminal read set status does not use it.
     assert (dag_run.state, ti.state) == ("failed", "failed")

@@ -18,7 +18,7 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from airflow_provider_omics.utils.parts import PartRange
-from airflow_provider_omics.utils.sources import Fingerprint, StagedSource, parse_source
+from airflow_provider_omics.utils.sources import Fingerprint, SourceError, StagedSource, parse_source
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -38,6 +38,12 @@ PERMANENT_ERRORS = frozenset(
         "ServiceQuotaExceededException",
     }
 )
+# The tag whose value is the create request's idempotency token: CreateMultipartReadSetUpload gives an upload's
+# tags to the read set it becomes, and ListTagsForResource reads them back, so the read set of a request can be
+# found again when Complete's answer was lost (``OmicsHook.find_read_sets``).
+REQUEST_TAG = "airflow-provider-omics:request"
+# Read sets that no longer count as stored.
+GONE_READ_SET_STATUSES = frozenset({"DELETING", "DELETED"})
 # botocore's default (legacy, 5 attempts) gives up too soon under sustained throttling of a busy store; used
 # only when the connection's botocore config sets no retries of its own.
 DEFAULT_RETRIES: Any = {"mode": "standard", "max_attempts": 8}
@@ -62,6 +68,23 @@ def _set_send_block_size(client: Any, block_size: int) -> None:
     pool_kw = getattr(getattr(session, "_manager", None), "connection_pool_kw", None)
     if isinstance(pool_kw, dict) and "blocksize" in pool_kw:
         pool_kw["blocksize"] = block_size
+
+
+def source_error_of(err: BaseException) -> SourceError | None:
+    """The staged-source error behind ``err``: botocore wraps whatever a request body raises in HTTPClientError."""
+    if isinstance(err, SourceError):
+        return err
+    wrapped = getattr(err, "kwargs", {}).get("error") if isinstance(err, HTTPClientError) else None
+    return wrapped if isinstance(wrapped, SourceError) else None
+
+
+def _no_retry_of_source_errors(caught_exception: BaseException | None = None, **kwargs: Any) -> bool | None:
+    """A botocore ``needs-retry`` handler: a part body that failed (the staged file changed) is not retried.
+
+    botocore retries any HTTPClientError, and would read the changed file again eight times with backoff;
+    False stops the retry, None leaves the decision to the retry mode.
+    """
+    return False if caught_exception is not None and source_error_of(caught_exception) else None
 
 
 def error_code(err: BaseException) -> str | None:
@@ -131,6 +154,11 @@ class OmicsHook(AwsBaseHook):
             client = self._upload_clients[pool] = self.get_client_type(region_name=self.region_name, config=config)
         # Only file-like bodies are sent in blocks: the JSON bodies of the other calls are sent whole.
         _set_send_block_size(client, SEND_BLOCK_SIZE)
+        client.meta.events.register_first(
+            "needs-retry.omics.UploadReadSetPart",
+            _no_retry_of_source_errors,  # type: ignore[arg-type]  # the stubs type handlers as returning None
+            unique_id="omics-source-errors",
+        )
         return client
 
     @cached_property
@@ -144,9 +172,38 @@ class OmicsHook(AwsBaseHook):
 
     # -- the direct upload -----------------------------------------------------------------------------------
 
-    def create_multipart_read_set_upload(self, **kwargs: Any) -> dict[str, Any]:
-        """CreateMultipartReadSetUpload; ``None`` values are left out. Returns the response."""
-        return dict(self.conn.create_multipart_read_set_upload(**{k: v for k, v in kwargs.items() if v is not None}))
+    def create_multipart_read_set_upload(
+        self,
+        sequence_store_id: str,
+        source_file_type: str,
+        name: str,
+        subject_id: str,
+        sample_id: str,
+        *,
+        reference_arn: str | None = None,
+        generated_from: str | None = None,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+        client_token: str | None = None,
+    ) -> dict[str, Any]:
+        """Start a direct upload. Returns the response (``uploadId``, ``creationTime`` and the metadata echoed).
+
+        .. seealso::
+            - :external+boto3:py:meth:`Omics.Client.create_multipart_read_set_upload`
+        """
+        request: dict[str, Any] = {
+            "sequenceStoreId": sequence_store_id,
+            "sourceFileType": source_file_type,
+            "name": name,
+            "subjectId": subject_id,
+            "sampleId": sample_id,
+            "referenceArn": reference_arn,
+            "generatedFrom": generated_from,
+            "description": description,
+            "tags": tags,
+            "clientToken": client_token,
+        }
+        return dict(self.conn.create_multipart_read_set_upload(**{k: v for k, v in request.items() if v}))
 
     def upload_read_set_part(
         self,
@@ -201,13 +258,101 @@ class OmicsHook(AwsBaseHook):
         return [dict(part) for page in pages for part in page.get("parts", [])]
 
     def list_multipart_read_set_uploads(self, sequence_store_id: str) -> list[dict[str, Any]]:
-        """Every upload in progress in the store (all pages)."""
+        """Every upload in progress in the store (all pages).
+
+        .. seealso::
+            - :external+boto3:py:meth:`Omics.Client.list_multipart_read_set_uploads`
+        """
         paginator = self.conn.get_paginator("list_multipart_read_set_uploads")
         pages = paginator.paginate(sequenceStoreId=sequence_store_id)
         return [dict(upload) for page in pages for upload in page.get("uploads", [])]
 
     def get_read_set_metadata(self, sequence_store_id: str, read_set_id: str) -> dict[str, Any]:
+        """.. seealso:: :external+boto3:py:meth:`Omics.Client.get_read_set_metadata`"""
         return dict(self.conn.get_read_set_metadata(sequenceStoreId=sequence_store_id, id=read_set_id))
+
+    def list_read_sets(
+        self,
+        sequence_store_id: str,
+        *,
+        name: str | None = None,
+        sample_id: str | None = None,
+        subject_id: str | None = None,
+        creation_type: str | None = None,
+        created_after: Any = None,
+    ) -> list[dict[str, Any]]:
+        """Read sets of the store that match every filter given (all pages).
+
+        .. seealso::
+            - :external+boto3:py:meth:`Omics.Client.list_read_sets`
+        """
+        filters = {
+            "name": name,
+            "sampleId": sample_id,
+            "subjectId": subject_id,
+            "creationType": creation_type,
+            "createdAfter": created_after,
+        }
+        paginator = self.conn.get_paginator("list_read_sets")
+        pages = paginator.paginate(
+            sequenceStoreId=sequence_store_id,
+            filter={k: v for k, v in filters.items() if v is not None},  # type: ignore[arg-type]
+        )
+        return [dict(read_set) for page in pages for read_set in page.get("readSets", [])]
+
+    def list_tags_for_resource(self, resource_arn: str) -> dict[str, str]:
+        """.. seealso:: :external+boto3:py:meth:`Omics.Client.list_tags_for_resource`"""
+        return dict(self.conn.list_tags_for_resource(resourceArn=resource_arn).get("tags", {}))
+
+    # -- finding the result of a request whose answer was lost -------------------------------------------
+
+    def find_uploads(self, sequence_store_id: str, client_token: str) -> list[dict[str, Any]]:
+        """The uploads in progress that carry ``client_token`` in their :data:`REQUEST_TAG`."""
+        return [
+            upload
+            for upload in self.list_multipart_read_set_uploads(sequence_store_id)
+            if (upload.get("tags") or {}).get(REQUEST_TAG) == client_token
+        ]
+
+    def find_read_sets(
+        self,
+        sequence_store_id: str,
+        client_token: str,
+        *,
+        name: str,
+        sample_id: str,
+        subject_id: str,
+        upload_id: str | None = None,
+        created_after: Any = None,
+    ) -> list[dict[str, Any]]:
+        """The read sets that the request ``client_token`` produced (normally none or one).
+
+        No single field identifies the read set an upload became, so several must agree: ListReadSets narrows to
+        uploaded read sets of this name, sample and subject (created after the upload, when that is known);
+        each must carry ``client_token`` in its :data:`REQUEST_TAG` (ListTagsForResource); and when
+        ``upload_id`` is given, a ``creationJobId`` that the service reports must be that upload. Deleted read
+        sets do not count.
+        """
+        found = []
+        candidates = self.list_read_sets(
+            sequence_store_id,
+            name=name,
+            sample_id=sample_id,
+            subject_id=subject_id,
+            creation_type="UPLOAD",
+            created_after=created_after,
+        )
+        for read_set in candidates:
+            if read_set.get("status") in GONE_READ_SET_STATUSES:
+                continue
+            if self.list_tags_for_resource(read_set["arn"]).get(REQUEST_TAG) != client_token:
+                continue
+            if upload_id is not None:
+                job = self.get_read_set_metadata(sequence_store_id, read_set["id"]).get("creationJobId")
+                if job and job != upload_id:
+                    continue
+            found.append(read_set)
+        return found
 
     # -- staged sources --------------------------------------------------------------------------------------
 
@@ -237,44 +382,52 @@ class OmicsHook(AwsBaseHook):
     ) -> list[dict[str, Any]]:
         """Stream byte ranges of a staged source to UploadReadSetPart, ``max_concurrency`` at a time.
 
-        Each part streams from a window onto its range (never the whole part in memory). A transient failure
-        that outlives botocore's retries is retried here a few rounds; anything else cancels the parts not yet
+        The source is pinned to its fingerprint once (:meth:`StagedSource.pin`): a local file is opened once and
+        every part reads that file, not whatever its path names meanwhile; after the last part the source is
+        checked again, so a file rewritten during the upload fails the task instead of being completed. Each
+        part streams from a window onto its range (never the whole part in memory). A transient failure that
+        outlives botocore's retries is retried here a few rounds; anything else cancels the parts not yet
         started and is raised. Returns ``{"partNumber", "partSource", "checksum"}`` per part, in order.
         """
         client = self.get_upload_client(max_concurrency)
+        with source.pin(fingerprint) as pinned:
 
-        def upload_one(part: PartRange) -> dict[str, Any]:
-            for attempt in range(1, PART_ATTEMPTS + 1):
-                started = time.monotonic()
-                try:
-                    with source.open_range(part.offset, part.length, fingerprint) as body:
-                        checksum = self.upload_read_set_part(
-                            sequence_store_id, upload_id, part.part_source, part.part_number, body, client
+            def upload_one(part: PartRange) -> dict[str, Any]:
+                for attempt in range(1, PART_ATTEMPTS + 1):
+                    started = time.monotonic()
+                    try:
+                        with pinned.open_range(part.offset, part.length) as body:
+                            checksum = self.upload_read_set_part(
+                                sequence_store_id, upload_id, part.part_source, part.part_number, body, client
+                            )
+                    except Exception as err:
+                        if source_error := source_error_of(err):
+                            raise source_error from None
+                        if attempt == PART_ATTEMPTS or not is_transient(err):
+                            raise
+                        self.log.warning(
+                            "%s part %d failed (%s); retrying, attempt %d of %d",
+                            part.part_source,
+                            part.part_number,
+                            err,
+                            attempt + 1,
+                            PART_ATTEMPTS,
                         )
-                except Exception as err:
-                    if attempt == PART_ATTEMPTS or not is_transient(err):
-                        raise
-                    self.log.warning(
-                        "%s part %d failed (%s); retrying, attempt %d of %d",
-                        part.part_source,
-                        part.part_number,
-                        err,
-                        attempt + 1,
-                        PART_ATTEMPTS,
-                    )
-                    time.sleep(min(PART_RETRY_DELAY * 2 ** (attempt - 1), 10))
-                    continue
-                if on_part:
-                    on_part(part, time.monotonic() - started)
-                return {"partNumber": part.part_number, "partSource": part.part_source, "checksum": checksum}
-            raise AssertionError("unreachable")
+                        time.sleep(min(PART_RETRY_DELAY * 2 ** (attempt - 1), 10))
+                        continue
+                    if on_part:
+                        on_part(part, time.monotonic() - started)
+                    return {"partNumber": part.part_number, "partSource": part.part_source, "checksum": checksum}
+                raise AssertionError("unreachable")
 
-        parts = list(ranges)
-        with ThreadPoolExecutor(max_workers=max(1, max_concurrency), thread_name_prefix="omics-part") as pool:
-            futures = [pool.submit(upload_one, part) for part in parts]
-            wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in futures if f.done() and f.exception() is not None]
-            if failed:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise failed[0].exception()  # type: ignore[misc]
-            return [f.result() for f in futures]
+            parts = list(ranges)
+            with ThreadPoolExecutor(max_workers=max(1, max_concurrency), thread_name_prefix="omics-part") as pool:
+                futures = [pool.submit(upload_one, part) for part in parts]
+                wait(futures, return_when=FIRST_EXCEPTION)
+                failed = [f for f in futures if f.done() and f.exception() is not None]
+                if failed:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise failed[0].exception()  # type: ignore[misc]
+                results = [f.result() for f in futures]
+            pinned.check_unchanged()
+            return results

@@ -6,18 +6,25 @@ templating, the checks of user input and the Airflow lifecycle; the hook holds e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
-from botocore.exceptions import ClientError, NoCredentialsError
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    conf,
+)
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, NoCredentialsError
 
-from airflow_provider_omics.hooks.omics import PERMANENT_ERRORS, OmicsHook, error_code
+from airflow_provider_omics.hooks.omics import PERMANENT_ERRORS, REQUEST_TAG, OmicsHook, error_code, is_transient
 from airflow_provider_omics.utils.parts import (
     MAX_PART_SIZE,
     PART_SOURCES,
@@ -31,12 +38,15 @@ from airflow_provider_omics.utils.parts import (
     missing_parts,
     part_range,
 )
+from airflow_provider_omics.utils.payloads import UPLOAD_RECORD_KEY, UploadRecord
 from airflow_provider_omics.utils.sources import (
     Fingerprint,
-    SourceChangedError,
     SourceError,
+    StagedSource,
     check_allowed,
-    split_allow_list,
+    effective_allow_list,
+    effective_s3_prefixes,
+    same_source,
 )
 
 if TYPE_CHECKING:
@@ -104,10 +114,28 @@ def normalize_sources(sources: Any) -> list[str]:
 
 
 def _allow_lists(local_roots: Any, s3_prefixes: Any) -> tuple[list[str], list[str]]:
-    """The operator's own allow-lists where given, else the [omics] config options."""
-    roots = split_allow_list(local_roots if local_roots is not None else conf.get("omics", "allowed_local_roots"))
-    prefixes = split_allow_list(s3_prefixes if s3_prefixes is not None else conf.get("omics", "allowed_s3_prefixes"))
+    """The [omics] allow-lists, narrowed by the operator's own where given (an operator can never widen them)."""
+    try:
+        roots = effective_allow_list(local_roots, conf.get("omics", "allowed_local_roots", fallback=""))
+        prefixes = effective_s3_prefixes(s3_prefixes, conf.get("omics", "allowed_s3_prefixes", fallback=""))
+    except SourceError as err:
+        raise _fail(str(err)) from None
     return roots, prefixes
+
+
+def _staged(
+    hook: OmicsHook, uri: str, roots: Sequence[str], prefixes: Sequence[str]
+) -> tuple[StagedSource, Fingerprint]:
+    """A staged source and its fingerprint, checked against the allow-lists before and after it is opened.
+
+    Before: nothing outside the roots is even opened. After: the check applies to the file that was opened,
+    whatever a symlink pointed to in between.
+    """
+    source = hook.staged_source(uri)
+    check_allowed(source, roots, prefixes)
+    fingerprint = source.stat()
+    check_allowed(source, roots, prefixes)
+    return source, fingerprint
 
 
 def _service_failure(err: ClientError, what: str, aws_conn_id: str | None) -> AirflowException:
@@ -122,6 +150,70 @@ def _service_failure(err: ClientError, what: str, aws_conn_id: str | None) -> Ai
     if code in PERMANENT_ERRORS:
         return AirflowFailException(f"{what}: {code}: {message}")
     return AirflowException(f"{what}: {code or type(err).__name__}: {message}")
+
+
+@contextlib.contextmanager
+def _service_errors(what: str, aws_conn_id: str | None) -> Iterator[None]:
+    """Service errors of the calls in the block, translated for Airflow as :func:`_service_failure` says."""
+    try:
+        yield
+    except ClientError as err:
+        raise _service_failure(err, what, aws_conn_id) from err
+
+
+def _only_read_set(found: Sequence[Mapping[str, Any]], token: str) -> str:
+    """The one read set a request produced; several cannot be told apart, and that is said, not guessed."""
+    if len(found) > 1:
+        ids = ", ".join(str(read_set["id"]) for read_set in found)
+        raise AirflowFailException(
+            f"Read sets {ids} all carry the request token {token}: which one this run stored cannot be told. "
+            "Keep one (delete the others) and clear the task."
+        )
+    return str(found[0]["id"])
+
+
+def _stored_read_set(
+    hook: OmicsHook, record: UploadRecord | None, upload_id: str | None, aws_conn_id: str | None
+) -> str | None:
+    """The read set that the record's request produced (through ``upload_id`` when given), or None.
+
+    Without a record (operators wired without ``upload_record``) there is nothing to look for by.
+    """
+    if record is None:
+        return None
+    with _service_errors("Looking for the read set of this request", aws_conn_id):
+        found = hook.find_read_sets(
+            record.sequence_store_id,
+            record.client_token,
+            name=record.name,
+            sample_id=record.sample_id,
+            subject_id=record.subject_id,
+            upload_id=upload_id,
+            created_after=record.upload_created if upload_id == record.upload_id else None,
+        )
+    return _only_read_set(found, record.client_token) if found else None
+
+
+def _check_store(hook: OmicsHook, store_id: str, aws_conn_id: str | None) -> dict[str, Any]:
+    """GetSequenceStore, with the one clear message for a store that does not exist (or missing credentials)."""
+    try:
+        return hook.get_sequence_store(store_id)
+    except ClientError as err:
+        if error_code(err) in ("ResourceNotFoundException", "ValidationException"):
+            raise _fail(
+                f"Sequence store {store_id} does not exist in region {hook.conn_region_name} for connection "
+                f"{aws_conn_id!r}. Check the id and the connection's region."
+            ) from None
+        raise _service_failure(err, "GetSequenceStore", aws_conn_id) from err
+    except NoCredentialsError:
+        raise AirflowFailException(
+            f"No AWS credentials were found for connection {aws_conn_id!r}: set its login/password, a role, or "
+            "the workers' default credentials."
+        ) from None
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else (str(value) if value else None)
 
 
 class _StagedSourceOperator(AwsBaseOperator[OmicsHook]):
@@ -208,25 +300,31 @@ class OmicsSplitReadSetOperator(_StagedSourceOperator):
         roots, prefixes = _allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
 
         planned: dict[str, dict[str, Any]] = {}
+        staged: list[tuple[StagedSource, Fingerprint]] = []
         for part_source, uri in zip(PART_SOURCES, sources, strict=False):
             label = f"{part_source} ({uri})"
             try:
-                source = self.hook.staged_source(uri)
-                check_allowed(source, roots, prefixes)
-                fingerprint = source.stat()
+                source, fingerprint = _staged(self.hook, uri, roots, prefixes)
                 if fingerprint.size == 0:
                     raise SourceError(f"Staged source {uri} is empty. Stage the complete file before uploading.")
                 total = check_part_count(label, fingerprint.size, part_size)
             except (SourceError, PartPlanError) as err:
                 raise _fail(str(err)) from None
+            staged.append((source, fingerprint))
             planned[part_source] = {
                 "uri": uri,
+                # What the later tasks open: the file that was opened here, not what the path may name later.
+                "location": source.location,
                 "size": fingerprint.size,
                 "parts": total,
                 "part_size": part_size,
                 "fingerprint": fingerprint.to_dict(),
             }
             self.log.info("%s: %d bytes in %d parts of %d bytes", label, fingerprint.size, total, part_size)
+        if len(staged) == 2 and same_source(*staged[0], *staged[1]):
+            raise _fail(
+                f"Read 1 and read 2 are the same file ({sources[0]} and {sources[1]}): give the two files of the pair."
+            )
 
         try:
             batches = batch_parts([p["parts"] for p in planned.values()], max_tasks)
@@ -236,7 +334,7 @@ class OmicsSplitReadSetOperator(_StagedSourceOperator):
         self.log.info("%d parts in %d upload tasks (limit %d)", sum(b.count for b in batches), len(batches), max_tasks)
         return [
             {
-                "source_uri": planned[b.part_source]["uri"],
+                "source_uri": planned[b.part_source]["location"],
                 "part_source": b.part_source,
                 "first_part": b.first_part,
                 "last_part": b.last_part,
@@ -253,9 +351,18 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
     Start a direct upload (CreateMultipartReadSetUpload) and return its ``uploadId``.
 
     Checks the metadata first (store id format, the store exists, file type, a reference for BAM/CRAM, the
-    service's length limits), so that bad input creates nothing. A retried task does not start a second
-    upload: the default ``client_token`` is derived from the DAG run and task, and the service answers the
-    same token with the same upload.
+    service's length limits), so that bad input creates nothing. The request carries an idempotency token
+    (``client_token``), also given to the upload as the tag :data:`~airflow_provider_omics.hooks.omics.REQUEST_TAG`,
+    which the read set inherits. So every path converges on one read set:
+
+    - a retried task sends the same token and gets the same upload;
+    - a create whose every answer was lost finds its upload by the token;
+    - a cleared or re-run task whose request was already stored finds that read set, returns ``None`` (no
+      upload) and records the read set id: the part tasks upload nothing and complete returns it.
+
+    Pushes an :class:`~airflow_provider_omics.utils.payloads.UploadRecord` under the XCom key ``upload``
+    (before the request is sent, and again with the upload id), which the part, complete and abort tasks take
+    as ``upload_record``.
 
     :param sequence_store_id: the destination sequence store's id. (templated)
     :param source_file_type: FASTQ, BAM, CRAM or UBAM. (templated)
@@ -266,7 +373,11 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
     :param generated_from: where the file came from. (templated)
     :param description: the read set's description. (templated)
     :param tags: tags for the read set. (templated)
-    :param client_token: idempotency token; default derived from the DAG run and task. (templated)
+    :param client_token: idempotency token; default derived from the DAG run and task and the request's
+        content (metadata and the sources' fingerprints). (templated)
+    :param sources: the split plan (``XComArg(split, key="sources")``): its fingerprints go into the default
+        token, so that another request of the same run id (another deployment) never gets this upload.
+        (templated)
     """
 
     aws_hook_class = OmicsHook
@@ -281,7 +392,9 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         "description",
         "tags",
         "client_token",
+        "sources",
     )
+    template_fields_renderers = {"tags": "json", "sources": "json"}
     ui_color = "#d7e8f7"
 
     def __init__(
@@ -297,9 +410,11 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         description: str | None = None,
         tags: dict[str, str] | None = None,
         client_token: str | None = None,
+        sources: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.sources = sources
         self.sequence_store_id = sequence_store_id
         self.source_file_type = source_file_type
         self.name = name
@@ -342,44 +457,105 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
             "tags": self.tags or None,
         }
 
-    @staticmethod
-    def default_client_token(context: Context) -> str:
-        ti = context["ti"]
-        identity = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"
-        return hashlib.sha256(identity.encode()).hexdigest()[:64]
+    def request_token(self, context: Context, request: Mapping[str, Any]) -> str:
+        """The create request's idempotency token: this run and task, and what the request stores.
 
-    def execute(self, context: Context) -> str:
+        A retry of the task (or a cleared run) sends the same token and gets the same upload. Two deployments
+        that share a store (or one whose metadata database was reset) reuse run ids, so the token also covers
+        the request's content: the metadata and the staged sources' fingerprints (from split).
+        """
+        ti = context["ti"]
+        identity = {
+            "run": [ti.dag_id, ti.run_id, ti.task_id, ti.map_index],
+            "request": {key: value for key, value in sorted(request.items()) if value is not None},
+            "sources": {
+                part_source: {"uri": planned.get("uri"), "fingerprint": planned.get("fingerprint")}
+                for part_source, planned in sorted((self.sources or {}).items())
+            },
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+    def execute(self, context: Context) -> str | None:
+        ti = context["ti"]
+        # Something under the key at once: the abort teardown reads it even when this task fails early.
+        ti.xcom_push(key=UPLOAD_RECORD_KEY, value={})
         request = self.check_input()
+        store_id = request["sequenceStoreId"]
+        store = _check_store(self.hook, store_id, self.aws_conn_id)
+        token = self.client_token or self.request_token(context, request)
+        record = UploadRecord(
+            sequence_store_id=store_id,
+            client_token=token,
+            name=request["name"],
+            sample_id=request["sampleId"],
+            subject_id=request["subjectId"],
+            source_file_type=request["sourceFileType"],
+        )
+        # Before the request is sent: if its answer is lost, the teardown can still find the upload by its token.
+        ti.xcom_push(key=UPLOAD_RECORD_KEY, value=record.to_dict())
+        with _service_errors("Looking for a read set this request already stored", self.aws_conn_id):
+            stored = self.hook.find_read_sets(
+                store_id, token, name=record.name, sample_id=record.sample_id, subject_id=record.subject_id
+            )
+        if stored:
+            record.read_set_id = _only_read_set(stored, token)
+            ti.xcom_push(key=UPLOAD_RECORD_KEY, value=record.to_dict())
+            self.log.info(
+                "This request was already stored as read set %s (%s) by an earlier attempt of this run: "
+                "reusing it, nothing is uploaded again.",
+                record.read_set_id,
+                stored[0].get("status"),
+            )
+            return None
+        tags = {**(request["tags"] or {}), REQUEST_TAG: token}
         try:
-            store = self.hook.get_sequence_store(request["sequenceStoreId"])
-        except ClientError as err:
-            if error_code(err) in ("ResourceNotFoundException", "ValidationException"):
-                raise _fail(
-                    f"Sequence store {request['sequenceStoreId']} does not exist in region "
-                    f"{self.hook.conn_region_name} for connection {self.aws_conn_id!r}. Check the id and the "
-                    "connection's region."
-                ) from None
-            raise _service_failure(err, "GetSequenceStore", self.aws_conn_id) from err
-        except NoCredentialsError:
-            raise AirflowFailException(
-                f"No AWS credentials were found for connection {self.aws_conn_id!r}: set its login/password, "
-                "a role, or the workers' default credentials."
-            ) from None
-        request["clientToken"] = self.client_token or self.default_client_token(context)
-        try:
-            response = self.hook.create_multipart_read_set_upload(**request)
+            response = self.hook.create_multipart_read_set_upload(
+                store_id,
+                request["sourceFileType"],
+                request["name"],
+                request["subjectId"],
+                request["sampleId"],
+                reference_arn=request["referenceArn"],
+                generated_from=request["generatedFrom"],
+                description=request["description"],
+                tags=tags,
+                client_token=token,
+            )
         except ClientError as err:
             raise _service_failure(err, "CreateMultipartReadSetUpload", self.aws_conn_id) from err
-        upload_id = response["uploadId"]
+        except (ConnectionError, HTTPClientError) as err:
+            # botocore retried with the same token and every answer was lost: the service may have created it.
+            response = self.find_created_upload(store_id, token, err)
+        record.upload_id = response["uploadId"]
+        record.upload_created = _iso(response.get("creationTime"))
+        ti.xcom_push(key=UPLOAD_RECORD_KEY, value=record.to_dict())
         self.log.info(
             "Started upload %s of %s read set %r into store %s (%s)",
-            upload_id,
+            record.upload_id,
             request["sourceFileType"],
             request["name"],
-            request["sequenceStoreId"],
+            store_id,
             store.get("name", ""),
         )
-        return upload_id
+        return record.upload_id
+
+    def find_created_upload(self, store_id: str, token: str, err: Exception) -> dict[str, Any]:
+        """The upload a create whose every answer was lost made, found by its token; else a retryable error."""
+        with _service_errors("Looking for the upload of a create whose answer was lost", self.aws_conn_id):
+            uploads = self.hook.find_uploads(store_id, token)
+        if len(uploads) == 1:
+            self.log.warning("CreateMultipartReadSetUpload's answer was lost (%s); found its upload by token.", err)
+            return uploads[0]
+        if len(uploads) > 1:
+            ids = ", ".join(u["uploadId"] for u in uploads)
+            raise AirflowFailException(
+                f"CreateMultipartReadSetUpload's answer was lost and uploads {ids} carry its token {token}: "
+                "the abort task aborts them; trigger a new run."
+            )
+        raise AirflowException(
+            f"CreateMultipartReadSetUpload got no answer ({err}) and no upload carries its token: it did not "
+            "reach the service. A retry of this task sends the same token."
+        )
 
 
 # How each mapped upload task is named in the UI, e.g. "SOURCE1 parts 9-16 of 120".
@@ -407,6 +583,9 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
     :param total_parts: parts of this source in all (from split).
     :param part_size: bytes per part (from split).
     :param fingerprint: the source's fingerprint at split time (from split).
+    :param upload_record: the create task's record (``XComArg(create, key="upload")``): when the create task
+        found the read set already stored, or the upload already completed into its read set (a cleared task),
+        the part task returns no parts instead of uploading. (templated)
     :param max_concurrency: parts in flight at once in this task.
     :param source_aws_conn_id: connection that reads ``s3://`` sources; default ``aws_conn_id``. (templated)
     :param map_index_template: how the UI names each mapped task (default: ``SOURCE1 parts 9-16 of 120``).
@@ -414,7 +593,7 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
 
     aws_hook_class = OmicsHook
     template_fields: Sequence[str] = aws_template_fields(
-        "sequence_store_id", "upload_id", "source_uri", "max_concurrency", "source_aws_conn_id"
+        "sequence_store_id", "upload_id", "source_uri", "max_concurrency", "source_aws_conn_id", "upload_record"
     )
     ui_color = "#b9d7f0"
 
@@ -430,6 +609,7 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
         total_parts: int,
         part_size: int,
         fingerprint: dict[str, Any],
+        upload_record: Mapping[str, Any] | None = None,
         max_concurrency: int | str = 4,
         source_aws_conn_id: str | None = None,
         allowed_local_roots: str | Sequence[str] | None = None,
@@ -448,6 +628,7 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
         self.total_parts = total_parts
         self.part_size = part_size
         self.fingerprint = fingerprint
+        self.upload_record = upload_record
         self.max_concurrency = max_concurrency
         self.source_aws_conn_id = source_aws_conn_id
         self.allowed_local_roots = allowed_local_roots
@@ -459,16 +640,19 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
         ]
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        record = UploadRecord.from_dict(self.upload_record)
         if not self.upload_id:
+            if record is not None and record.read_set_id:
+                self.log.info("Already stored as read set %s: nothing to upload.", record.read_set_id)
+                return []
             raise AirflowFailException("No upload_id: the create task did not start an upload.")
         fingerprint = Fingerprint.from_dict(self.fingerprint)
         roots, prefixes = _allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
-        source = self.hook.staged_source(self.source_uri)
         try:
+            source = self.hook.staged_source(self.source_uri)
             check_allowed(source, roots, prefixes)
-            source.check_unchanged(fingerprint)
         except SourceError as err:
-            raise AirflowFailException(str(err)) from None
+            raise _fail(str(err)) from None
         ranges = self.part_ranges(fingerprint.size)
         total_bytes = sum(r.length for r in ranges)
 
@@ -494,9 +678,17 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
                 max_concurrency=as_int("max_concurrency", self.max_concurrency),
                 on_part=log_part,
             )
-        except SourceChangedError as err:
-            raise AirflowFailException(str(err)) from None
+        except SourceError as err:
+            raise _fail(str(err)) from None
         except ClientError as err:
+            if error_code(err) == "ResourceNotFoundException":
+                # A cleared part task of an upload that completed: its parts are in the read set already.
+                stored = _stored_read_set(self.hook, record, self.upload_id, self.aws_conn_id)
+                if stored:
+                    self.log.info(
+                        "Upload %s already completed as read set %s: nothing to upload.", self.upload_id, stored
+                    )
+                    return []
             raise _service_failure(
                 err, f"UploadReadSetPart ({self.part_source} of upload {self.upload_id})", self.aws_conn_id
             ) from err
@@ -521,24 +713,34 @@ class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
     gaps; the totals of the split plan where ``expected_parts`` is given), sorts and completes. Where parts are
     missing from XCom it reconciles with ListReadSetUploadParts before giving up. Returns the ``readSetId``.
 
+    Converges on one read set: when Complete committed but its answer was lost (botocore's retry then finds the
+    upload gone), when the task is cleared after it succeeded, or when the create task found the request
+    already stored, it finds the read set by the request token of ``upload_record`` (see
+    :meth:`~airflow_provider_omics.hooks.omics.OmicsHook.find_read_sets`) and returns it.
+
     :param sequence_store_id: the sequence store's id. (templated)
-    :param upload_id: the upload's id. (templated)
+    :param upload_id: the upload's id (``create.output``). (templated)
     :param parts: the mapped upload tasks' output (``upload.output``). (templated)
     :param expected_parts: the split plan (its ``sources`` XCom) or a mapping source -> number of parts.
         (templated)
+    :param upload_record: the create task's record (``XComArg(create, key="upload")``), to find the read set
+        when Complete's answer was lost. (templated)
     """
 
     aws_hook_class = OmicsHook
-    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "upload_id", "parts", "expected_parts")
+    template_fields: Sequence[str] = aws_template_fields(
+        "sequence_store_id", "upload_id", "parts", "expected_parts", "upload_record"
+    )
     ui_color = "#d7e8f7"
 
     def __init__(
         self,
         *,
         sequence_store_id: str,
-        upload_id: str,
+        upload_id: str | None,
         parts: Iterable[Any],
         expected_parts: Mapping[str, Any] | None = None,
+        upload_record: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -546,6 +748,7 @@ class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         self.upload_id = upload_id
         self.parts = parts
         self.expected_parts = expected_parts
+        self.upload_record = upload_record
 
     def expected_totals(self) -> dict[str, int] | None:
         if not self.expected_parts:
@@ -564,6 +767,7 @@ class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         if not missing:
             return parts
         self.log.warning("Parts missing from XCom, asking the service: %s", {s: len(n) for s, n in missing.items()})
+        assert self.upload_id
         for source, numbers in missing.items():
             wanted = set(numbers)
             for held in self.hook.list_read_set_upload_parts(self.sequence_store_id, self.upload_id, source):
@@ -571,64 +775,121 @@ class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
                     parts.append({"partNumber": held["partNumber"], "partSource": source, "checksum": held["checksum"]})
         return parts
 
-    def execute(self, context: Context) -> str:
+    def complete(self) -> str:
+        assert self.upload_id
         parts = flatten_part_results(self.parts or [])
         expected = self.expected_totals()
+        parts = self.reconcile(parts, expected)
         try:
-            parts = self.reconcile(parts, expected)
             ordered = check_complete_parts(parts, expected)
         except PartPlanError as err:
             raise AirflowFailException(f"Upload {self.upload_id} cannot be completed: {err}") from None
-        except ClientError as err:
-            raise _service_failure(err, "ListReadSetUploadParts", self.aws_conn_id) from err
-        try:
-            read_set_id = self.hook.complete_multipart_read_set_upload(self.sequence_store_id, self.upload_id, ordered)
-        except ClientError as err:
-            raise _service_failure(
-                err, f"CompleteMultipartReadSetUpload of {self.upload_id}", self.aws_conn_id
-            ) from err
+        read_set_id = self.hook.complete_multipart_read_set_upload(self.sequence_store_id, self.upload_id, ordered)
         self.log.info("Completed upload %s with %d parts: read set %s", self.upload_id, len(ordered), read_set_id)
         return read_set_id
+
+    def execute(self, context: Context) -> str:
+        record = UploadRecord.from_dict(self.upload_record)
+        if record is not None and record.read_set_id:
+            self.log.info("The request was already stored as read set %s: nothing to complete.", record.read_set_id)
+            return record.read_set_id
+        if not self.upload_id:
+            raise AirflowFailException("No upload_id: the create task did not start an upload.")
+        what = f"CompleteMultipartReadSetUpload of {self.upload_id}"
+        try:
+            return self.complete()
+        except (ClientError, ConnectionError, HTTPClientError) as err:
+            if error_code(err) != "ResourceNotFoundException" and not is_transient(err):
+                raise _service_failure(err, what, self.aws_conn_id) from err  # type: ignore[arg-type]
+            # The upload is gone (Complete committed and its answer was lost, or this task was cleared after it
+            # succeeded), or every answer was lost: its read set, if it exists, carries the request token.
+            stored = _stored_read_set(self.hook, record, self.upload_id, self.aws_conn_id)
+            if stored:
+                self.log.warning("%s: %s; the upload had completed as read set %s.", what, err, stored)
+                return stored
+            if record is None:
+                self.log.warning("Without upload_record the read set of a lost answer cannot be looked for.")
+            if error_code(err) == "ResourceNotFoundException":
+                raise AirflowFailException(
+                    f"Upload {self.upload_id} no longer exists and no read set carries its request token: it was "
+                    "aborted (by the abort task of an earlier attempt, or from outside). Trigger a new run."
+                ) from None
+            if isinstance(err, ClientError):
+                raise _service_failure(err, what, self.aws_conn_id) from err
+            raise AirflowException(f"{what}: no answer ({err}); a retry of this task finds its result.") from err
 
 
 class OmicsAbortReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
     """
     Abort an upload that did not complete, so that a failed run leaves no orphaned upload behind.
 
-    Meant as a teardown (``abort.as_teardown(setups=create)``): it aborts only when no read set came out of
-    the upload (``read_set_id`` empty, i.e. Complete did not succeed); an upload that is already gone
-    (completed or aborted elsewhere) is not an error.
+    Meant as a teardown of split and create (``abort.as_teardown(setups=[split, create])``): it then also runs
+    when create failed, possibly after the service created the upload (every answer lost, or the worker died):
+    with ``upload_record`` it finds such uploads in progress by their request token and aborts them. Nothing is
+    aborted once a read set came out of the request (``read_set_id`` set, or recorded by create); an upload
+    that is already gone is not an error, and when it completed into a read set the log says which.
 
     :param sequence_store_id: the sequence store's id. (templated)
-    :param upload_id: the upload's id (``create.output``); nothing to do when empty. (templated)
+    :param upload_id: the upload's id (``create.output``); may be empty when create failed. (templated)
     :param read_set_id: the complete task's output; when set the upload completed and nothing is aborted.
         (templated)
+    :param upload_record: the create task's record (``XComArg(create, key="upload")``). (templated)
     """
 
     aws_hook_class = OmicsHook
-    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "upload_id", "read_set_id")
+    template_fields: Sequence[str] = aws_template_fields(
+        "sequence_store_id", "upload_id", "read_set_id", "upload_record"
+    )
     ui_color = "#f7d7d7"
 
     def __init__(
-        self, *, sequence_store_id: str, upload_id: str | None, read_set_id: str | None = None, **kwargs: Any
+        self,
+        *,
+        sequence_store_id: str,
+        upload_id: str | None,
+        read_set_id: str | None = None,
+        upload_record: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.sequence_store_id = sequence_store_id
         self.upload_id = upload_id
         self.read_set_id = read_set_id
+        self.upload_record = upload_record
 
     def execute(self, context: Context) -> bool:
-        if not self.upload_id:
+        record = UploadRecord.from_dict(self.upload_record)
+        stored = self.read_set_id or (record.read_set_id if record else None)
+        if stored:
+            self.log.info("The request was stored as read set %s: nothing to abort.", stored)
+            return False
+        upload_ids = [self.upload_id] if self.upload_id else []
+        if record is not None:
+            with _service_errors("Looking for uploads of this request", self.aws_conn_id):
+                for upload in self.hook.find_uploads(record.sequence_store_id, record.client_token):
+                    if upload["uploadId"] not in upload_ids:
+                        upload_ids.append(upload["uploadId"])
+        if not upload_ids:
             self.log.info("No upload was started: nothing to abort.")
             return False
-        if self.read_set_id:
-            self.log.info("Upload %s completed as read set %s: nothing to abort.", self.upload_id, self.read_set_id)
-            return False
-        if self.hook.abort_multipart_read_set_upload(self.sequence_store_id, self.upload_id):
-            self.log.warning("Aborted upload %s: the run failed before it completed.", self.upload_id)
-            return True
-        self.log.info("Upload %s is already gone (completed or aborted): nothing to abort.", self.upload_id)
-        return False
+        aborted = False
+        for upload_id in upload_ids:
+            with _service_errors(f"AbortMultipartReadSetUpload of {upload_id}", self.aws_conn_id):
+                if self.hook.abort_multipart_read_set_upload(self.sequence_store_id, upload_id):
+                    self.log.warning("Aborted upload %s: the run failed before it completed.", upload_id)
+                    aborted = True
+                    continue
+            completed = _stored_read_set(self.hook, record, upload_id, self.aws_conn_id)
+            if completed:
+                self.log.warning(
+                    "Upload %s completed as read set %s, but the run failed before it reported it: clear the "
+                    "failed tasks (or the run) to carry on with that read set; nothing is uploaded again.",
+                    upload_id,
+                    completed,
+                )
+            else:
+                self.log.info("Upload %s is already gone (aborted): nothing to abort.", upload_id)
+        return aborted
 
 
 # Read sets whose ETag a client can reproduce: the hash of the uncompressed FASTQ. BAM/CRAM ETags are computed
@@ -642,13 +903,17 @@ class OmicsDigestSourcesOperator(_StagedSourceOperator):
     SHA512up: the hash of the uncompressed source), while the parts upload.
 
     Reads each source once, sequentially (decompression and hashing overlap in two threads), pinned to the
-    fingerprint taken by split. For BAM, CRAM and uBAM it reads nothing and says why: their ETags cannot be
+    fingerprint taken by split: the same allow-lists and the same file identity as the part uploads, so a file
+    replaced, rewritten or removed since split is refused with a clear message before anything is read. For BAM,
+    CRAM and uBAM it reads nothing and says why: their ETags cannot be
     reproduced client-side. Returns ``{"family", "file_type", "sources": {"SOURCE1": {...}}, "skipped"}``.
 
     :param sequence_store_id: the sequence store's id, whose ``eTagAlgorithmFamily`` is used. (templated)
     :param sources: the split plan (``XComArg(split, key="sources")``). (templated)
     :param source_file_type: FASTQ, BAM, CRAM or UBAM. (templated)
     :param source_aws_conn_id: connection that reads ``s3://`` sources; default ``aws_conn_id``. (templated)
+    :param allowed_local_roots: narrows ``[omics] allowed_local_roots``, as for split.
+    :param allowed_s3_prefixes: narrows ``[omics] allowed_s3_prefixes``, as for split.
     """
 
     aws_hook_class = OmicsHook
@@ -664,6 +929,8 @@ class OmicsDigestSourcesOperator(_StagedSourceOperator):
         sources: Mapping[str, Any],
         source_file_type: str,
         source_aws_conn_id: str | None = None,
+        allowed_local_roots: str | Sequence[str] | None = None,
+        allowed_s3_prefixes: str | Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -671,10 +938,10 @@ class OmicsDigestSourcesOperator(_StagedSourceOperator):
         self.sources = sources
         self.source_file_type = source_file_type
         self.source_aws_conn_id = source_aws_conn_id
+        self.allowed_local_roots = allowed_local_roots
+        self.allowed_s3_prefixes = allowed_s3_prefixes
 
     def execute(self, context: Context) -> dict[str, Any]:
-        import time
-
         file_type = check_file_type(self.source_file_type)
         if file_type not in VERIFIABLE_FILE_TYPES:
             reason = (
@@ -685,18 +952,20 @@ class OmicsDigestSourcesOperator(_StagedSourceOperator):
             return {"family": None, "file_type": file_type, "sources": {}, "skipped": reason}
         from airflow_provider_omics.utils.digest import digest_stream
 
-        store = self.hook.get_sequence_store(check_store_id(self.sequence_store_id))
+        store = _check_store(self.hook, check_store_id(self.sequence_store_id), self.aws_conn_id)
         family = store.get("eTagAlgorithmFamily") or "MD5up"
+        roots, prefixes = _allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
         digests: dict[str, Any] = {}
         for part_source, planned in sorted(self.sources.items()):
-            source = self.hook.staged_source(planned["uri"])
             fingerprint = Fingerprint.from_dict(planned["fingerprint"])
             started = time.monotonic()
             try:
-                with source.open_stream(fingerprint) as stream:
+                source = self.hook.staged_source(planned.get("location") or planned["uri"])
+                check_allowed(source, roots, prefixes)
+                with source.pin(fingerprint) as pinned, pinned.open_stream() as stream:
                     digest = digest_stream(stream, family)
             except SourceError as err:
-                raise AirflowFailException(str(err)) from None
+                raise _fail(str(err)) from None
             except ValueError as err:
                 raise AirflowFailException(
                     f"{part_source} ({planned['uri']}) is not readable as FASTQ: {err}"

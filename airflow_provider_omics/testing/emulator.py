@@ -3,7 +3,8 @@
     python -m airflow_provider_omics.testing.emulator --port 8787 --data-dir /tmp/omics
 
 prints ``OmicsEmulator listening on http://127.0.0.1:8787`` once it accepts requests, and stops cleanly on
-SIGTERM or SIGINT.
+SIGTERM or SIGINT. ``--hold-activations`` starts it with read sets held in PROCESSING_UPLOAD (release them
+with ``POST /_emulator/activations {"hold": false}``).
 """
 
 from __future__ import annotations
@@ -30,10 +31,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--access-key", default=None, help="require SigV4 signatures with this access key")
     parser.add_argument("--secret-key", default=None, help="... and this secret key")
     parser.add_argument("--activation-delay", type=float, default=0.2, help="seconds before a read set activates")
+    parser.add_argument(
+        "--hold-activations",
+        action="store_true",
+        help="keep read sets in PROCESSING_UPLOAD until released (POST /_emulator/activations)",
+    )
+    parser.add_argument(
+        "--release-after-reads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --hold-activations: release each read set once GetReadSetMetadata saw it PROCESSING_UPLOAD N times",
+    )
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     if (args.access_key is None) != (args.secret_key is None):
         parser.error("give both --access-key and --secret-key, or neither")
+    if args.release_after_reads is not None and (not args.hold_activations or args.release_after_reads < 1):
+        parser.error("--release-after-reads takes a positive number and goes with --hold-activations")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     emulator = OmicsEmulator(
@@ -44,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         secret_key=args.secret_key,
         activation_delay=args.activation_delay,
     )
+    if args.hold_activations:
+        emulator.hold_activations(release_after_reads=args.release_after_reads)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -1,4 +1,5 @@
-"""Fault injection for reliability tests: seeded error rates, added latency, connections dropped mid-body.
+"""Fault injection for reliability tests: seeded error rates, added latency, connections dropped mid-body, and
+answers lost after the request was served.
 
 :class:`FaultConfig` says what to inject (off by default, JSON round-trippable for the admin endpoint);
 :class:`FaultInjector` decides, request by request, what happens, and counts what it injected. One-shot
@@ -13,10 +14,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_omics.testing.exceptions import ERRORS, UPLOAD_PART_ERRORS
+from airflow_provider_omics.testing.exceptions import ERRORS
 from airflow_provider_omics.testing.models import OPERATIONS
 
+# Close the connection before serving: nothing happened, and the client cannot know it.
 DROP = "drop"
+# Serve the request (its state change commits), then close the connection without answering: the client
+# cannot know that something happened. A lost CompleteMultipartReadSetUpload answer is the case that matters.
+DROP_RESPONSE = "drop_response"
+CONNECTION_FAULTS = (DROP, DROP_RESPONSE)
 LATENCY = "latency"
 
 
@@ -32,6 +38,8 @@ class FaultConfig:
     :param latency: seconds added to every matching request.
     :param error_rates: any modelled error name (the eight UploadReadSetPart errors, say) to its rate.
     :param operations: operation names the faults apply to (``None``: all of them).
+    :param drop_response_rate: serve the request, then close the connection without a response (drawn
+        after every other fault, so that adding it leaves the draws of an existing seed as they were).
     """
 
     seed: int = 0
@@ -41,9 +49,10 @@ class FaultConfig:
     latency: float = 0.0
     error_rates: dict[str, float] = field(default_factory=dict)
     operations: frozenset[str] | None = None
+    drop_response_rate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("throttle_rate", "internal_error_rate", "drop_rate"):
+        for name in ("throttle_rate", "internal_error_rate", "drop_rate", "drop_response_rate"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {rate}")
@@ -51,7 +60,7 @@ class FaultConfig:
             raise ValueError("latency must not be negative")
         for code, rate in self.error_rates.items():
             if code not in ERRORS:
-                raise ValueError(f"unknown error {code!r}; expected one of {', '.join(UPLOAD_PART_ERRORS)}")
+                raise ValueError(f"unknown error {code!r}; expected one of {', '.join(sorted(ERRORS))}")
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"error rate of {code} must be between 0 and 1, got {rate}")
         if self.operations is not None:
@@ -66,6 +75,7 @@ class FaultConfig:
         rates = [(DROP, self.drop_rate), ("ThrottlingException", self.throttle_rate)]
         rates.append(("InternalServerException", self.internal_error_rate))
         rates.extend(sorted(self.error_rates.items()))
+        rates.append((DROP_RESPONSE, self.drop_response_rate))
         return [(name, rate) for name, rate in rates if rate > 0]
 
     def applies_to(self, operation: str) -> bool:
@@ -80,6 +90,7 @@ class FaultConfig:
             "latency": self.latency,
             "error_rates": dict(self.error_rates),
             "operations": sorted(self.operations) if self.operations is not None else None,
+            "drop_response_rate": self.drop_response_rate,
         }
 
     @classmethod
@@ -104,8 +115,8 @@ class _OneShot:
 
 @dataclass(frozen=True)
 class Fault:
-    """What to do with one request: wait ``latency`` seconds, then answer ``action`` (an error name or
-    :data:`DROP`), or serve it normally when ``action`` is ``None``."""
+    """What to do with one request: wait ``latency`` seconds, then answer ``action`` (an error name,
+    :data:`DROP` or :data:`DROP_RESPONSE`), or serve it normally when ``action`` is ``None``."""
 
     latency: float = 0.0
     action: str | None = None
@@ -131,9 +142,13 @@ class FaultInjector:
             self._rng = random.Random(config.seed)
 
     def inject(self, error: str, operation: str | None = None, count: int = 1) -> None:
-        """Answer the next ``count`` requests (of ``operation``, or any) with ``error`` or :data:`DROP`."""
-        if error != DROP and error not in ERRORS:
-            raise ValueError(f"unknown error {error!r}; expected 'drop' or one of {', '.join(sorted(ERRORS))}")
+        """Answer the next ``count`` requests (of ``operation``, or any) with ``error``, :data:`DROP` or
+        :data:`DROP_RESPONSE`."""
+        if error not in CONNECTION_FAULTS and error not in ERRORS:
+            raise ValueError(
+                f"unknown error {error!r}; expected {' or '.join(map(repr, CONNECTION_FAULTS))} "
+                f"or one of {', '.join(sorted(ERRORS))}"
+            )
         if count < 1:
             raise ValueError("count must be at least 1")
         if operation is not None and operation not in OPERATIONS:

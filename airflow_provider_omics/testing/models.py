@@ -19,11 +19,24 @@ concurrent uploads of parts to one upload (even of the same part number) are saf
 wins. Every JSON file is written to a temporary name and renamed, so a crash never leaves half a file behind.
 
 After complete, a background thread waits ``activation_delay`` seconds, checks the content (see
-:mod:`.content`) and moves the read set from PROCESSING_UPLOAD to ACTIVE or UPLOAD_FAILED. Facts the service
-does not document and the emulator chooses: for paired FASTQ ``totalReadCount``/``totalBaseCount`` count the
-reads of both sources and the two sources must hold the same number of records; GetReadSet streams back the
-parts as uploaded (``files.*.partSize`` is the size of the first part) and answers ConflictException until the
-read set is ACTIVE.
+:mod:`.content`) and moves the read set from PROCESSING_UPLOAD to ACTIVE or UPLOAD_FAILED. Tests that must
+see PROCESSING_UPLOAD (or must not) hold that move with :meth:`OmicsBackend.hold_activations` instead of
+racing the delay; the hold is the emulator's own and is not persisted.
+
+Facts the service does not document and the emulator chooses:
+
+- for paired FASTQ ``totalReadCount``/``totalBaseCount`` count the reads of both sources and the two sources
+  must hold the same number of records;
+- GetReadSet streams back the parts as uploaded (``files.*.partSize`` is the size of the first part) and
+  answers ConflictException until the read set is ACTIVE;
+- ``creationJobId`` of a read set made by a direct upload is the ``uploadId`` of that upload;
+- a ``clientToken`` of CreateMultipartReadSetUpload is scoped to the sequence store and to uploads in
+  progress: reused with the same parameters it returns the same upload, with different parameters it is
+  refused (ValidationException), and once that upload was completed or aborted it starts a new upload;
+- ListTagsForResource and TagResource know the ARNs of this emulator's sequence stores and read sets: an ARN
+  that is not a HealthOmics ARN, or names a sequence store or read set with a malformed id, is a
+  ValidationException; any other HealthOmics ARN (another region or account, a resource type the emulator
+  does not model, an unknown id) is a ResourceNotFoundException. A resource holds at most 50 tags.
 """
 
 from __future__ import annotations
@@ -92,10 +105,18 @@ OPERATIONS = frozenset(
         "GetReadSetMetadata",
         "GetReadSet",
         "ListReadSets",
+        "ListTagsForResource",
+        "TagResource",
     }
 )
 _ID_RE = re.compile(r"[0-9]{10,36}")
 _ARN_RE = re.compile(r"arn:.+", re.DOTALL)
+# A HealthOmics ARN: arn:<partition>:omics:<region>:<account>:<resource>.
+_OMICS_ARN_RE = re.compile(r"arn:(?P<partition>[^:]+):omics:(?P<region>[^:]*):(?P<account>[^:]*):(?P<resource>.+)")
+_SEQUENCE_STORE_RESOURCE_RE = re.compile(r"sequenceStore/(?P<store>[^/]*)(?:/readSet/(?P<read_set>[^/]*))?")
+# TagArn (1 to 150 characters) and the per-resource tag quota of AWS tagging.
+MAX_TAG_ARN_LENGTH = 150
+MAX_TAGS_PER_RESOURCE = 50
 _FALLBACK_RE = re.compile(r"$|^s3://([a-z0-9][a-z0-9-.]{1,61}[a-z0-9])/?((.{1,1024})/)?")
 
 
@@ -169,6 +190,15 @@ def _tags(body: dict[str, Any]) -> dict[str, str]:
         if not isinstance(value, str) or len(value) > 256:
             raise ValidationException("tag values must be strings of at most 256 characters")
     return dict(tags)
+
+
+def check_release_after_reads(value: Any) -> int | None:
+    """``release_after_reads`` of an activation hold: ``None`` or a positive int (raises ``ValueError``)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"release_after_reads must be a positive integer or None, got {value!r}")
+    return value
 
 
 def _reference_arn(body: dict[str, Any]) -> str | None:
@@ -295,6 +325,19 @@ class Upload:
         del data["parts"]
         return data
 
+    def parameters(self) -> dict[str, Any]:
+        """What a CreateMultipartReadSetUpload asked for, by request member: what a reused clientToken must match."""
+        return {
+            "sourceFileType": self.source_file_type,
+            "subjectId": self.subject_id,
+            "sampleId": self.sample_id,
+            "name": self.name,
+            "generatedFrom": self.generated_from,
+            "referenceArn": self.reference_arn,
+            "description": self.description,
+            "tags": self.tags,
+        }
+
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "sequenceStoreId": self.store_id,
@@ -391,7 +434,9 @@ class ReadSet:
         return out
 
     def describe(self, region: str) -> dict[str, Any]:
+        # GetReadSetMetadata only: ReadSetListItem (ListReadSets) has no creationJobId member.
         out = self.summary(region)
+        out["creationJobId"] = self.upload_id
         files: dict[str, Any] = {}
         for source, parts in self.sources.items():
             files[source.lower()] = {
@@ -451,6 +496,13 @@ class OmicsBackend:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._activations: dict[str, threading.Thread] = {}
+        # The activation hold (see hold_activations): a read set leaves PROCESSING_UPLOAD only when the gate
+        # lets it, and every change that may open the gate notifies this condition.
+        self._gate = threading.Condition(self._lock)
+        self._holding = False
+        self._release_after_reads: int | None = None
+        self._processing_reads: dict[str, int] = {}
+        self._released: set[str] = set()
         self._rng = random.SystemRandom()
         self.stores: dict[str, SequenceStore] = {}
         self.uploads: dict[str, Upload] = {}
@@ -514,6 +566,8 @@ class OmicsBackend:
     def close(self, timeout: float = 10.0) -> None:
         """Stop background activations (they resume on the next start) and wait for them."""
         self._stop.set()
+        with self._gate:  # wakes activations held at the gate: they end without changing the read set
+            self._gate.notify_all()
         deadline = time.monotonic() + timeout
         for thread in list(self._activations.values()):
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -627,13 +681,32 @@ class OmicsBackend:
         if file_type in ("BAM", "CRAM") and reference_arn is None:
             raise ValidationException(f"a {file_type} read set must be linked to a reference: referenceArn is required")
         assert file_type and subject_id and sample_id and name
+        requested = {
+            "sourceFileType": file_type,
+            "subjectId": subject_id,
+            "sampleId": sample_id,
+            "name": name,
+            "generatedFrom": generated_from,
+            "referenceArn": reference_arn,
+            "description": description,
+            "tags": tags,
+        }
         with self._lock:
             self._store(store_id)
             if client_token is not None:
                 for upload in self.uploads.values():
-                    if upload.store_id == store_id and upload.client_token == client_token:
-                        # An idempotent retry of a create whose response was lost.
-                        return upload.describe()
+                    if upload.store_id != store_id or upload.client_token != client_token:
+                        continue
+                    stored = upload.parameters()
+                    differing = sorted(key for key, value in requested.items() if stored[key] != value)
+                    if differing:
+                        # AWS refuses a reused idempotency token rather than guess which request was meant.
+                        raise ValidationException(
+                            f"the clientToken {client_token!r} was already used with different parameters "
+                            f"({', '.join(differing)}) for an upload in progress in this sequence store"
+                        )
+                    # An idempotent retry of a create whose response was lost.
+                    return upload.describe()
             upload = Upload(
                 upload_id=self._new_id(),
                 store_id=store_id,
@@ -866,7 +939,11 @@ class OmicsBackend:
 
     def get_read_set_metadata(self, store_id: Any, read_set_id: Any) -> dict[str, Any]:
         with self._lock:
-            return self._read_set(store_id, read_set_id).describe(self.region)
+            read_set = self._read_set(store_id, read_set_id)
+            answer = read_set.describe(self.region)
+            if read_set.status == "PROCESSING_UPLOAD":
+                self._count_processing_read(read_set.id)
+            return answer
 
     def list_read_sets(self, store_id: Any, body: dict[str, Any], max_results: Any, next_token: Any) -> dict[str, Any]:
         filt = body.get("filter") or {}
@@ -918,7 +995,108 @@ class OmicsBackend:
             while chunk := handle.read(CHUNK_SIZE):
                 yield chunk
 
+    # -- tags ----------------------------------------------------------------------------------------------
+
+    def _tagged_resource(self, resource_arn: Any) -> SequenceStore | ReadSet:
+        if (
+            not isinstance(resource_arn, str)
+            or not 1 <= len(resource_arn) <= MAX_TAG_ARN_LENGTH
+            or not _ARN_RE.fullmatch(resource_arn)
+        ):
+            raise ValidationException(
+                f"resourceArn must be an ARN (pattern arn:.+, 1 to {MAX_TAG_ARN_LENGTH} characters), "
+                f"got {resource_arn!r}"
+            )
+        arn = _OMICS_ARN_RE.fullmatch(resource_arn)
+        if arn is None:
+            raise ValidationException(f"resourceArn is not a HealthOmics ARN: {resource_arn!r}")
+        not_found = ResourceNotFoundException(f"resource {resource_arn} not found")
+        in_store = _SEQUENCE_STORE_RESOURCE_RE.fullmatch(arn["resource"])
+        if in_store is None:
+            raise not_found  # a kind of HealthOmics resource that the emulator does not model
+        store_id, read_set_id = in_store["store"], in_store["read_set"]
+        if not _ID_RE.fullmatch(store_id) or (read_set_id is not None and not _ID_RE.fullmatch(read_set_id)):
+            raise ValidationException(f"resourceArn has a malformed sequence store or read set id: {resource_arn!r}")
+        if (arn["partition"], arn["region"], arn["account"]) != ("aws", self.region, ACCOUNT_ID):
+            raise not_found
+        store = self.stores.get(store_id)
+        if store is None:
+            raise not_found
+        if read_set_id is None:
+            return store
+        read_set = self.read_sets.get(read_set_id)
+        if read_set is None or read_set.store_id != store_id:
+            raise not_found
+        return read_set
+
+    def list_tags_for_resource(self, resource_arn: Any) -> dict[str, Any]:
+        with self._lock:
+            return {"tags": dict(self._tagged_resource(resource_arn).tags)}
+
+    def tag_resource(self, resource_arn: Any, tags: Any) -> dict[str, Any]:
+        """Add or overwrite ``tags`` on a sequence store or read set."""
+        if tags is None:
+            raise ValidationException("tags is required")
+        tags = _tags({"tags": tags})
+        with self._lock:
+            resource = self._tagged_resource(resource_arn)
+            merged = {**resource.tags, **tags}
+            if len(merged) > MAX_TAGS_PER_RESOURCE:
+                raise ValidationException(
+                    f"a resource can have at most {MAX_TAGS_PER_RESOURCE} tags; this would give it {len(merged)}"
+                )
+            # A new dict: a read set starts out sharing the tags dict of the upload that made it.
+            resource.tags = merged
+            if isinstance(resource, SequenceStore):
+                self._save_store(resource)
+            else:
+                self._save_read_set(resource)
+        return {}
+
     # -- activation ----------------------------------------------------------------------------------------
+
+    def hold_activations(self, release_after_reads: int | None = None) -> None:
+        """From now on, keep every read set in PROCESSING_UPLOAD, pending activations included.
+
+        A held read set moves on when :meth:`release_activations` is called or, with ``release_after_reads``,
+        once GetReadSetMetadata has answered PROCESSING_UPLOAD for it that many times (ListReadSets does not
+        count), so that a test can let a client's first look see PROCESSING_UPLOAD and then let it go. The
+        content check may run while held: only the status change waits. Calling it again restarts the counts.
+        """
+        release_after_reads = check_release_after_reads(release_after_reads)
+        with self._gate:
+            self._holding = True
+            self._release_after_reads = release_after_reads
+            self._processing_reads.clear()
+            self._released.clear()
+
+    def release_activations(self) -> None:
+        """Let every held read set move on, and hold no more."""
+        with self._gate:
+            self._holding = False
+            self._release_after_reads = None
+            self._processing_reads.clear()
+            self._released.clear()
+            self._gate.notify_all()
+
+    @property
+    def activation_hold(self) -> dict[str, Any]:
+        """``{"hold": bool, "release_after_reads": int | None}``: the hold in force."""
+        with self._lock:
+            return {"hold": self._holding, "release_after_reads": self._release_after_reads}
+
+    def _count_processing_read(self, read_set_id: str) -> None:
+        """Called under the lock after GetReadSetMetadata answered PROCESSING_UPLOAD for ``read_set_id``."""
+        if not self._holding or self._release_after_reads is None or read_set_id in self._released:
+            return
+        reads = self._processing_reads.get(read_set_id, 0) + 1
+        self._processing_reads[read_set_id] = reads
+        if reads >= self._release_after_reads:
+            self._released.add(read_set_id)
+            self._gate.notify_all()
+
+    def _may_activate(self, read_set_id: str) -> bool:
+        return not self._holding or read_set_id in self._released
 
     def _schedule_activation(self, read_set_id: str) -> None:
         thread = threading.Thread(
@@ -955,7 +1133,12 @@ class OmicsBackend:
                 status, message = "UPLOAD_FAILED", str(exc)[:255]
             except OSError as exc:
                 status, message = "UPLOAD_FAILED", f"could not read the uploaded parts: {exc}"[:255]
-            with self._lock:
+            with self._gate:
+                # The status changes under the same lock as the gate's check: a hold taken before this point
+                # keeps the read set PROCESSING_UPLOAD, whatever the content check has found.
+                self._gate.wait_for(lambda: self._stop.is_set() or self._may_activate(read_set_id))
+                if self._stop.is_set():
+                    return  # still PROCESSING_UPLOAD on disk: the activation resumes on the next start
                 read_set = self.read_sets[read_set_id]
                 read_set.status, read_set.status_message = status, message
                 if status == "ACTIVE":
@@ -974,7 +1157,7 @@ class OmicsBackend:
                     del self._activations[read_set_id]
 
     def wait_for_activations(self, timeout: float = 30.0) -> None:
-        """Block until no read set is being activated (for tests)."""
+        """Block until no read set is being activated (for tests); held activations count as running."""
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:

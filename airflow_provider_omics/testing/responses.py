@@ -6,8 +6,8 @@ parts as fast as the client can send them, streaming ``rfile`` straight to disk 
 with no event-loop hop per chunk, and fault injection needs direct control of the socket (read half a body,
 then drop the connection without answering), which an ASGI server hides.
 
-Admin endpoints under ``/_emulator/`` (health, fault config and counts, one-shot injection) let other processes
-steer an emulator; they are never signature-checked nor subject to faults.
+Admin endpoints under ``/_emulator/`` (health, fault config and counts, one-shot injection, the activation
+hold) let other processes steer an emulator; they are never signature-checked nor subject to faults.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -37,7 +38,7 @@ from airflow_provider_omics.testing.exceptions import (
     ValidationException,
     error_for,
 )
-from airflow_provider_omics.testing.faults import DROP, FaultConfig, FaultInjector
+from airflow_provider_omics.testing.faults import DROP, DROP_RESPONSE, FaultConfig, FaultInjector
 from airflow_provider_omics.testing.models import MAX_PART_SIZE, OPERATIONS, OmicsBackend
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,21 @@ class Route:
     method: str
     pattern: re.Pattern[str]
     operation: str
+    status: int = 200  # the model's responseCode
 
 
-def _route(method: str, path: str, operation: str) -> Route:
+def _route(method: str, path: str, operation: str, status: int = 200) -> Route:
+    # Path parameters arrive percent-encoded (an ARN's "/" as %2F), so one never spans two segments.
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
-    return Route(method, re.compile(regex), operation)
+    return Route(method, re.compile(regex), operation, status)
+
+
+@dataclass(frozen=True)
+class FileAnswer:
+    """A response body streamed from a file (GetReadSet), sent by the dispatcher like a JSON answer."""
+
+    path: Path
+    size: int
 
 
 _STORE = "/sequencestore/{sequenceStoreId}"
@@ -82,6 +93,8 @@ ROUTES = (
     _route("GET", f"{_STORE}/readset/{{id}}/metadata", "GetReadSetMetadata"),
     _route("GET", f"{_STORE}/readset/{{id}}", "GetReadSet"),
     _route("POST", f"{_STORE}/readsets", "ListReadSets"),
+    _route("GET", "/tags/{resourceArn}", "ListTagsForResource"),
+    _route("POST", "/tags/{resourceArn}", "TagResource", status=204),
 )
 # Fault injection filters on operation names: every route must be one it knows, and every name a route.
 assert {route.operation for route in ROUTES} == OPERATIONS
@@ -249,19 +262,31 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+        if status != 204:  # a 204 has no body, and no Content-Length either (RFC 9110)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
         self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and status != 204:
             self.wfile.write(body)
 
     def _send_json(self, data: Any, status: int = 200) -> None:
-        self._send(status, json.dumps(data, default=_json_default).encode())
+        self._send(status, b"" if status == 204 else json.dumps(data, default=_json_default).encode())
+
+    def _send_file(self, answer: FileAnswer) -> None:
+        # Opened before answering 200, so that a vanished file still answers an error.
+        with open(answer.path, "rb") as handle:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(answer.size))
+            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.connection.sendfile(handle)
 
     def _send_error(self, error: OmicsError) -> None:
         self._send(error.status, error.body(), {"x-amzn-ErrorType": error.code})
@@ -299,6 +324,13 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
         """Read part of the body, then close the connection without a response."""
         with contextlib.suppress(OSError):
             body.discard(min(body.remaining // 2, 8 * CHUNK_SIZE))
+            self.connection.shutdown(socket.SHUT_RDWR)
+        self.close_connection = True
+        raise _Dropped()
+
+    def _drop_response(self) -> None:
+        """Close the connection without sending a byte of the answer: the request was served, or refused."""
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
         self.close_connection = True
         raise _Dropped()
@@ -346,7 +378,7 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
             time.sleep(fault.latency)
         if fault.action == DROP:
             self._drop(body)
-        elif fault.action is not None:
+        elif fault.action not in (None, DROP_RESPONSE):
             raise error_for(fault.action, f"{fault.action} injected by the emulator")
         data: dict[str, Any] = {}
         if raw:
@@ -358,9 +390,16 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
                 raise ValidationException("the request body must be a JSON object")
         handler: Callable[[dict[str, str], dict[str, str], dict[str, Any], RequestBody, int | None], Any]
         handler = getattr(self, f"_op_{route.operation}")
+        if fault.action == DROP_RESPONSE:
+            # Whatever the backend answers, the client never hears it; what it did stays done.
+            with contextlib.suppress(OmicsError):
+                handler(params, query, data, body, length)
+            self._drop_response()
         result = handler(params, query, data, body, length)
-        if result is not None:
-            self._send_json(result)
+        if isinstance(result, FileAnswer):
+            self._send_file(result)
+        else:
+            self._send_json(result, route.status)
 
     def _authenticate(self, verifier: SigV4Verifier, body: RequestBody, raw: bytes | None, streaming: bool) -> None:
         host = f"{self.server.server_name}:{self.server.server_port}"
@@ -446,20 +485,17 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
             params["sequenceStoreId"], data, query.get("maxResults"), query.get("nextToken")
         )
 
-    def _op_GetReadSet(self, params: dict[str, str], query: dict[str, str], *_: Any) -> None:
+    def _op_GetReadSet(self, params: dict[str, str], query: dict[str, str], *_: Any) -> Any:
         path, size = self.server.backend.open_read_set_part(
             params["sequenceStoreId"], params["id"], query.get("file"), query.get("partNumber")
         )
-        # Opened before answering 200, so that a vanished file still answers an error.
-        with open(path, "rb") as handle:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(size))
-            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.connection.sendfile(handle)
-        return None
+        return FileAnswer(path, size)
+
+    def _op_ListTagsForResource(self, params: dict[str, str], *_: Any) -> Any:
+        return self.server.backend.list_tags_for_resource(resource_arn=params["resourceArn"])
+
+    def _op_TagResource(self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], *_: Any) -> Any:
+        return self.server.backend.tag_resource(resource_arn=params["resourceArn"], tags=data.get("tags"))
 
     # -- admin ---------------------------------------------------------------------------------------------
 
@@ -478,8 +514,27 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
             elif path == "/_emulator/inject" and self.command == "POST":
                 faults.inject(str(data["error"]), data.get("operation"), int(data.get("count", 1)))
                 self._send_json({"injected": data})
+            elif path == "/_emulator/activations" and self.command == "GET":
+                self._send_json(self.server.backend.activation_hold)
+            elif path == "/_emulator/activations" and self.command == "POST":
+                self._set_activation_hold(data)
+                self._send_json(self.server.backend.activation_hold)
             else:
                 self._send_json({"message": f"no admin endpoint {self.command} {path}"}, status=404)
         except (ValueError, KeyError, TypeError, OmicsError) as exc:
             self._finish_body(body)
             self._send_json({"message": str(exc)}, status=400)
+
+    def _set_activation_hold(self, data: Any) -> None:
+        """``{"hold": true, "release_after_reads": N}`` holds activations; ``{"hold": false}`` releases them."""
+        if not isinstance(data, dict) or not isinstance(data.get("hold"), bool):
+            raise ValueError('expected {"hold": true|false} and, with true, an optional "release_after_reads"')
+        unknown = set(data) - {"hold", "release_after_reads"}
+        if unknown:
+            raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+        if data["hold"]:
+            self.server.backend.hold_activations(release_after_reads=data.get("release_after_reads"))
+        elif data.get("release_after_reads") is not None:
+            raise ValueError("release_after_reads goes with hold: true")
+        else:
+            self.server.backend.release_activations()

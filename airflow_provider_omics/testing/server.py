@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow_provider_omics.testing.auth import SigV4Verifier
 from airflow_provider_omics.testing.faults import FaultConfig, FaultInjector
-from airflow_provider_omics.testing.models import OmicsBackend
+from airflow_provider_omics.testing.models import OmicsBackend, check_release_after_reads
 from airflow_provider_omics.testing.responses import OmicsHTTPServer
 
 DUMMY_ACCESS_KEY = "testing"
@@ -91,6 +91,8 @@ class OmicsEmulator:
         self._thread: threading.Thread | None = None
         self._backend: OmicsBackend | None = None
         self._temp_dir: str | None = None
+        # A hold asked for before start: applied before the backend resumes pending activations.
+        self._hold_at_start: tuple[int | None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -106,6 +108,9 @@ class OmicsEmulator:
             verifier = SigV4Verifier(self.access_key, self.secret_key)
         self._server = OmicsHTTPServer((self.host, self._port), backend, self._faults, verifier)
         self._backend = backend
+        if self._hold_at_start is not None:
+            backend.hold_activations(release_after_reads=self._hold_at_start[0])
+            self._hold_at_start = None
         backend.start()
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="omics-emulator", daemon=True
@@ -190,9 +195,30 @@ class OmicsEmulator:
 
     @property
     def fault_counts(self) -> dict[str, int]:
-        """How many of each fault were injected: error names, ``"drop"`` and ``"latency"``."""
+        """How many of each fault were injected: error names, ``"drop"``, ``"drop_response"`` and ``"latency"``."""
         return self._faults.counts
 
     def inject(self, error: str, operation: str | None = None, count: int = 1) -> None:
-        """Answer the next ``count`` requests (of ``operation``, or any) with ``error``, or ``"drop"`` them."""
+        """Answer the next ``count`` requests (of ``operation``, or any) with ``error``, or ``"drop"`` them
+        unserved, or serve them and ``"drop_response"`` (the answer is lost, the change is not)."""
         self._faults.inject(error, operation, count)
+
+    def hold_activations(self, release_after_reads: int | None = None) -> None:
+        """Keep read sets in PROCESSING_UPLOAD until :meth:`release_activations`, or until GetReadSetMetadata
+        has answered PROCESSING_UPLOAD ``release_after_reads`` times for each (see
+        :meth:`OmicsBackend.hold_activations`).
+
+        Called before :meth:`start`, it holds from the start, the read sets a previous emulator left in
+        PROCESSING_UPLOAD on the same data directory included.
+        """
+        if self._backend is None:
+            self._hold_at_start = (check_release_after_reads(release_after_reads),)
+        else:
+            self._backend.hold_activations(release_after_reads=release_after_reads)
+
+    def release_activations(self) -> None:
+        """Let every held read set move on, and hold no more."""
+        if self._backend is None:
+            self._hold_at_start = None
+        else:
+            self._backend.release_activations()

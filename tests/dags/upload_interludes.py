@@ -21,8 +21,17 @@ from airflow_provider_omics.operators.omics import (
     OmicsSplitReadSetOperator,
     OmicsUploadReadSetPartOperator,
 )
+from airflow_provider_omics.utils.payloads import UPLOAD_RECORD_KEY
 
 INTERLUDES: dict[str, Callable[[dict[str, Any]], None]] = {}
+PARAMS = {
+    "sequence_store_id": "",
+    "read1": "",
+    "part_size": 4096,
+    "source_aws_conn_id": "",
+    "source_file_type": "FASTQ",
+    "reference_arn": "",
+}
 
 
 def _interlude(name: str, **context: Any) -> None:
@@ -35,7 +44,7 @@ with DAG(
     dag_id="omics_upload_interludes",
     schedule=None,
     catchup=False,
-    params={"sequence_store_id": "", "read1": "", "part_size": 4096, "source_aws_conn_id": ""},
+    params=PARAMS,
     default_args={"retries": 0, "retry_delay": timedelta(0), "aws_conn_id": "omics_test"},
 ) as omics_upload_interludes:
     split = OmicsSplitReadSetOperator(
@@ -43,16 +52,18 @@ with DAG(
         sources="{{ params.read1 }}",
         part_size="{{ params.part_size }}",
         max_tasks=4,
-        source_file_type="FASTQ",
+        source_file_type="{{ params.source_file_type }}",
         source_aws_conn_id="{{ params.source_aws_conn_id }}",
     )
     create = OmicsCreateReadSetUploadOperator(
         task_id="create",
         sequence_store_id="{{ params.sequence_store_id }}",
-        source_file_type="FASTQ",
+        source_file_type="{{ params.source_file_type }}",
+        reference_arn="{{ params.reference_arn }}",
         name="interludes",
         subject_id="subject-1",
         sample_id="sample-1",
+        sources=XComArg(split, key="sources"),
     )
     before_upload = PythonOperator(
         task_id="before_upload", python_callable=_interlude, op_kwargs={"name": "before_upload"}
@@ -61,6 +72,7 @@ with DAG(
         task_id="upload_parts",
         sequence_store_id="{{ params.sequence_store_id }}",
         upload_id=create.output,
+        upload_record=XComArg(create, key=UPLOAD_RECORD_KEY),
         source_aws_conn_id="{{ params.source_aws_conn_id }}",
         retries=2,
     ).expand_kwargs(split.output)
@@ -73,12 +85,14 @@ with DAG(
         upload_id=create.output,
         parts=upload.output,
         expected_parts=XComArg(split, key="sources"),
+        upload_record=XComArg(create, key=UPLOAD_RECORD_KEY),
     )
     abort = OmicsAbortReadSetUploadOperator(
         task_id="abort",
         sequence_store_id="{{ params.sequence_store_id }}",
         upload_id=create.output,
         read_set_id=complete.output,
+        upload_record=XComArg(create, key=UPLOAD_RECORD_KEY),
     )
     split >> create >> before_upload >> upload >> before_complete >> complete
-    complete >> abort.as_teardown(setups=create)
+    complete >> abort.as_teardown(setups=[split, create])

@@ -18,6 +18,7 @@ from airflow_provider_omics.operators.omics import (
     OmicsUploadReadSetPartOperator,
 )
 from airflow_provider_omics.task_groups import upload_read_set
+from airflow_provider_omics.utils.payloads import UPLOAD_RECORD_KEY
 
 PARAMS = {
     "sequence_store_id": "",
@@ -56,11 +57,13 @@ with DAG(
         subject_id="subject-1",
         sample_id="sample-1",
         reference_arn="{{ params.reference_arn or '' }}",
+        sources=XComArg(split, key="sources"),
     )
     upload = OmicsUploadReadSetPartOperator.partial(
         task_id="upload_parts",
         sequence_store_id="{{ params.sequence_store_id }}",
         upload_id=create.output,
+        upload_record=XComArg(create, key=UPLOAD_RECORD_KEY),
         max_concurrency="{{ params.max_concurrency }}",
         source_aws_conn_id="{{ params.source_aws_conn_id or '' }}",
         retries=2,
@@ -71,15 +74,17 @@ with DAG(
         upload_id=create.output,
         parts=upload.output,
         expected_parts=XComArg(split, key="sources"),
+        upload_record=XComArg(create, key=UPLOAD_RECORD_KEY),
     )
     abort = OmicsAbortReadSetUploadOperator(
         task_id="abort",
         sequence_store_id="{{ params.sequence_store_id }}",
         upload_id=create.output,
         read_set_id=complete.output,
+        upload_record=XComArg(create, key=UPLOAD_RECORD_KEY),
     )
     split >> create
-    complete >> abort.as_teardown(setups=create)
+    complete >> abort.as_teardown(setups=[split, create])
 
 
 with DAG(

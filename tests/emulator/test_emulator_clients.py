@@ -71,12 +71,14 @@ def test_foreground_cli(tmp_path: Path) -> None:
     port = _free_port()
     command = [sys.executable, "-m", "airflow_provider_omics.testing.emulator", "--port", str(port)]
     command += ["--data-dir", str(tmp_path), "--access-key", "AKIDCLI", "--secret-key", "cli-secret"]
-    command += ["--activation-delay", "0"]
+    command += ["--activation-delay", "0", "--hold-activations", "--release-after-reads", "2"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         assert _read_line(process, timeout=30) == f"OmicsEmulator listening on http://127.0.0.1:{port}"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/health", timeout=5) as response:
             assert json.loads(response.read()) == {"status": "ok"}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/activations", timeout=5) as response:
+            assert json.loads(response.read()) == {"hold": True, "release_after_reads": 2}
         omics = emulator_client(
             f"http://127.0.0.1:{port}", aws_access_key_id="AKIDCLI", aws_secret_access_key="cli-secret"
         )

@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import pytest
 from botocore.config import Config
 from emulator_support import create_upload, fastq, read_back, split, upload_parts, wait_settled
 
@@ -33,6 +34,9 @@ def test_restart_continues_an_upload(tmp_path: Path) -> None:
             (p["partNumber"], p["checksum"]) for p in parts
         ]
         assert create_upload(client, store_id, clientToken="once") == upload_id
+        # The token and the parameters it was given with came back from upload.json.
+        with pytest.raises(client.exceptions.ValidationException, match="already used with different parameters"):
+            create_upload(client, store_id, clientToken="once", generatedFrom="another run")
         for number, chunk in enumerate(chunks[2:], start=3):
             response = client.upload_read_set_part(
                 sequenceStoreId=store_id, uploadId=upload_id, partSource="SOURCE1", partNumber=number, payload=chunk
@@ -51,7 +55,9 @@ def test_restart_continues_an_upload(tmp_path: Path) -> None:
 
 def test_restart_resumes_activation(tmp_path: Path) -> None:
     data = fastq(100)
-    with OmicsEmulator(data_dir=tmp_path, activation_delay=30) as first:
+    with OmicsEmulator(data_dir=tmp_path, activation_delay=0.01) as first:
+        # Stopping must not wait for a held activation, and leaves the read set PROCESSING_UPLOAD on disk.
+        first.hold_activations()
         client = first.client()
         store_id = client.create_sequence_store(name="durable")["id"]
         upload_id = create_upload(client, store_id)

@@ -46,6 +46,9 @@ def test_backend_upload_complete_activate(backend: OmicsBackend) -> None:
     backend.wait_for_activations()
     meta = backend.get_read_set_metadata(store, read_set)
     assert meta["status"] == "ACTIVE"
+    assert (meta["creationType"], meta["creationJobId"]) == ("UPLOAD", upload)
+    (listed,) = backend.list_read_sets(store, {}, None, None)["readSets"]
+    assert "creationJobId" not in listed
     assert meta["etag"] == {"algorithm": "FASTQ_SHA512up", "source1": hashlib.sha512(data).hexdigest()}
     path, size = backend.open_read_set_part(store, read_set, "SOURCE1", "2")
     assert path.read_bytes() == split(data, 3)[1] and size == len(split(data, 3)[1])

@@ -25,8 +25,9 @@ from airflow_provider_omics.testing import OmicsEmulator
 def test_paired_gzip_fastq_round_trip(family: str, hash_name: str) -> None:
     read1, read2 = fastq(3000, seed=1, mate=1), fastq(3000, seed=2, mate=2)
     sources = {"SOURCE1": gzip.compress(read1), "SOURCE2": multi_member_gzip(read2)}
-    # A longer activation delay makes PROCESSING_UPLOAD observable.
-    with OmicsEmulator(activation_delay=1.0) as emu:
+    with OmicsEmulator(activation_delay=0.01) as emu:
+        # The first look after complete sees PROCESSING_UPLOAD, however fast the activation would be.
+        emu.hold_activations(release_after_reads=1)
         client = emu.client()
         store = client.create_sequence_store(name="round trip", eTagAlgorithmFamily=family)
         assert store["eTagAlgorithmFamily"] == family
@@ -81,6 +82,7 @@ def test_paired_gzip_fastq_round_trip(family: str, hash_name: str) -> None:
         assert meta["status"] == "ACTIVE", meta.get("statusMessage")
         assert meta["fileType"] == "FASTQ"
         assert meta["creationType"] == "UPLOAD"
+        assert meta["creationJobId"] == upload_id
         assert meta["arn"].endswith(f"sequenceStore/{store_id}/readSet/{read_set_id}")
         assert meta["etag"] == {
             "algorithm": f"FASTQ_{family}",
@@ -100,6 +102,9 @@ def test_paired_gzip_fastq_round_trip(family: str, hash_name: str) -> None:
         listed_sets = client.list_read_sets(sequenceStoreId=store_id, filter={"status": "ACTIVE"})["readSets"]
         assert [rs["id"] for rs in listed_sets] == [read_set_id]
         assert listed_sets[0]["etag"]["source1"] == meta["etag"]["source1"]
+        # ReadSetListItem has no creationJobId member: only GetReadSetMetadata says which upload it was.
+        assert listed_sets[0]["creationType"] == "UPLOAD"
+        assert "creationJobId" not in listed_sets[0]
 
 
 def test_plain_fastq_single_source_and_store_listing(client: Any) -> None:

@@ -239,13 +239,55 @@ def test_client_token_makes_create_idempotent(raw_client: Any, store_id: str) ->
     assert _upload(raw_client, store_id, clientToken="token-1")["uploadId"] != first
 
 
-def test_get_read_set_before_active_conflicts(store_id: str) -> None:
-    with OmicsEmulator(activation_delay=5) as emu:
-        client = emu.client()
-        store = client.create_sequence_store(name="slow")["id"]
-        read_set_id = upload_read_set(client, store, {"SOURCE1": fastq(20)})
-        with pytest.raises(client.exceptions.ConflictException):
-            client.get_read_set(sequenceStoreId=store, id=read_set_id, file="SOURCE1", partNumber=1)
+@pytest.mark.parametrize(
+    ("member", "value"),
+    [
+        ("sourceFileType", "UBAM"),
+        ("subjectId", "another subject"),
+        ("sampleId", "another sample"),
+        ("name", "another name"),
+        ("generatedFrom", "another sequencer"),
+        ("referenceArn", REFERENCE_ARN),
+        ("description", "another description"),
+        ("tags", {"run": "2"}),
+    ],
+)
+def test_client_token_reused_with_different_parameters_is_refused(
+    raw_client: Any, store_id: str, member: str, value: Any
+) -> None:
+    original = {"generatedFrom": "sequencer", "description": "reads", "tags": {"run": "1"}}
+    first = _upload(raw_client, store_id, clientToken="token-1", **original)["uploadId"]
+    with pytest.raises(raw_client.exceptions.ValidationException, match="already used with different parameters"):
+        _upload(raw_client, store_id, clientToken="token-1", **(original | {member: value}))
+    # The refusal neither changed nor added an upload; the original request is still idempotent.
+    (listed,) = raw_client.list_multipart_read_set_uploads(sequenceStoreId=store_id)["uploads"]
+    assert (listed["uploadId"], listed["tags"]) == (first, {"run": "1"})
+    assert _upload(raw_client, store_id, clientToken="token-1", **original)["uploadId"] == first
+
+
+def test_client_token_is_scoped_to_the_store(raw_client: Any, store_id: str) -> None:
+    other_store = raw_client.create_sequence_store(name="other")["id"]
+    first = _upload(raw_client, store_id, clientToken="shared")["uploadId"]
+    assert _upload(raw_client, other_store, clientToken="shared", name="different")["uploadId"] != first
+
+
+def test_client_token_of_a_completed_upload_starts_a_new_upload(client: Any, store_id: str) -> None:
+    upload_id = create_upload(client, store_id, clientToken="done")
+    parts = upload_parts(client, store_id, upload_id, "SOURCE1", [fastq(10)])
+    _complete(client, store_id, upload_id, parts)
+    again = create_upload(client, store_id, clientToken="done", description="different parameters")
+    assert again != upload_id
+
+
+def test_get_read_set_before_active_conflicts(emulator: OmicsEmulator, client: Any, store_id: str) -> None:
+    emulator.hold_activations()
+    data = fastq(20)
+    read_set_id = upload_read_set(client, store_id, {"SOURCE1": data})
+    with pytest.raises(client.exceptions.ConflictException):
+        client.get_read_set(sequenceStoreId=store_id, id=read_set_id, file="SOURCE1", partNumber=1)
+    emulator.release_activations()
+    assert wait_settled(client, store_id, read_set_id)["status"] == "ACTIVE"
+    assert client.get_read_set(sequenceStoreId=store_id, id=read_set_id, file="SOURCE1", partNumber=1)["payload"].read()
 
 
 def test_get_read_set_part_rules(client: Any, store_id: str) -> None:

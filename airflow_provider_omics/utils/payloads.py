@@ -1,0 +1,56 @@
+"""Payloads that cross XCom between the tasks of an upload, as named types that both ends import.
+
+A task that pushes one of these writes ``to_dict()``; a task that reads it calls ``from_dict()``, which accepts
+what an older version of the provider pushed (unknown keys are ignored, missing optional keys default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+# The XCom key under which the create task pushes its UploadRecord (its return value stays the upload id).
+UPLOAD_RECORD_KEY = "upload"
+
+
+@dataclass
+class UploadRecord:
+    """What the create task knows about its request, pushed before it calls the service and again after.
+
+    The request token is known before CreateMultipartReadSetUpload is sent, so that the abort teardown can find
+    an upload whose creation committed although its answer was lost, and complete can find the read set an
+    upload became although Complete's answer was lost.
+
+    :param sequence_store_id: the destination store.
+    :param client_token: the idempotency token of the create request; also the value of the request tag that
+        the upload and its read set carry (``OmicsHook.REQUEST_TAG``).
+    :param name: the read set's name (a ListReadSets filter).
+    :param sample_id: the read set's sample (a ListReadSets filter).
+    :param subject_id: the read set's subject (a ListReadSets filter).
+    :param source_file_type: FASTQ, BAM, CRAM or UBAM.
+    :param upload_id: the upload's id, once the service answered.
+    :param upload_created: the service's ``creationTime`` of the upload (ISO 8601): its read set is younger.
+    :param read_set_id: set when an earlier attempt of this request already stored the read set.
+    """
+
+    sequence_store_id: str
+    client_token: str
+    name: str
+    sample_id: str
+    subject_id: str
+    source_file_type: str
+    upload_id: str | None = None
+    upload_created: str | None = None
+    read_set_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> UploadRecord | None:
+        """The record, or None when nothing was pushed (the create task did not get that far)."""
+        if not isinstance(data, dict) or not data.get("client_token"):
+            return None
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
