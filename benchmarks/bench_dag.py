@@ -24,23 +24,18 @@ import argparse
 import json
 import os
 import re
-import secrets
 import shutil
-import signal
-import socket
-import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_omics.testing.emulator import spawn
+from airflow_provider_omics.testing import emulator_client
+from airflow_provider_omics.testing.deployment import REGION, AirflowDeployment
 from airflow_provider_omics.testing.samples import write_fastq_of_size
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,17 +44,10 @@ DAG_ID = "omics_upload_read_set"
 UPLOAD_TASK = "upload_read_set.upload_parts"
 MIB = 1024 * 1024
 MB = 1_000_000
-REGION = "us-east-1"
 _UPLOADED = re.compile(r"Uploaded SOURCE\d parts (\d+)-(\d+): (\d+) bytes in ([\d.]+) s")
 # The LocalExecutor's supervisor logs how long each workload held its worker slot, task process included.
 _WORKLOAD_DURATION = re.compile(r"\bduration=([\d.]+)")
 _WORKLOAD_ID = re.compile(r"\bworkload_id=([0-9a-f-]{36})")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_fastq(path: Path, size: int) -> None:
@@ -71,161 +59,44 @@ def write_fastq(path: Path, size: int) -> None:
     tmp.replace(path)
 
 
-class Deployment:
+class Deployment(AirflowDeployment):
     """The emulator and Airflow's api-server, dag-processor and scheduler, each a process group of its own."""
 
     def __init__(self, workdir: Path, parallelism: int) -> None:
-        self.workdir = workdir
-        self.home = workdir / "airflow-home"
-        shutil.rmtree(self.home, ignore_errors=True)
-        (self.home / "dags").mkdir(parents=True)
-        shutil.copy(DAG_FILE, self.home / "dags" / DAG_FILE.name)
-        self.db_path = self.home / "airflow.db"
+        super().__init__(
+            workdir,
+            [DAG_FILE],
+            executor="LocalExecutor",
+            config={
+                "CORE__PARALLELISM": str(parallelism),
+                "CORE__MAX_ACTIVE_TASKS_PER_DAG": str(max(16, parallelism)),
+            },
+            environ={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION},
+        )
         self.emulator_dir = workdir / "emulator-data"
         shutil.rmtree(self.emulator_dir, ignore_errors=True)
         self.parallelism = parallelism
-        self.api_port = free_port()
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.endpoint_url = ""
-        self.env: dict[str, str] = {}
+        self._started = time.monotonic()
 
-    def _airflow_env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-            env.pop(var, None)
+    def start(self) -> None:  # type: ignore[override]
+        self._started = time.monotonic()
+        self.start_emulator(self.emulator_dir, activation_delay=0)
         conn = {"conn_type": "aws", "extra": {"endpoint_url": self.endpoint_url, "region_name": REGION}}
-        env.update(
-            {
-                "AIRFLOW_HOME": str(self.home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(self.home / "dags"),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
-                "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(max(16, self.parallelism)),
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                "AIRFLOW__API__PORT": str(self.api_port),
-                "AIRFLOW__API__WORKERS": "1",
-                # The scheduler signs the task processes' tokens and the API server checks them: one secret.
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-                "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn),
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": REGION,
-            }
+        self.env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(conn)
+        super().start(dag_id=DAG_ID, api_timeout=120, dag_timeout=180)
+        print(
+            f"  Airflow up: api-server, dag-processor, scheduler ({time.monotonic() - self._started:.0f} s)", flush=True
         )
-        return env
 
-    def _start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - the process owns it until the end
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs[name] = proc
-        return proc
-
-    def start(self) -> None:
-        started = time.monotonic()
-        emulator, self.endpoint_url = spawn(self.emulator_dir, activation_delay=0, start_new_session=True)
-        self.procs["emulator"] = emulator  # type: ignore[assignment]
-        self.env = self._airflow_env()
-
-        airflow = [sys.executable, "-m", "airflow"]
-        subprocess.run([*airflow, "db", "migrate"], env=self.env, check=True, capture_output=True)
-        print(f"  database migrated ({time.monotonic() - started:.0f} s)", flush=True)
-        self._start("api-server", [*airflow, "api-server", "--port", str(self.api_port)], self.env)
-        self._start("dag-processor", [*airflow, "dag-processor"], self.env)
-        self._start("scheduler", [*airflow, "scheduler"], self.env)
-        self._wait(self._api_ready, 120, "the API server to answer")
-        self._wait(self._dag_ready, 180, f"the dag-processor to serialize {DAG_ID}")
-        print(f"  Airflow up: api-server, dag-processor, scheduler ({time.monotonic() - started:.0f} s)", flush=True)
-
-    def _wait(self, ready: Any, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited ({proc.returncode}); see {self.workdir / (name + '.log')}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"gave up waiting for {what}")
-            time.sleep(0.5)
-
-    def _api_ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/api/v2/monitor/health", timeout=2):
-                return True
-        except OSError:
-            return False
-
-    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30) as db:
-            return db.execute(sql, args).fetchall()
-
-    def _dag_ready(self) -> bool:
-        try:
-            return bool(self.query("SELECT 1 FROM serialized_dag WHERE dag_id = ?", DAG_ID))
-        except sqlite3.Error:
-            return False
+    def migrate(self, timeout: float = 600) -> None:
+        super().migrate(timeout)
+        print(f"  database migrated ({time.monotonic() - self._started:.0f} s)", flush=True)
 
     def client(self) -> Any:
-        import boto3
-        from botocore.config import Config
+        return emulator_client(self.endpoint_url)
 
-        return boto3.session.Session().client(
-            "omics",
-            endpoint_url=self.endpoint_url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(inject_host_prefix=False),
-        )
-
-    def trigger(self, run_id: str, conf: dict[str, Any]) -> None:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "airflow",
-                "dags",
-                "trigger",
-                DAG_ID,
-                "--run-id",
-                run_id,
-                "--conf",
-                json.dumps(conf),
-            ],
-            env=self.env,
-            check=True,
-            capture_output=True,
-        )
-
-    def wait_run(self, run_id: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            rows = self.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id)
-            if rows and rows[0][0] in ("success", "failed"):
-                return str(rows[0][0])
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited ({proc.returncode}); see {self.workdir / (name + '.log')}")
-            time.sleep(1)
-        raise TimeoutError(f"run {run_id} did not finish in {timeout:.0f} s")
-
-    def stop(self) -> None:
-        for name in ("scheduler", "dag-processor", "api-server", "emulator"):
-            proc = self.procs.get(name)
-            if proc is None or proc.poll() is not None:
-                continue
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    def stop(self, timeout: float = 30) -> None:
+        super().stop(timeout)
         shutil.rmtree(self.emulator_dir, ignore_errors=True)
 
 
@@ -419,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                 "part_size_mib": part_size_mib,
                 "max_tasks": max_tasks,
             }
-            deployment.trigger(run_id, conf)
-            state = deployment.wait_run(run_id, args.run_timeout)
+            deployment.trigger(DAG_ID, run_id, conf)
+            state = deployment.wait_run(DAG_ID, run_id, args.run_timeout)
             report = report_run(deployment, run_id, max_tasks, part_size_mib, state)
             reports.append(report)
             print(

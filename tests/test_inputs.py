@@ -49,6 +49,9 @@ def staged(tmp_path: Path) -> dict[str, str]:
     outside = tmp_path / "outside.fastq"
     outside.write_bytes(b"@r\nACGT\n+\nIIII\n")
     (root / "link.fastq").symlink_to(outside)
+    (root / "hard.fastq").hardlink_to(root / "r1.fastq")
+    home = Path(os.environ["AIRFLOW_HOME"])
+    (home / "copied.fastq").write_bytes(b"@r\nACGT\n+\nIIII\n")
     return {
         "root": str(root),
         "r1": str(root / "r1.fastq"),
@@ -58,6 +61,8 @@ def staged(tmp_path: Path) -> dict[str, str]:
         "outside": str(outside),
         "link": str(root / "link.fastq"),
         "dotdot": str(root / ".." / "outside.fastq"),
+        "hard": str(root / "hard.fastq"),
+        "home": str(home / "copied.fastq"),
     }
 
 
@@ -93,6 +98,14 @@ SPLIT_ROWS = {
     "no source": ({"sources": []}, r"give one staged file, or two"),
     "three sources": ({"sources": ["{r1}", "{r2}", "{r1}"]}, r"at most two sources"),
     "read 2 is read 1": ({"sources": ["{r1}", "{r1}"]}, r"the same file"),
+    "read 2 is read 1 written differently": ({"sources": ["{r1}", "{root}/./r1.fastq"]}, r"the same file"),
+    "read 2 is a hard link to read 1": ({"sources": ["{r1}", "{hard}"]}, r"the same file"),
+    "NUL byte in the path": ({"sources": "{root}/r1\x00.fastq"}, r"contains a NUL byte"),
+    "path not UTF-8": ({"sources": "{root}/r1\udcff.fastq"}, r"is not valid UTF-8"),
+    "path too long": ({"sources": "/" + "d/" * 2100 + "r1.fastq"}, r"is too long"),
+    "a file in the Airflow home": ({"sources": "{home}"}, r"in the Airflow home .* never allowed"),
+    "/proc": ({"sources": "/proc/self/environ"}, r"never allowed as a staged source"),
+    "/dev": ({"sources": "/dev/zero"}, r"never allowed as a staged source"),
     "two sources for BAM": (
         {"sources": ["{r1}", "{r2}"], "source_file_type": "BAM"},
         r"only paired FASTQ has a read 2",
@@ -122,6 +135,23 @@ SPLIT_ROWS = {
     "malformed S3 URI (no key)": ({"sources": "s3://bucket-only"}, r"not a valid S3 object URI"),
     "malformed S3 URI (a prefix)": ({"sources": "s3://bucket/dir/"}, r"not a valid S3 object URI"),
 }
+
+
+def test_an_operator_may_only_narrow_the_administrators_roots(
+    staged: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__OMICS__ALLOWED_LOCAL_ROOTS", staged["root"])
+    for wider in ("/", str(Path(staged["root"]).parent)):
+        with pytest.raises(OmicsInputError, match=r"may only narrow"):
+            run_split(sources=staged["outside"], allowed_local_roots=wider)
+    for empty in ("", [], None):  # the administrator's setting
+        with pytest.raises(OmicsInputError, match=r"outside the allowed staging roots"):
+            run_split(sources=staged["outside"], allowed_local_roots=empty)
+    narrower = Path(staged["root"]) / "dir"
+    (narrower / "r.fastq").write_bytes(b"@r\nACGT\n+\nIIII\n")
+    assert run_split(sources=str(narrower / "r.fastq"), allowed_local_roots=str(narrower))["sources"]
+    with pytest.raises(OmicsInputError, match=r"outside the allowed staging roots"):
+        run_split(sources=staged["r1"], allowed_local_roots=str(narrower))
 
 
 @pytest.mark.parametrize("row", list(SPLIT_ROWS))
