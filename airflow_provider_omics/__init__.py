@@ -35,8 +35,9 @@ def get_provider_info() -> dict[str, Any]:
                 "options": {
                     "allowed_local_roots": {
                         "description": "Comma-separated directories that local staged sources must lie under "
-                        "(checked after resolving symlinks and '..'). Empty allows any local path. "
-                        "Operators may narrow it with their own allowed_local_roots.",
+                        "(checked after resolving symlinks and '..'). Empty allows any local path the worker can "
+                        "read, except the Airflow home, /proc, /sys, /dev and credential files, which are never "
+                        "allowed. Operators may only narrow it with their own allowed_local_roots.",
                         "version_added": "0.1.0",
                         "type": "string",
                         "example": "/data/staging,/mnt/shared/runs",
@@ -44,7 +45,8 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "allowed_s3_prefixes": {
                         "description": "Comma-separated s3://bucket/prefix values that S3 staged sources must "
-                        "start with. Empty allows any bucket.",
+                        "start with. Empty allows any bucket. Operators may only narrow it with their own "
+                        "allowed_s3_prefixes.",
                         "version_added": "0.1.0",
                         "type": "string",
                         "example": "s3://genomics-staging/incoming/",

@@ -5,6 +5,16 @@ Trigger it with "Trigger DAG" and fill in the form: the sequence store, the file
 paired FASTQ), the sample, subject and name, the reference for BAM/CRAM, and the part size. The staged files
 are local paths on the workers' shared filesystem or ``s3://`` URIs. The AWS connection ``aws_default`` is
 used for HealthOmics and for S3; point it at another account or an emulator by changing only the connection.
+
+Whoever can trigger this DAG chooses which files the workers read and send to HealthOmics. Limit them in the
+Airflow configuration, not here (a DAG can only narrow these settings, never widen them):
+
+    [omics]
+    allowed_local_roots = /data/staging,/mnt/shared/runs
+    allowed_s3_prefixes = s3://genomics-staging/incoming/
+
+or ``AIRFLOW__OMICS__ALLOWED_LOCAL_ROOTS`` / ``AIRFLOW__OMICS__ALLOWED_S3_PREFIXES`` in the workers' environment.
+The Airflow home, ``/proc``, ``/sys``, ``/dev`` and the workers' credential files are refused whatever they say.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,11 @@ def test_local_gzipped_fastq_in_many_parts(
     # Each mapped task is named in the UI by its batch; together they cover every part once.
     total = -(-len(data) // part_size)
     labels = sorted(ti.rendered_map_index for ti in dag_run.get_task_instances() if ti.task_id.endswith("upload_parts"))
-    covered = [range(int(a), int(b) + 1) for a, b in (label.split()[2].split("-") for label in labels)]
-    assert all(label.startswith("SOURCE1 parts ") and label.endswith(f" of {total}") for label in labels), labels
+    named = [
+        re.fullmatch(rf"read 1 \(SOURCE1\) (?:part (\d+)|parts (\d+)-(\d+)) of {total}", label) for label in labels
+    ]
+    assert all(named), labels
+    covered = [range(int(m[1] or m[2]), int(m[1] or m[3]) + 1) for m in named if m is not None]
     assert sorted(n for r in covered for n in r) == list(range(1, total + 1))
     metadata = assert_uploaded(emulator.client(), store_id, {"SOURCE1": data})
     assert metadata["files"]["source1"]["contentLength"] == len(data)

@@ -18,6 +18,7 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from airflow_provider_omics.utils.parts import PartRange
+from airflow_provider_omics.utils.payloads import PartResult
 from airflow_provider_omics.utils.sources import Fingerprint, SourceError, StagedSource, parse_source
 
 if TYPE_CHECKING:
@@ -168,6 +169,11 @@ class OmicsHook(AwsBaseHook):
     # -- sequence stores -------------------------------------------------------------------------------------
 
     def get_sequence_store(self, sequence_store_id: str) -> dict[str, Any]:
+        """The store's description (its ``eTagAlgorithmFamily`` decides how FASTQ sources are digested).
+
+        .. seealso::
+            - :external+boto3:py:meth:`Omics.Client.get_sequence_store`
+        """
         return dict(self.conn.get_sequence_store(id=sequence_store_id))
 
     # -- the direct upload -----------------------------------------------------------------------------------
@@ -214,7 +220,11 @@ class OmicsHook(AwsBaseHook):
         payload: Any,
         client: OmicsClient | None = None,
     ) -> str:
-        """UploadReadSetPart; ``payload`` is bytes or a seekable stream. Returns the part's checksum."""
+        """UploadReadSetPart; ``payload`` is bytes or a seekable stream. Returns the part's checksum.
+
+        .. seealso::
+            - :external+boto3:py:meth:`Omics.Client.upload_read_set_part`
+        """
         response = (client or self.conn).upload_read_set_part(
             sequenceStoreId=sequence_store_id,
             uploadId=upload_id,
@@ -225,9 +235,13 @@ class OmicsHook(AwsBaseHook):
         return response["checksum"]
 
     def complete_multipart_read_set_upload(
-        self, sequence_store_id: str, upload_id: str, parts: Sequence[dict[str, Any]]
+        self, sequence_store_id: str, upload_id: str, parts: Sequence[PartResult]
     ) -> str:
-        """CompleteMultipartReadSetUpload with parts sorted as the service wants them. Returns readSetId."""
+        """CompleteMultipartReadSetUpload with parts sorted as the service wants them. Returns readSetId.
+
+        .. seealso::
+            - :external+boto3:py:meth:`Omics.Client.complete_multipart_read_set_upload`
+        """
         response = self.conn.complete_multipart_read_set_upload(
             sequenceStoreId=sequence_store_id,
             uploadId=upload_id,
@@ -236,7 +250,11 @@ class OmicsHook(AwsBaseHook):
         return response["readSetId"]
 
     def abort_multipart_read_set_upload(self, sequence_store_id: str, upload_id: str) -> bool:
-        """Abort the upload. Returns False when it is already gone (completed or aborted)."""
+        """Abort the upload. Returns False when it is already gone (completed or aborted).
+
+        .. seealso::
+            - :external+boto3:py:meth:`Omics.Client.abort_multipart_read_set_upload`
+        """
         try:
             self.conn.abort_multipart_read_set_upload(sequenceStoreId=sequence_store_id, uploadId=upload_id)
         except ClientError as err:
@@ -248,7 +266,11 @@ class OmicsHook(AwsBaseHook):
     def list_read_set_upload_parts(
         self, sequence_store_id: str, upload_id: str, part_source: str
     ) -> list[dict[str, Any]]:
-        """Every part uploaded so far to one source of the upload (all pages)."""
+        """Every part uploaded so far to one source of the upload (all pages).
+
+        .. seealso::
+            - :external+boto3:py:meth:`Omics.Client.list_read_set_upload_parts`
+        """
         paginator = self.conn.get_paginator("list_read_set_upload_parts")
         pages = paginator.paginate(
             sequenceStoreId=sequence_store_id,
@@ -379,7 +401,7 @@ class OmicsHook(AwsBaseHook):
         ranges: Iterable[PartRange],
         max_concurrency: int = 4,
         on_part: Callable[[PartRange, float], None] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[PartResult]:
         """Stream byte ranges of a staged source to UploadReadSetPart, ``max_concurrency`` at a time.
 
         The source is pinned to its fingerprint once (:meth:`StagedSource.pin`): a local file is opened once and
@@ -392,7 +414,7 @@ class OmicsHook(AwsBaseHook):
         client = self.get_upload_client(max_concurrency)
         with source.pin(fingerprint) as pinned:
 
-            def upload_one(part: PartRange) -> dict[str, Any]:
+            def upload_one(part: PartRange) -> PartResult:
                 for attempt in range(1, PART_ATTEMPTS + 1):
                     started = time.monotonic()
                     try:
@@ -417,7 +439,7 @@ class OmicsHook(AwsBaseHook):
                         continue
                     if on_part:
                         on_part(part, time.monotonic() - started)
-                    return {"partNumber": part.part_number, "partSource": part.part_source, "checksum": checksum}
+                    return PartResult(partNumber=part.part_number, partSource=part.part_source, checksum=checksum)
                 raise AssertionError("unreachable")
 
             parts = list(ranges)

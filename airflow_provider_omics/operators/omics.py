@@ -6,12 +6,10 @@ templating, the checks of user input and the Airflow lifecycle; the hook holds e
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +22,18 @@ from airflow.providers.common.compat.sdk import (
 )
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, NoCredentialsError
 
-from airflow_provider_omics.hooks.omics import PERMANENT_ERRORS, REQUEST_TAG, OmicsHook, error_code, is_transient
+from airflow_provider_omics.hooks.omics import REQUEST_TAG, OmicsHook, error_code, is_transient
+from airflow_provider_omics.links.omics import OmicsReadSetLink
+from airflow_provider_omics.utils.errors import OmicsInputError, service_errors, service_failure
+from airflow_provider_omics.utils.inputs import (
+    allow_lists,
+    as_int,
+    check_file_type,
+    check_reference,
+    check_store_id,
+    check_text,
+    normalize_sources,
+)
 from airflow_provider_omics.utils.parts import (
     MAX_PART_SIZE,
     PART_SOURCES,
@@ -38,89 +47,25 @@ from airflow_provider_omics.utils.parts import (
     missing_parts,
     part_range,
 )
-from airflow_provider_omics.utils.payloads import UPLOAD_RECORD_KEY, UploadRecord
+from airflow_provider_omics.utils.payloads import (
+    UPLOAD_RECORD_KEY,
+    DigestResult,
+    PartBatch,
+    PartResult,
+    PlannedSource,
+    SourceDigest,
+    UploadRecord,
+)
 from airflow_provider_omics.utils.sources import (
     Fingerprint,
     SourceError,
     StagedSource,
     check_allowed,
-    effective_allow_list,
-    effective_s3_prefixes,
     same_source,
 )
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-FILE_TYPES = ("FASTQ", "BAM", "CRAM", "UBAM")
-# BAM and CRAM are aligned: the service links them to a reference (AWS's uploader refuses them without one).
-FILE_TYPES_NEEDING_REFERENCE = ("BAM", "CRAM")
-# Service model patterns: ids are digit strings of 10..36; a reference is an ARN of a reference store entry.
-_ID_RE = re.compile(r"^[0-9]{10,36}$")
-_REFERENCE_ARN_RE = re.compile(r"^arn:.+$")
-_TEXT_LIMITS = {"name": 127, "subject_id": 127, "sample_id": 127, "generated_from": 127, "description": 255}
-
-
-class OmicsInputError(AirflowFailException):
-    """Input that the service would refuse; raised before anything is created, and never retried."""
-
-
-def _fail(message: str) -> OmicsInputError:
-    return OmicsInputError(message)
-
-
-def check_store_id(sequence_store_id: Any) -> str:
-    if isinstance(sequence_store_id, int) and not isinstance(sequence_store_id, bool):
-        # A DAG with render_template_as_native_obj turns a rendered id of digits into an int.
-        sequence_store_id = str(sequence_store_id)
-    if not isinstance(sequence_store_id, str) or not _ID_RE.match(sequence_store_id):
-        raise _fail(
-            f"sequence_store_id={sequence_store_id!r} is not a sequence store id: HealthOmics ids are 10 to 36 "
-            "digits. Copy the store's id (not its name or ARN) from the console or `aws omics list-sequence-stores`."
-        )
-    return sequence_store_id
-
-
-def check_file_type(source_file_type: Any) -> str:
-    value = source_file_type.upper() if isinstance(source_file_type, str) else source_file_type
-    if value not in FILE_TYPES:
-        raise _fail(f"source_file_type={source_file_type!r} is not one of {', '.join(FILE_TYPES)}.")
-    return value
-
-
-def as_int(name: str, value: Any, minimum: int = 1) -> int:
-    """Accept an int or an int rendered by a template ("104857600"); refuse anything else clearly."""
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(f"{name}={value!r} must be a whole number.")
-    if value < minimum:
-        raise _fail(f"{name}={value} must be at least {minimum}.")
-    return value
-
-
-def normalize_sources(sources: Any) -> list[str]:
-    """One path/URI or two (read 1, read 2); an empty read 2 (an optional form field left blank) is dropped."""
-    items = [sources] if isinstance(sources, str) else list(sources or [])
-    if len(items) == 2 and (items[1] is None or (isinstance(items[1], str) and not items[1].strip())):
-        items = items[:1]
-    if not items or not all(isinstance(item, str) and item.strip() for item in items):
-        raise _fail(f"sources={sources!r}: give one staged file, or two (read 1, read 2) for paired FASTQ.")
-    if len(items) > 2:
-        raise _fail(f"sources has {len(items)} files: a read set has at most two sources (read 1 and read 2).")
-    if len(items) == 2 and items[0].strip() == items[1].strip():
-        raise _fail(f"Read 1 and read 2 are the same file ({items[0]}): give the two files of the pair.")
-    return [item.strip() for item in items]
-
-
-def _allow_lists(local_roots: Any, s3_prefixes: Any) -> tuple[list[str], list[str]]:
-    """The [omics] allow-lists, narrowed by the operator's own where given (an operator can never widen them)."""
-    try:
-        roots = effective_allow_list(local_roots, conf.get("omics", "allowed_local_roots", fallback=""))
-        prefixes = effective_s3_prefixes(s3_prefixes, conf.get("omics", "allowed_s3_prefixes", fallback=""))
-    except SourceError as err:
-        raise _fail(str(err)) from None
-    return roots, prefixes
 
 
 def _staged(
@@ -136,29 +81,6 @@ def _staged(
     fingerprint = source.stat()
     check_allowed(source, roots, prefixes)
     return source, fingerprint
-
-
-def _service_failure(err: ClientError, what: str, aws_conn_id: str | None) -> AirflowException:
-    """Permanent service errors fail the task at once (no retry can change them); others may be retried."""
-    code = error_code(err)
-    message = err.response.get("Error", {}).get("Message", str(err))
-    if code == "AccessDeniedException":
-        return AirflowFailException(
-            f"{what}: access denied ({message}). Check the credentials and the IAM permissions of the AWS "
-            f"connection {aws_conn_id!r}."
-        )
-    if code in PERMANENT_ERRORS:
-        return AirflowFailException(f"{what}: {code}: {message}")
-    return AirflowException(f"{what}: {code or type(err).__name__}: {message}")
-
-
-@contextlib.contextmanager
-def _service_errors(what: str, aws_conn_id: str | None) -> Iterator[None]:
-    """Service errors of the calls in the block, translated for Airflow as :func:`_service_failure` says."""
-    try:
-        yield
-    except ClientError as err:
-        raise _service_failure(err, what, aws_conn_id) from err
 
 
 def _only_read_set(found: Sequence[Mapping[str, Any]], token: str) -> str:
@@ -181,7 +103,7 @@ def _stored_read_set(
     """
     if record is None:
         return None
-    with _service_errors("Looking for the read set of this request", aws_conn_id):
+    with service_errors("Looking for the read set of this request", aws_conn_id):
         found = hook.find_read_sets(
             record.sequence_store_id,
             record.client_token,
@@ -200,16 +122,29 @@ def _check_store(hook: OmicsHook, store_id: str, aws_conn_id: str | None) -> dic
         return hook.get_sequence_store(store_id)
     except ClientError as err:
         if error_code(err) in ("ResourceNotFoundException", "ValidationException"):
-            raise _fail(
+            raise OmicsInputError(
                 f"Sequence store {store_id} does not exist in region {hook.conn_region_name} for connection "
                 f"{aws_conn_id!r}. Check the id and the connection's region."
             ) from None
-        raise _service_failure(err, "GetSequenceStore", aws_conn_id) from err
+        raise service_failure(err, "GetSequenceStore", aws_conn_id) from err
     except NoCredentialsError:
         raise AirflowFailException(
             f"No AWS credentials were found for connection {aws_conn_id!r}: set its login/password, a role, or "
             "the workers' default credentials."
         ) from None
+
+
+def _persist_read_set_link(
+    context: Context, operator: AwsBaseOperator[OmicsHook], store_id: str, read_set_id: str
+) -> None:
+    OmicsReadSetLink.persist(
+        context=context,
+        operator=operator,
+        region_name=operator.hook.conn_region_name,
+        aws_partition=operator.hook.conn_partition,
+        sequence_store_id=store_id,
+        read_set_id=read_set_id,
+    )
 
 
 def _iso(value: Any) -> str | None:
@@ -280,12 +215,12 @@ class OmicsSplitReadSetOperator(_StagedSourceOperator):
         self.allowed_local_roots = allowed_local_roots
         self.allowed_s3_prefixes = allowed_s3_prefixes
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:
+    def execute(self, context: Context) -> list[PartBatch]:
         sources = normalize_sources(self.sources)
         if self.source_file_type:
             file_type = check_file_type(self.source_file_type)
             if len(sources) == 2 and file_type != "FASTQ":
-                raise _fail(
+                raise OmicsInputError(
                     f"Two sources were given for a {file_type} read set: only paired FASTQ has a read 2. "
                     "Give one file, or set the file type to FASTQ."
                 )
@@ -293,13 +228,13 @@ class OmicsSplitReadSetOperator(_StagedSourceOperator):
         try:
             check_part_size(part_size)
         except PartPlanError as err:
-            raise _fail(str(err)) from None
+            raise OmicsInputError(str(err)) from None
         map_limit = conf.getint("core", "max_map_length")
         max_tasks = map_limit if self.max_tasks in (None, "") else as_int("max_tasks", self.max_tasks)
         max_tasks = min(max_tasks, map_limit)
-        roots, prefixes = _allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
+        roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
 
-        planned: dict[str, dict[str, Any]] = {}
+        planned: dict[str, PlannedSource] = {}
         staged: list[tuple[StagedSource, Fingerprint]] = []
         for part_source, uri in zip(PART_SOURCES, sources, strict=False):
             label = f"{part_source} ({uri})"
@@ -309,39 +244,39 @@ class OmicsSplitReadSetOperator(_StagedSourceOperator):
                     raise SourceError(f"Staged source {uri} is empty. Stage the complete file before uploading.")
                 total = check_part_count(label, fingerprint.size, part_size)
             except (SourceError, PartPlanError) as err:
-                raise _fail(str(err)) from None
+                raise OmicsInputError(str(err)) from None
             staged.append((source, fingerprint))
-            planned[part_source] = {
-                "uri": uri,
+            planned[part_source] = PlannedSource(
+                uri=uri,
                 # What the later tasks open: the file that was opened here, not what the path may name later.
-                "location": source.location,
-                "size": fingerprint.size,
-                "parts": total,
-                "part_size": part_size,
-                "fingerprint": fingerprint.to_dict(),
-            }
+                location=source.location,
+                size=fingerprint.size,
+                parts=total,
+                part_size=part_size,
+                fingerprint=fingerprint.to_dict(),
+            )
             self.log.info("%s: %d bytes in %d parts of %d bytes", label, fingerprint.size, total, part_size)
         if len(staged) == 2 and same_source(*staged[0], *staged[1]):
-            raise _fail(
+            raise OmicsInputError(
                 f"Read 1 and read 2 are the same file ({sources[0]} and {sources[1]}): give the two files of the pair."
             )
 
         try:
             batches = batch_parts([p["parts"] for p in planned.values()], max_tasks)
         except PartPlanError as err:
-            raise _fail(str(err)) from None
+            raise OmicsInputError(str(err)) from None
         context["ti"].xcom_push(key="sources", value=planned)
         self.log.info("%d parts in %d upload tasks (limit %d)", sum(b.count for b in batches), len(batches), max_tasks)
         return [
-            {
-                "source_uri": planned[b.part_source]["location"],
-                "part_source": b.part_source,
-                "first_part": b.first_part,
-                "last_part": b.last_part,
-                "total_parts": b.total_parts,
-                "part_size": part_size,
-                "fingerprint": planned[b.part_source]["fingerprint"],
-            }
+            PartBatch(
+                source_uri=planned[b.part_source]["location"],
+                part_source=b.part_source,
+                first_part=b.first_part,
+                last_part=b.last_part,
+                total_parts=b.total_parts,
+                part_size=part_size,
+                fingerprint=planned[b.part_source]["fingerprint"],
+            )
             for b in batches
         ]
 
@@ -410,7 +345,7 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         description: str | None = None,
         tags: dict[str, str] | None = None,
         client_token: str | None = None,
-        sources: Mapping[str, Any] | None = None,
+        sources: Mapping[str, PlannedSource] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -428,32 +363,16 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
 
     def check_input(self) -> dict[str, Any]:
         """Every check that needs no service call; returns the request."""
-        store_id = check_store_id(self.sequence_store_id)
         file_type = check_file_type(self.source_file_type)
-        reference_arn = self.reference_arn or None
-        if file_type in FILE_TYPES_NEEDING_REFERENCE and not reference_arn:
-            raise _fail(
-                f"A {file_type} read set must be linked to the reference it was aligned to: set reference_arn "
-                "(arn:aws:omics:<region>:<account>:referenceStore/<id>/reference/<id>)."
-            )
-        if reference_arn and not (isinstance(reference_arn, str) and _REFERENCE_ARN_RE.match(reference_arn)):
-            raise _fail(f"reference_arn={reference_arn!r} is not an ARN (arn:aws:omics:...:reference/<id>).")
-        for field, limit in _TEXT_LIMITS.items():
-            value = getattr(self, field)
-            required = field in ("name", "subject_id", "sample_id")
-            if value in (None, "") and not required:
-                continue
-            if not isinstance(value, str) or not value.strip() or len(value) > limit:
-                raise _fail(f"{field}={value!r} must be text of 1 to {limit} characters.")
         return {
-            "sequenceStoreId": store_id,
+            "sequenceStoreId": check_store_id(self.sequence_store_id),
             "sourceFileType": file_type,
-            "name": self.name,
-            "subjectId": self.subject_id,
-            "sampleId": self.sample_id,
-            "referenceArn": reference_arn,
-            "generatedFrom": self.generated_from or None,
-            "description": self.description or None,
+            "referenceArn": check_reference(file_type, self.reference_arn),
+            "name": check_text("name", self.name),
+            "subjectId": check_text("subject_id", self.subject_id),
+            "sampleId": check_text("sample_id", self.sample_id),
+            "generatedFrom": check_text("generated_from", self.generated_from),
+            "description": check_text("description", self.description),
             "tags": self.tags or None,
         }
 
@@ -493,7 +412,7 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         )
         # Before the request is sent: if its answer is lost, the teardown can still find the upload by its token.
         ti.xcom_push(key=UPLOAD_RECORD_KEY, value=record.to_dict())
-        with _service_errors("Looking for a read set this request already stored", self.aws_conn_id):
+        with service_errors("Looking for a read set this request already stored", self.aws_conn_id):
             stored = self.hook.find_read_sets(
                 store_id, token, name=record.name, sample_id=record.sample_id, subject_id=record.subject_id
             )
@@ -522,7 +441,7 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
                 client_token=token,
             )
         except ClientError as err:
-            raise _service_failure(err, "CreateMultipartReadSetUpload", self.aws_conn_id) from err
+            raise service_failure(err, "CreateMultipartReadSetUpload", self.aws_conn_id) from err
         except (ConnectionError, HTTPClientError) as err:
             # botocore retried with the same token and every answer was lost: the service may have created it.
             response = self.find_created_upload(store_id, token, err)
@@ -541,7 +460,7 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
 
     def find_created_upload(self, store_id: str, token: str, err: Exception) -> dict[str, Any]:
         """The upload a create whose every answer was lost made, found by its token; else a retryable error."""
-        with _service_errors("Looking for the upload of a create whose answer was lost", self.aws_conn_id):
+        with service_errors("Looking for the upload of a create whose answer was lost", self.aws_conn_id):
             uploads = self.hook.find_uploads(store_id, token)
         if len(uploads) == 1:
             self.log.warning("CreateMultipartReadSetUpload's answer was lost (%s); found its upload by token.", err)
@@ -558,9 +477,12 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         )
 
 
-# How each mapped upload task is named in the UI, e.g. "SOURCE1 parts 9-16 of 120".
+# How each mapped upload task is named in the UI, with the sources named as the trigger form names them:
+# "read 1 (SOURCE1) parts 9-16 of 120", "read 2 (SOURCE2) part 4 of 4".
 DEFAULT_MAP_INDEX_TEMPLATE = (
-    "{{ task.part_source }} parts {{ task.first_part }}-{{ task.last_part }} of {{ task.total_parts }}"
+    "{{ 'read 2' if task.part_source == 'SOURCE2' else 'read 1' }} ({{ task.part_source }}) "
+    "{% if task.first_part == task.last_part %}part {{ task.first_part }}"
+    "{% else %}parts {{ task.first_part }}-{{ task.last_part }}{% endif %} of {{ task.total_parts }}"
 )
 
 
@@ -588,7 +510,8 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
         the part task returns no parts instead of uploading. (templated)
     :param max_concurrency: parts in flight at once in this task.
     :param source_aws_conn_id: connection that reads ``s3://`` sources; default ``aws_conn_id``. (templated)
-    :param map_index_template: how the UI names each mapped task (default: ``SOURCE1 parts 9-16 of 120``).
+    :param map_index_template: how the UI names each mapped task (default: ``read 1 (SOURCE1) parts 9-16 of
+        120``, or ``... part 4 of 4`` for one part).
     """
 
     aws_hook_class = OmicsHook
@@ -639,7 +562,7 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
             part_range(self.part_source, n, size, self.part_size) for n in range(self.first_part, self.last_part + 1)
         ]
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:
+    def execute(self, context: Context) -> list[PartResult]:
         record = UploadRecord.from_dict(self.upload_record)
         if not self.upload_id:
             if record is not None and record.read_set_id:
@@ -647,12 +570,12 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
                 return []
             raise AirflowFailException("No upload_id: the create task did not start an upload.")
         fingerprint = Fingerprint.from_dict(self.fingerprint)
-        roots, prefixes = _allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
+        roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
         try:
             source = self.hook.staged_source(self.source_uri)
             check_allowed(source, roots, prefixes)
         except SourceError as err:
-            raise _fail(str(err)) from None
+            raise OmicsInputError(str(err)) from None
         ranges = self.part_ranges(fingerprint.size)
         total_bytes = sum(r.length for r in ranges)
 
@@ -679,7 +602,7 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
                 on_part=log_part,
             )
         except SourceError as err:
-            raise _fail(str(err)) from None
+            raise OmicsInputError(str(err)) from None
         except ClientError as err:
             if error_code(err) == "ResourceNotFoundException":
                 # A cleared part task of an upload that completed: its parts are in the read set already.
@@ -689,7 +612,7 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
                         "Upload %s already completed as read set %s: nothing to upload.", self.upload_id, stored
                     )
                     return []
-            raise _service_failure(
+            raise service_failure(
                 err, f"UploadReadSetPart ({self.part_source} of upload {self.upload_id})", self.aws_conn_id
             ) from err
         seconds = time.monotonic() - started
@@ -731,6 +654,8 @@ class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
     template_fields: Sequence[str] = aws_template_fields(
         "sequence_store_id", "upload_id", "parts", "expected_parts", "upload_record"
     )
+    # The read set id first exists here: the console link too.
+    operator_extra_links = (OmicsReadSetLink(),)
     ui_color = "#d7e8f7"
 
     def __init__(
@@ -789,6 +714,11 @@ class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         return read_set_id
 
     def execute(self, context: Context) -> str:
+        read_set_id = self.complete_or_find()
+        _persist_read_set_link(context, self, self.sequence_store_id, read_set_id)
+        return read_set_id
+
+    def complete_or_find(self) -> str:
         record = UploadRecord.from_dict(self.upload_record)
         if record is not None and record.read_set_id:
             self.log.info("The request was already stored as read set %s: nothing to complete.", record.read_set_id)
@@ -800,7 +730,7 @@ class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
             return self.complete()
         except (ClientError, ConnectionError, HTTPClientError) as err:
             if error_code(err) != "ResourceNotFoundException" and not is_transient(err):
-                raise _service_failure(err, what, self.aws_conn_id) from err  # type: ignore[arg-type]
+                raise service_failure(err, what, self.aws_conn_id) from err  # type: ignore[arg-type]
             # The upload is gone (Complete committed and its answer was lost, or this task was cleared after it
             # succeeded), or every answer was lost: its read set, if it exists, carries the request token.
             stored = _stored_read_set(self.hook, record, self.upload_id, self.aws_conn_id)
@@ -815,7 +745,7 @@ class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
                     "aborted (by the abort task of an earlier attempt, or from outside). Trigger a new run."
                 ) from None
             if isinstance(err, ClientError):
-                raise _service_failure(err, what, self.aws_conn_id) from err
+                raise service_failure(err, what, self.aws_conn_id) from err
             raise AirflowException(f"{what}: no answer ({err}); a retry of this task finds its result.") from err
 
 
@@ -865,7 +795,7 @@ class OmicsAbortReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
             return False
         upload_ids = [self.upload_id] if self.upload_id else []
         if record is not None:
-            with _service_errors("Looking for uploads of this request", self.aws_conn_id):
+            with service_errors("Looking for uploads of this request", self.aws_conn_id):
                 for upload in self.hook.find_uploads(record.sequence_store_id, record.client_token):
                     if upload["uploadId"] not in upload_ids:
                         upload_ids.append(upload["uploadId"])
@@ -874,7 +804,7 @@ class OmicsAbortReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
             return False
         aborted = False
         for upload_id in upload_ids:
-            with _service_errors(f"AbortMultipartReadSetUpload of {upload_id}", self.aws_conn_id):
+            with service_errors(f"AbortMultipartReadSetUpload of {upload_id}", self.aws_conn_id):
                 if self.hook.abort_multipart_read_set_upload(self.sequence_store_id, upload_id):
                     self.log.warning("Aborted upload %s: the run failed before it completed.", upload_id)
                     aborted = True
@@ -893,7 +823,8 @@ class OmicsAbortReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
 
 
 # Read sets whose ETag a client can reproduce: the hash of the uncompressed FASTQ. BAM/CRAM ETags are computed
-# by the service from the SAM representation against the reference (HEALTHOMICS.md), uBAM's likewise.
+# by the service from the SAM representation against the reference (HealthOmics User Guide, "How ETags are
+# calculated"), uBAM's likewise.
 VERIFIABLE_FILE_TYPES = ("FASTQ",)
 
 
@@ -926,7 +857,7 @@ class OmicsDigestSourcesOperator(_StagedSourceOperator):
         self,
         *,
         sequence_store_id: str,
-        sources: Mapping[str, Any],
+        sources: Mapping[str, PlannedSource],
         source_file_type: str,
         source_aws_conn_id: str | None = None,
         allowed_local_roots: str | Sequence[str] | None = None,
@@ -941,7 +872,7 @@ class OmicsDigestSourcesOperator(_StagedSourceOperator):
         self.allowed_local_roots = allowed_local_roots
         self.allowed_s3_prefixes = allowed_s3_prefixes
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> DigestResult:
         file_type = check_file_type(self.source_file_type)
         if file_type not in VERIFIABLE_FILE_TYPES:
             reason = (
@@ -949,23 +880,23 @@ class OmicsDigestSourcesOperator(_StagedSourceOperator):
                 "and cannot be reproduced client-side; only the stored size is checked."
             )
             self.log.info("Digest skipped: %s", reason)
-            return {"family": None, "file_type": file_type, "sources": {}, "skipped": reason}
+            return DigestResult(family=None, file_type=file_type, sources={}, skipped=reason)
         from airflow_provider_omics.utils.digest import digest_stream
 
         store = _check_store(self.hook, check_store_id(self.sequence_store_id), self.aws_conn_id)
         family = store.get("eTagAlgorithmFamily") or "MD5up"
-        roots, prefixes = _allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
-        digests: dict[str, Any] = {}
+        roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
+        digests: dict[str, SourceDigest] = {}
         for part_source, planned in sorted(self.sources.items()):
             fingerprint = Fingerprint.from_dict(planned["fingerprint"])
             started = time.monotonic()
             try:
-                source = self.hook.staged_source(planned.get("location") or planned["uri"])
+                source = self.hook.staged_source(planned.get("location") or planned["uri"])  # older plans: no location
                 check_allowed(source, roots, prefixes)
                 with source.pin(fingerprint) as pinned, pinned.open_stream() as stream:
                     digest = digest_stream(stream, family)
             except SourceError as err:
-                raise _fail(str(err)) from None
+                raise OmicsInputError(str(err)) from None
             except ValueError as err:
                 raise AirflowFailException(
                     f"{part_source} ({planned['uri']}) is not readable as FASTQ: {err}"
@@ -980,12 +911,12 @@ class OmicsDigestSourcesOperator(_StagedSourceOperator):
                 digest.uncompressed_bytes,
                 digest.uncompressed_bytes / max(seconds, 1e-9) / 1e6,
             )
-            digests[part_source] = {
-                "hexdigest": digest.hexdigest,
-                "compressed": digest.compressed,
-                "uncompressed_bytes": digest.uncompressed_bytes,
-            }
-        return {"family": family, "file_type": file_type, "sources": digests, "skipped": None}
+            digests[part_source] = SourceDigest(
+                hexdigest=digest.hexdigest,
+                compressed=digest.compressed,
+                uncompressed_bytes=digest.uncompressed_bytes,
+            )
+        return DigestResult(family=family, file_type=file_type, sources=digests, skipped=None)
 
 
 class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
@@ -1005,6 +936,7 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
 
     aws_hook_class = OmicsHook
     template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "read_set_id", "digests", "sources")
+    operator_extra_links = (OmicsReadSetLink(),)
     ui_color = "#e8f0d7"
 
     def __init__(
@@ -1012,8 +944,8 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
         *,
         sequence_store_id: str,
         read_set_id: str,
-        digests: Mapping[str, Any] | None,
-        sources: Mapping[str, Any],
+        digests: DigestResult | None,
+        sources: Mapping[str, PlannedSource],
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -1025,6 +957,7 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_omics.utils.digest import family_of
 
+        _persist_read_set_link(context, self, self.sequence_store_id, self.read_set_id)
         metadata = self.hook.get_read_set_metadata(self.sequence_store_id, self.read_set_id)
         if metadata.get("status") != "ACTIVE":
             raise AirflowFailException(
@@ -1042,7 +975,7 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
                     f"{planned['size']} were staged"
                 )
             checked[part_source] = {"size": planned["size"], "stored_size": stored}
-        digests = self.digests or {}
+        digests: Mapping[str, Any] = self.digests or {}
         etag = metadata.get("etag", {})
         if digests.get("family"):
             algorithm = etag.get("algorithm", "")

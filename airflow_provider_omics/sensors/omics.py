@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
@@ -13,6 +13,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.links.omics import OmicsReadSetLink
 from airflow_provider_omics.triggers.omics import OmicsReadSetActiveTrigger
+from airflow_provider_omics.utils.payloads import ReadSetEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -140,7 +141,7 @@ class OmicsReadSetStatusSensor(AwsBaseSensor[OmicsHook]):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
         """Finish the deferred wait: succeed on the trigger's success event, fail with its message."""
-        validated_event = validate_execute_complete_event(event)
+        validated_event = cast(ReadSetEvent, validate_execute_complete_event(event))
         if validated_event.get("status") == "success":
             self.log.info("HealthOmics read set %s is ACTIVE", self.read_set_id)
             return

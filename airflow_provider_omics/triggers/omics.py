@@ -8,6 +8,7 @@ from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_omics.hooks.omics import OmicsHook
+from airflow_provider_omics.utils.payloads import ReadSetEvent
 
 if TYPE_CHECKING:
     from airflow.exceptions import AirflowException
@@ -75,7 +76,7 @@ class OmicsReadSetActiveTrigger(AwsBaseWaiterTrigger):
         self.read_set_id = read_set_id
 
     def _event_from_exception(self, error: AirflowException) -> TriggerEvent:
-        event = {"status": "error", "message": str(error), self.return_key: self.return_value}
+        event = ReadSetEvent(status="error", message=str(error), read_set_id=self.return_value)
         # Only a failure acceptor (WaiterTerminalFailure) carries the last GetReadSetMetadata response;
         # copy just the two strings: the response also holds datetimes that an event cannot serialize.
         last_response = getattr(error, "last_response", None)

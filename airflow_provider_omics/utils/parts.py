@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_omics.utils.payloads import PartResult
+
 # HealthOmics API reference, UploadReadSetPart: "Each part cannot be larger than 100 MB"; AWS's own uploader
 # (aws-healthomics-tools) uses 100 MiB parts, and so does the user guide's `split -b 100MiB`.
 MAX_PART_SIZE = 100 * 1024 * 1024
@@ -100,7 +102,10 @@ def batch_parts(counts: Sequence[int], max_tasks: int) -> list[PartBatch]:
 
 
 def flatten_part_results(results: Iterable[Any]) -> list[dict[str, Any]]:
-    """Flatten the mapped tasks' XComs (lists of part dicts; None where a task pushed nothing)."""
+    """Flatten the mapped tasks' XComs (lists of PartResult; None where a task pushed nothing).
+
+    Not yet trusted: :func:`check_complete_parts` checks every entry.
+    """
     parts: list[dict[str, Any]] = []
     for item in results:
         if item is None:
@@ -126,7 +131,7 @@ def missing_parts(parts: Iterable[Mapping[str, Any]], expected: Mapping[str, int
 
 def check_complete_parts(
     parts: Iterable[Mapping[str, Any]], expected: Mapping[str, int] | None = None
-) -> list[dict[str, Any]]:
+) -> list[PartResult]:
     """Check that the parts are a whole upload and return them sorted for CompleteMultipartReadSetUpload.
 
     Every source must be numbered 1..N with no gap and no duplicate, SOURCE1 must be present, and where
@@ -158,7 +163,7 @@ def check_complete_parts(
     if problems:
         raise PartPlanError("The uploaded parts are not a whole read set: " + "; ".join(problems) + ".")
     return [
-        {"partNumber": number, "partSource": source, "checksum": by_source[source][number]}
+        PartResult(partNumber=number, partSource=source, checksum=by_source[source][number])
         for source in sorted(by_source)
         for number in sorted(by_source[source])
     ]

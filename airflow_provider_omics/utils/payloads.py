@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 # The XCom key under which the create task pushes its UploadRecord (its return value stays the upload id).
 UPLOAD_RECORD_KEY = "upload"
@@ -54,3 +54,60 @@ class UploadRecord:
             return None
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in names})
+
+
+class PlannedSource(TypedDict):
+    """One staged source as split planned it; split pushes ``{"SOURCE1": ..., "SOURCE2": ...}`` (XCom key
+    ``sources``), which create, digest, complete (``expected_parts``) and verify read."""
+
+    uri: str  # as the user gave it, for messages
+    location: str  # what later tasks open: the real path of the file split opened, or the S3 URI
+    size: int
+    parts: int
+    part_size: int
+    fingerprint: dict[str, Any]  # Fingerprint.to_dict()
+
+
+class PartBatch(TypedDict):
+    """The keyword arguments of one mapped part-upload task: split returns a list of these."""
+
+    source_uri: str  # PlannedSource.location
+    part_source: str
+    first_part: int
+    last_part: int
+    total_parts: int
+    part_size: int
+    fingerprint: dict[str, Any]
+
+
+class PartResult(TypedDict):
+    """One uploaded part, in the API's own shape (CompleteMultipartReadSetUpload's ``parts`` items)."""
+
+    partNumber: int
+    partSource: str
+    checksum: str
+
+
+class SourceDigest(TypedDict):
+    hexdigest: str
+    compressed: bool
+    uncompressed_bytes: int
+
+
+class DigestResult(TypedDict):
+    """What the digest task returns and verify reads: per source, the hash the read set's ETag must equal."""
+
+    family: str | None  # the store's ETag family; None when the file type's ETag cannot be reproduced
+    file_type: str
+    sources: dict[str, SourceDigest]
+    skipped: str | None  # why nothing was digested
+
+
+class ReadSetEvent(TypedDict, total=False):
+    """The event OmicsReadSetActiveTrigger sends back to the sensor's ``execute_complete``."""
+
+    status: str  # "success" or "error"
+    message: str
+    read_set_id: str
+    read_set_status: str  # on error: the terminal status the read set reached
+    status_message: str | None

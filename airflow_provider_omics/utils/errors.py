@@ -1,0 +1,54 @@
+"""How the provider's failures reach Airflow: one place that decides what fails at once and what may be retried.
+
+- :class:`OmicsInputError` (an ``AirflowFailException``): input the service would refuse, or a staged source
+  that cannot be used as planned. Never retried: no retry changes the input.
+- :func:`service_failure`: a service error. Permanent ones (``PERMANENT_ERRORS``) fail at once, AccessDenied names
+  the connection to fix; transient ones stay retryable ``AirflowException``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from botocore.exceptions import ClientError
+
+from airflow_provider_omics.hooks.omics import PERMANENT_ERRORS, error_code
+from airflow_provider_omics.utils.sources import SourceError
+
+
+class OmicsInputError(AirflowFailException):
+    """Input that the service would refuse; raised before anything is created, and never retried."""
+
+
+def service_failure(err: ClientError, what: str, aws_conn_id: str | None) -> AirflowException:
+    """Permanent service errors fail the task at once (no retry can change them); others may be retried."""
+    code = error_code(err)
+    message = err.response.get("Error", {}).get("Message", str(err))
+    if code == "AccessDeniedException":
+        return AirflowFailException(
+            f"{what}: access denied ({message}). Check the credentials and the IAM permissions of the AWS "
+            f"connection {aws_conn_id!r}."
+        )
+    if code in PERMANENT_ERRORS:
+        return AirflowFailException(f"{what}: {code}: {message}")
+    return AirflowException(f"{what}: {code or type(err).__name__}: {message}")
+
+
+@contextlib.contextmanager
+def service_errors(what: str, aws_conn_id: str | None) -> Iterator[None]:
+    """Service errors of the calls in the block, translated as :func:`service_failure` says."""
+    try:
+        yield
+    except ClientError as err:
+        raise service_failure(err, what, aws_conn_id) from err
+
+
+@contextlib.contextmanager
+def source_errors() -> Iterator[None]:
+    """A staged source that cannot be used (missing, changed, outside the allow-lists) fails at once."""
+    try:
+        yield
+    except SourceError as err:
+        raise OmicsInputError(str(err)) from None

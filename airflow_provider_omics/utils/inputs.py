@@ -1,0 +1,107 @@
+"""Checks of user input that every operator shares: each returns the clean value or raises OmicsInputError with a
+message that names the problem and the fix, before anything is created on the service."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.providers.common.compat.sdk import conf
+
+from airflow_provider_omics.utils.errors import OmicsInputError
+from airflow_provider_omics.utils.sources import SourceError, effective_allow_list, effective_s3_prefixes
+
+FILE_TYPES = ("FASTQ", "BAM", "CRAM", "UBAM")
+# BAM and CRAM are aligned: the service links them to a reference (AWS's uploader refuses them without one).
+FILE_TYPES_NEEDING_REFERENCE = ("BAM", "CRAM")
+# Service model patterns: ids are digit strings of 10..36; a reference is an ARN of a reference store entry.
+_ID_RE = re.compile(r"^[0-9]{10,36}$")
+_REFERENCE_ARN_RE = re.compile(r"^arn:.+$")
+# The service model's length limits of the read set's metadata.
+TEXT_LIMITS = {"name": 127, "subject_id": 127, "sample_id": 127, "generated_from": 127, "description": 255}
+REQUIRED_TEXT = ("name", "subject_id", "sample_id")
+
+
+def check_store_id(sequence_store_id: Any) -> str:
+    if isinstance(sequence_store_id, int) and not isinstance(sequence_store_id, bool):
+        # A DAG with render_template_as_native_obj turns a rendered id of digits into an int.
+        sequence_store_id = str(sequence_store_id)
+    if not isinstance(sequence_store_id, str) or not _ID_RE.match(sequence_store_id):
+        raise OmicsInputError(
+            f"sequence_store_id={sequence_store_id!r} is not a sequence store id: HealthOmics ids are 10 to 36 "
+            "digits. Copy the store's id (not its name or ARN) from the console or `aws omics list-sequence-stores`."
+        )
+    return sequence_store_id
+
+
+def check_file_type(source_file_type: Any) -> str:
+    value = source_file_type.upper() if isinstance(source_file_type, str) else source_file_type
+    if value not in FILE_TYPES:
+        raise OmicsInputError(f"source_file_type={source_file_type!r} is not one of {', '.join(FILE_TYPES)}.")
+    return value
+
+
+def check_reference(file_type: str, reference_arn: Any) -> str | None:
+    """The reference ARN (None when not given); BAM and CRAM must have one."""
+    reference_arn = reference_arn or None
+    if file_type in FILE_TYPES_NEEDING_REFERENCE and not reference_arn:
+        raise OmicsInputError(
+            f"A {file_type} read set must be linked to the reference it was aligned to: set reference_arn "
+            "(arn:aws:omics:<region>:<account>:referenceStore/<id>/reference/<id>)."
+        )
+    if reference_arn and not (isinstance(reference_arn, str) and _REFERENCE_ARN_RE.match(reference_arn)):
+        raise OmicsInputError(f"reference_arn={reference_arn!r} is not an ARN (arn:aws:omics:...:reference/<id>).")
+    return reference_arn
+
+
+def check_text(field: str, value: Any) -> str | None:
+    """One metadata field of :data:`TEXT_LIMITS`: required ones must be given; None when an optional one is not."""
+    limit = TEXT_LIMITS[field]
+    if value in (None, "") and field not in REQUIRED_TEXT:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise OmicsInputError(f"{field}={value!r} must be text of 1 to {limit} characters.")
+    return value
+
+
+def as_int(name: str, value: Any, minimum: int = 1) -> int:
+    """Accept an int or an int rendered by a template ("104857600"); refuse anything else clearly."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OmicsInputError(f"{name}={value!r} must be a whole number.")
+    if value < minimum:
+        raise OmicsInputError(f"{name}={value} must be at least {minimum}.")
+    return value
+
+
+def normalize_sources(sources: Any) -> list[str]:
+    """One path/URI or two (read 1, read 2); an empty read 2 (an optional form field left blank) is dropped.
+
+    Two spellings of one file are caught here when they are the same string; split compares the opened files.
+    """
+    items = [sources] if isinstance(sources, str) else list(sources or [])
+    if len(items) == 2 and (items[1] is None or (isinstance(items[1], str) and not items[1].strip())):
+        items = items[:1]
+    if not items or not all(isinstance(item, str) and item.strip() for item in items):
+        raise OmicsInputError(f"sources={sources!r}: give one staged file, or two (read 1, read 2) for paired FASTQ.")
+    if len(items) > 2:
+        raise OmicsInputError(
+            f"sources has {len(items)} files: a read set has at most two sources (read 1 and read 2)."
+        )
+    if len(items) == 2 and items[0].strip() == items[1].strip():
+        raise OmicsInputError(f"Read 1 and read 2 are the same file ({items[0]}): give the two files of the pair.")
+    return [item.strip() for item in items]
+
+
+def allow_lists(
+    local_roots: str | Sequence[str] | None, s3_prefixes: str | Sequence[str] | None
+) -> tuple[list[str], list[str]]:
+    """The [omics] allow-lists, narrowed by the operator's own where given (an operator can never widen them)."""
+    try:
+        roots = effective_allow_list(local_roots, conf.get("omics", "allowed_local_roots", fallback=""))
+        prefixes = effective_s3_prefixes(s3_prefixes, conf.get("omics", "allowed_s3_prefixes", fallback=""))
+    except SourceError as err:
+        raise OmicsInputError(str(err)) from None
+    return roots, prefixes
