@@ -185,6 +185,9 @@ def upload_read_set(
                 allowed_s3_prefixes=allowed_s3_prefixes,
                 **aws,
             )
+            # After create: a store that does not exist fails create alone, with one clear message, and the
+            # digest (which needs the store's ETag family) does not start; it still runs beside the part uploads.
+            create >> digest
             digests: Any = digest.output
             verify_task = OmicsVerifyReadSetOperator(
                 task_id="verify",

@@ -160,3 +160,18 @@ def test_group_run_verifies_a_sha512_store(
     states = task_states(dag_run)
     assert dag_run.state == "success", states
     assert states["digest"] == ["success"] and states["verify"] == ["success"]
+
+
+def test_an_unknown_store_is_one_clear_failure_and_the_digest_does_not_start(
+    airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, paired: list[Path], capfd: pytest.CaptureFixture[str]
+) -> None:
+    dag_run = run_dag("omics_upload_group", [str(p) for p in paired], sequence_store_id="1234567890")
+
+    states = task_states(dag_run)
+    assert dag_run.state == "failed", states
+    failed = sorted(task for task, values in states.items() if "failed" in values)
+    assert failed == ["create"], states
+    assert states["digest"] == ["upstream_failed"], states
+    out, err = capfd.readouterr()
+    assert "Sequence store 1234567890 does not exist in region" in out + err
+    assert "GetSequenceStore operation" not in out + err  # no raw botocore error from another task
