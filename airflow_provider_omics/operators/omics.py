@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, N
 
 from airflow_provider_omics.hooks.omics import REQUEST_TAG, OmicsHook, error_code, is_transient
 from airflow_provider_omics.links.omics import OmicsReadSetLink
-from airflow_provider_omics.utils.errors import OmicsInputError, service_errors, service_failure
+from airflow_provider_omics.utils.errors import OmicsInputError, service_errors, service_failure, source_errors
 from airflow_provider_omics.utils.inputs import (
     allow_lists,
     as_int,
@@ -571,11 +571,9 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
             raise AirflowFailException("No upload_id: the create task did not start an upload.")
         fingerprint = Fingerprint.from_dict(self.fingerprint)
         roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
-        try:
+        with source_errors():
             source = self.hook.staged_source(self.source_uri)
             check_allowed(source, roots, prefixes)
-        except SourceError as err:
-            raise OmicsInputError(str(err)) from None
         ranges = self.part_ranges(fingerprint.size)
         total_bytes = sum(r.length for r in ranges)
 
@@ -592,17 +590,16 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
 
         started = time.monotonic()
         try:
-            parts = self.hook.upload_parts(
-                self.sequence_store_id,
-                self.upload_id,
-                source,
-                fingerprint,
-                ranges,
-                max_concurrency=as_int("max_concurrency", self.max_concurrency),
-                on_part=log_part,
-            )
-        except SourceError as err:
-            raise OmicsInputError(str(err)) from None
+            with source_errors():
+                parts = self.hook.upload_parts(
+                    self.sequence_store_id,
+                    self.upload_id,
+                    source,
+                    fingerprint,
+                    ranges,
+                    max_concurrency=as_int("max_concurrency", self.max_concurrency),
+                    on_part=log_part,
+                )
         except ClientError as err:
             if error_code(err) == "ResourceNotFoundException":
                 # A cleared part task of an upload that completed: its parts are in the read set already.
@@ -891,12 +888,12 @@ class OmicsDigestSourcesOperator(_StagedSourceOperator):
             fingerprint = Fingerprint.from_dict(planned["fingerprint"])
             started = time.monotonic()
             try:
-                source = self.hook.staged_source(planned.get("location") or planned["uri"])  # older plans: no location
-                check_allowed(source, roots, prefixes)
-                with source.pin(fingerprint) as pinned, pinned.open_stream() as stream:
-                    digest = digest_stream(stream, family)
-            except SourceError as err:
-                raise OmicsInputError(str(err)) from None
+                with source_errors():
+                    # Plans pushed before split recorded the location have only the URI.
+                    source = self.hook.staged_source(planned.get("location") or planned["uri"])
+                    check_allowed(source, roots, prefixes)
+                    with source.pin(fingerprint) as pinned, pinned.open_stream() as stream:
+                        digest = digest_stream(stream, family)
             except ValueError as err:
                 raise AirflowFailException(
                     f"{part_source} ({planned['uri']}) is not readable as FASTQ: {err}"
