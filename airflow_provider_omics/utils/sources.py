@@ -394,8 +394,11 @@ class _RangeWindow(io.RawIOBase):
     botocore reads the body in blocks, takes its length from ``len()`` and seeks back to 0 to retry.
     """
 
-    _length: int
-    _pos: int
+    def __init__(self, offset: int, length: int) -> None:
+        super().__init__()
+        self._offset = offset
+        self._length = length
+        self._pos = 0
 
     def __len__(self) -> int:
         return self._length
@@ -427,12 +430,9 @@ class PinnedFileWindow(_RangeWindow):
     """
 
     def __init__(self, pin: LocalPin, fd: int, offset: int, length: int) -> None:
-        super().__init__()
+        super().__init__(offset, length)
         self._pin = pin
         self._fd = fd
-        self._offset = offset
-        self._length = length
-        self._pos = 0
 
     def _ended_early(self, position: int) -> SourceChangedError:
         return SourceChangedError(
@@ -496,11 +496,8 @@ class FileRangeReader(_RangeWindow):
     """
 
     def __init__(self, path: str | os.PathLike[str], offset: int, length: int) -> None:
-        super().__init__()
+        super().__init__(offset, length)
         self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
-        self._offset = offset
-        self._length = length
-        self._pos = 0
         self._file.seek(offset)
 
     def read(self, size: int | None = -1) -> bytes:
@@ -603,12 +600,9 @@ class S3RangeReader(_RangeWindow):
     """
 
     def __init__(self, source: S3Source, offset: int, length: int, fingerprint: Fingerprint) -> None:
-        super().__init__()
+        super().__init__(offset, length)
         self._source = source
-        self._offset = offset
-        self._length = length
         self._fingerprint = fingerprint
-        self._pos = 0
         self._body: Any = None
 
     def _open(self) -> Any:
