@@ -27,7 +27,7 @@ import boto3
 from botocore.config import Config
 from s3transfer.utils import ReadFileChunk
 
-from airflow_provider_omics.testing.emulator import spawn
+from airflow_provider_omics.testing.cli import spawn
 from airflow_provider_omics.testing.samples import write_fastq_of_size
 
 MIB = 1024 * 1024

@@ -456,7 +456,7 @@ class Emulator:
         shutil.rmtree(data_dir, ignore_errors=True)
         data_dir.mkdir(parents=True)
         self.data_dir = data_dir
-        from airflow_provider_omics.testing.emulator import spawn
+        from airflow_provider_omics.testing.cli import spawn
 
         self.proc, self.endpoint_url = spawn(data_dir, activation_delay=0)
         self.client = _boto_client(self.endpoint_url, 1)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_omics.testing import emulator_client
-from airflow_provider_omics.testing.emulator import spawn
+from airflow_provider_omics.testing.cli import spawn
 from airflow_provider_omics.testing.samples import write_fastq
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,15 +11,20 @@ it steer it over HTTP (``GET /_emulator/health``, ``GET``/``POST /_emulator/faul
 ``GET``/``POST /_emulator/activations`` with ``{"hold": true, "release_after_reads": n}`` or
 ``{"hold": false}``) and build clients with :func:`emulator_client`.
 
-Layout, after moto: :mod:`.models` (state and rules, no HTTP), :mod:`.responses` (the HTTP layer),
+Layout, after moto: :mod:`.models` (state and the service's rules, no HTTP; its methods take a request's
+members as named arguments), :mod:`.responses` (the HTTP layer: parse the request, call the backend, answer),
 :mod:`.exceptions` (error shapes), :mod:`.content` (the content check and ETags), :mod:`.auth` (SigV4),
-:mod:`.faults`, :mod:`.server` (``OmicsEmulator``) and :mod:`.emulator` (the command line).
+:mod:`.faults` (fault injection), :mod:`.omics_emulator` (:class:`OmicsEmulator`, the backend served on a local
+port, and :func:`emulator_client`) and :mod:`.cli` (the command line, and ``spawn`` to start it as a child
+process). :mod:`.emulator` is only the ``python -m airflow_provider_omics.testing.emulator`` entry point of
+:mod:`.cli`: the README, the demo and running processes start the emulator by that name. :mod:`.samples`
+writes sample sequencing files; :mod:`.deployment` runs a local Airflow against the emulator.
 """
 
 from __future__ import annotations
 
 from airflow_provider_omics.testing.faults import FaultConfig
 from airflow_provider_omics.testing.models import OmicsBackend
-from airflow_provider_omics.testing.server import OmicsEmulator, emulator_client
+from airflow_provider_omics.testing.omics_emulator import OmicsEmulator, emulator_client
 
 __all__ = ["FaultConfig", "OmicsBackend", "OmicsEmulator", "emulator_client"]

@@ -23,7 +23,6 @@ from botocore.credentials import Credentials
 from airflow_provider_omics.testing.exceptions import AccessDeniedException
 
 SERVICE = "omics"
-UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 _AUTH_RE = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+),\s*SignedHeaders=(?P<signed>[^,\s]+),"
     r"\s*Signature=(?P<signature>[0-9a-f]{64})\s*$"

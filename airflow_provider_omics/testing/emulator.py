@@ -1,112 +1,15 @@
-"""Run the HealthOmics emulator in the foreground, for demos and for Airflow workers in other processes.
+"""``python -m airflow_provider_omics.testing.emulator``: the emulator's command line, by the name that the
+README, the demo, :mod:`.deployment` and running processes use; the code is in :mod:`.cli`.
 
-    python -m airflow_provider_omics.testing.emulator --port 8787 --data-dir /tmp/omics
-
-prints ``OmicsEmulator listening on http://127.0.0.1:8787`` once it accepts requests, and stops cleanly on
-SIGTERM or SIGINT. ``--hold-activations`` starts it with read sets held in PROCESSING_UPLOAD (release them
-with ``POST /_emulator/activations {"hold": false}``).
+Nothing imports this module: ``-m`` runs it as ``__main__``, which is only warning-free for a module that the
+package has not imported already.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import signal
-import subprocess
 import sys
-import threading
-from pathlib import Path
-from types import FrameType
 
-from airflow_provider_omics.testing.server import OmicsEmulator
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m airflow_provider_omics.testing.emulator", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
-    parser.add_argument("--data-dir", default=None, help="state directory (default: a temporary one)")
-    parser.add_argument("--access-key", default=None, help="require SigV4 signatures with this access key")
-    parser.add_argument("--secret-key", default=None, help="... and this secret key")
-    parser.add_argument("--activation-delay", type=float, default=0.2, help="seconds before a read set activates")
-    parser.add_argument(
-        "--hold-activations",
-        action="store_true",
-        help="keep read sets in PROCESSING_UPLOAD until released (POST /_emulator/activations)",
-    )
-    parser.add_argument(
-        "--release-after-reads",
-        type=int,
-        default=None,
-        metavar="N",
-        help="with --hold-activations: release each read set once GetReadSetMetadata saw it PROCESSING_UPLOAD N times",
-    )
-    parser.add_argument("--log-level", default="WARNING")
-    args = parser.parse_args(argv)
-    if (args.access_key is None) != (args.secret_key is None):
-        parser.error("give both --access-key and --secret-key, or neither")
-    if args.release_after_reads is not None and (not args.hold_activations or args.release_after_reads < 1):
-        parser.error("--release-after-reads takes a positive number and goes with --hold-activations")
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    emulator = OmicsEmulator(
-        data_dir=args.data_dir,
-        host=args.host,
-        port=args.port,
-        access_key=args.access_key,
-        secret_key=args.secret_key,
-        activation_delay=args.activation_delay,
-    )
-    if args.hold_activations:
-        emulator.hold_activations(release_after_reads=args.release_after_reads)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    emulator.start()
-    try:
-        print(f"OmicsEmulator listening on {emulator.endpoint_url}", flush=True)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        emulator.stop()
-    return 0
-
-
-def spawn(
-    data_dir: str | Path,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    activation_delay: float = 0.2,
-    start_new_session: bool = False,
-) -> tuple[subprocess.Popen[str], str]:
-    """Start this command line in its own process and wait until it serves; returns the process and its URL.
-
-    For demos and benchmarks whose Airflow workers (or measurements) must see the emulator as another process.
-    """
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "airflow_provider_omics.testing.emulator", "--host", host, "--port", str(port)),
-            *("--data-dir", str(data_dir), "--activation-delay", str(activation_delay)),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=start_new_session,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if "listening on" not in line:
-        process.kill()
-        process.wait()
-        raise RuntimeError(f"the emulator did not start: {line!r}")
-    return process, line.rsplit(" ", 1)[-1].strip()
-
+from airflow_provider_omics.testing.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -30,6 +30,9 @@ Facts the service does not document and the emulator chooses:
 - GetReadSet streams back the parts as uploaded (``files.*.partSize`` is the size of the first part) and
   answers ConflictException until the read set is ACTIVE;
 - ``creationJobId`` of a read set made by a direct upload is the ``uploadId`` of that upload;
+- CreateMultipartReadSetUpload and ListMultipartReadSetUploads leave out ``referenceArn`` and ``generatedFrom``
+  when the upload was created without them, although the model marks them required in those answers: no value
+  fits their patterns and means "none", and a client that copes with their absence copes with the service;
 - a ``clientToken`` of CreateMultipartReadSetUpload is scoped to the sequence store and to uploads in
   progress: reused with the same parameters it returns the same upload, with different parameters it is
   refused (ValidationException), and once that upload was completed or aborted it starts a new upload;
@@ -37,6 +40,24 @@ Facts the service does not document and the emulator chooses:
   that is not a HealthOmics ARN, or names a sequence store or read set with a malformed id, is a
   ValidationException; any other HealthOmics ARN (another region or account, a resource type the emulator
   does not model, an unknown id) is a ResourceNotFoundException. A resource holds at most 50 tags.
+
+The backend's methods take the members of a request as named, typed arguments (:mod:`.responses` parses the
+HTTP request into them); what those values may be, their lengths, patterns, enums and ranges, is checked here.
+
+The limits and enums below repeat values the provider also has (``airflow_provider_omics.utils``): the
+emulator is an independent oracle of the service's rules, so it never imports the provider's constants, or
+a wrong value would pass every test. Where each value comes from:
+
+- ``MAX_PART_SIZE``: UploadReadSetPart in the API reference ("Each part cannot be larger than 100 MB"), read as
+  100 MiB like AWS's uploader; the service model states no limit (its ``partSize`` goes up to 5 GiB).
+- ``MAX_PART_NUMBER`` (``UploadReadSetPartRequestPartNumberInteger``), ``FILE_TYPES`` (``FileType``),
+  ``PART_SOURCES`` (``ReadSetPartSource``), ``READ_SET_FILES`` (``ReadSetFile``), ``ETAG_FAMILIES``
+  (``ETagAlgorithmFamily``), ``ID_PATTERN`` (``SequenceStoreId``, ``UploadId``, ``ReadSetId``),
+  ``MAX_RESULTS`` (the ``maxResults`` of the List operations), ``MAX_TAG_ARN_LENGTH`` (``TagArn``),
+  ``TAG_KEY_LENGTH`` and ``MAX_TAG_VALUE_LENGTH`` (``TagKey``, ``TagValue``): the botocore service model
+  ``omics`` 2022-11-28; ``tests/emulator/test_emulator_constants.py`` checks them against it.
+- ``MAX_TAGS_PER_RESOURCE``: the per-resource quota of AWS tagging, which is also the most tags one
+  TagResource may carry (``TagResourceRequestTagsMap``).
 """
 
 from __future__ import annotations
@@ -53,7 +74,7 @@ import threading
 import time
 import unicodedata
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,14 +103,20 @@ except ImportError:  # pragma: no cover - isal ships wheels for every supported 
 log = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"
-# "Each part cannot be larger than 100 MB" (UploadReadSetPart, API reference); AWS's uploader uses 100 MiB.
 MAX_PART_SIZE = 100 * 1024 * 1024
 MAX_PART_NUMBER = 10_000
 CHUNK_SIZE = 1024 * 1024
 FILE_TYPES = ("FASTQ", "BAM", "CRAM", "UBAM")
 PART_SOURCES = ("SOURCE1", "SOURCE2")
+READ_SET_FILES = (*PART_SOURCES, "INDEX")
 ETAG_FAMILIES = tuple(ETAG_HASHES)
-READ_SET_STATUSES = ("ARCHIVED", "ACTIVATING", "ACTIVE", "DELETING", "DELETED", "PROCESSING_UPLOAD", "UPLOAD_FAILED")
+MAX_RESULTS = 100
+# Ids of sequence stores, uploads and read sets.
+ID_PATTERN = re.compile(r"[0-9]{10,36}")
+MAX_TAG_ARN_LENGTH = 150
+TAG_KEY_LENGTH = (1, 128)
+MAX_TAG_VALUE_LENGTH = 256
+MAX_TAGS_PER_RESOURCE = 50
 # The operations the emulator serves (the names fault injection filters on).
 OPERATIONS = frozenset(
     {
@@ -109,14 +136,10 @@ OPERATIONS = frozenset(
         "TagResource",
     }
 )
-_ID_RE = re.compile(r"[0-9]{10,36}")
 _ARN_RE = re.compile(r"arn:.+", re.DOTALL)
 # A HealthOmics ARN: arn:<partition>:omics:<region>:<account>:<resource>.
 _OMICS_ARN_RE = re.compile(r"arn:(?P<partition>[^:]+):omics:(?P<region>[^:]*):(?P<account>[^:]*):(?P<resource>.+)")
 _SEQUENCE_STORE_RESOURCE_RE = re.compile(r"sequenceStore/(?P<store>[^/]*)(?:/readSet/(?P<read_set>[^/]*))?")
-# TagArn (1 to 150 characters) and the per-resource tag quota of AWS tagging.
-MAX_TAG_ARN_LENGTH = 150
-MAX_TAGS_PER_RESOURCE = 50
 _FALLBACK_RE = re.compile(r"$|^s3://([a-z0-9][a-z0-9-.]{1,61}[a-z0-9])/?((.{1,1024})/)?")
 
 
@@ -144,52 +167,43 @@ def _printable(value: str) -> bool:
 
 def check_id(value: Any, what: str) -> str:
     """Ids of stores, uploads and read sets: strings of 10 to 36 digits."""
-    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise ValidationException(f"{what} must be a string of 10 to 36 digits, got {value!r}")
     return value
 
 
-def _string(
-    body: dict[str, Any], key: str, *, required: bool = False, low: int = 1, high: int = 127, text: bool = True
-) -> str | None:
-    value = body.get(key)
+def _check_text(key: str, value: str | None, *, high: int = 127) -> None:
+    """A text member, unless ``None`` (not given): 1 to ``high`` characters of the model's printable pattern."""
     if value is None:
-        if required:
-            raise ValidationException(f"{key} is required")
-        return None
-    if not isinstance(value, str):
-        raise ValidationException(f"{key} must be a string")
-    if not low <= len(value) <= high:
-        raise ValidationException(f"{key} must be {low} to {high} characters long")
-    if text and value and not _printable(value):
+        return
+    if not 1 <= len(value) <= high:
+        raise ValidationException(f"{key} must be 1 to {high} characters long")
+    if not _printable(value):
         raise ValidationException(f"{key} contains characters that are not allowed")
-    return value
 
 
-def _enum(body: dict[str, Any], key: str, allowed: Iterable[str], *, required: bool = False) -> str | None:
-    value = body.get(key)
-    if value is None:
-        if required:
-            raise ValidationException(f"{key} is required")
-        return None
+def _check_enum(key: str, value: str | None, allowed: Iterable[str]) -> None:
     allowed = tuple(allowed)
-    if value not in allowed:
+    if value is not None and value not in allowed:
         raise ValidationException(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
-    return str(value)
 
 
-def _tags(body: dict[str, Any]) -> dict[str, str]:
-    tags = body.get("tags")
+def _check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    """A copy of ``tags`` once the keys and values are of allowed lengths; ``{}`` for ``None``."""
     if tags is None:
         return {}
-    if not isinstance(tags, dict):
-        raise ValidationException("tags must be a map of strings")
+    low, high = TAG_KEY_LENGTH
     for key, value in tags.items():
-        if not isinstance(key, str) or not 1 <= len(key) <= 128:
-            raise ValidationException("tag keys must be 1 to 128 characters long")
-        if not isinstance(value, str) or len(value) > 256:
-            raise ValidationException("tag values must be strings of at most 256 characters")
+        if not low <= len(key) <= high:
+            raise ValidationException(f"tag keys must be {low} to {high} characters long")
+        if len(value) > MAX_TAG_VALUE_LENGTH:
+            raise ValidationException(f"tag values must be strings of at most {MAX_TAG_VALUE_LENGTH} characters")
     return dict(tags)
+
+
+def _check_reference_arn(value: str | None) -> None:
+    if value is not None and (not 1 <= len(value) <= 127 or not _ARN_RE.fullmatch(value)):
+        raise ValidationException(f"referenceArn must be an ARN (pattern arn:.+, 1 to 127 characters), got {value!r}")
 
 
 def check_release_after_reads(value: Any) -> int | None:
@@ -201,52 +215,69 @@ def check_release_after_reads(value: Any) -> int | None:
     return value
 
 
-def _reference_arn(body: dict[str, Any]) -> str | None:
-    value = body.get("referenceArn")
-    if value is None:
-        return None
-    if not isinstance(value, str) or not 1 <= len(value) <= 127 or not _ARN_RE.fullmatch(value):
-        raise ValidationException(f"referenceArn must be an ARN (pattern arn:.+, 1 to 127 characters), got {value!r}")
-    return value
+def _created_within(epoch: float, after: datetime | None, before: datetime | None) -> bool:
+    """The ``createdAfter``/``createdBefore`` filters of the List operations (both bounds included)."""
+    return (after is None or epoch >= after.timestamp()) and (before is None or epoch <= before.timestamp())
 
 
-def _timestamp(value: Any, key: str) -> float:
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value).timestamp()
-        except ValueError:
-            pass
-    raise ValidationException(f"{key} must be a timestamp")
-
-
-def _time_filter(
-    filt: dict[str, Any], epoch: float, after: str = "createdAfter", before: str = "createdBefore"
-) -> bool:
-    if filt.get(after) is not None and epoch < _timestamp(filt[after], after):
-        return False
-    return not (filt.get(before) is not None and epoch > _timestamp(filt[before], before))
-
-
-def paginate(items: list[Any], max_results: Any, next_token: Any) -> tuple[list[Any], str | None]:
+def paginate(items: list[Any], max_results: int | None, next_token: str | None) -> tuple[list[Any], str | None]:
     """One page of ``items``; the token is the offset of the next page (opaque to clients)."""
-    if max_results is None:
-        size = 100
-    else:
-        try:
-            size = int(max_results)
-        except (TypeError, ValueError):
-            raise ValidationException("maxResults must be an integer") from None
-        if not 1 <= size <= 100:
-            raise ValidationException(f"maxResults must be between 1 and 100, got {size}")
+    size = MAX_RESULTS if max_results is None else max_results
+    if not 1 <= size <= MAX_RESULTS:
+        raise ValidationException(f"maxResults must be between 1 and {MAX_RESULTS}, got {size}")
     start = 0
     if next_token is not None:
-        if not isinstance(next_token, str) or not next_token.isdigit() or int(next_token) > len(items):
+        if not next_token.isdigit() or int(next_token) > len(items):
             raise ValidationException("nextToken is invalid or expired")
         start = int(next_token)
     end = start + size
     return items[start:end], (str(end) if end < len(items) else None)
+
+
+# --- request structures ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SequenceStoreFilter:
+    """The ``filter`` of ListSequenceStores (``SequenceStoreFilter``); stores never change, so the emulator has
+    no use for ``updatedAfter``/``updatedBefore``."""
+
+    name: str | None = None
+    status: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReadSetFilter:
+    """The ``filter`` of ListReadSets (``ReadSetFilter``)."""
+
+    name: str | None = None
+    status: str | None = None
+    reference_arn: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    sample_id: str | None = None
+    subject_id: str | None = None
+    generated_from: str | None = None
+    creation_type: str | None = None
+
+
+@dataclass(frozen=True)
+class ReadSetUploadPartFilter:
+    """The ``filter`` of ListReadSetUploadParts (``ReadSetUploadPartListFilter``)."""
+
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CompletedPart:
+    """One item of the ``parts`` of CompleteMultipartReadSetUpload (``CompleteReadSetUploadPartListItem``)."""
+
+    part_source: str
+    part_number: int
+    checksum: str
 
 
 # --- records ------------------------------------------------------------------------------------------------
@@ -589,14 +620,14 @@ class OmicsBackend:
 
     # -- lookups -------------------------------------------------------------------------------------------
 
-    def _store(self, store_id: Any) -> SequenceStore:
+    def _store(self, store_id: str) -> SequenceStore:
         check_id(store_id, "sequenceStoreId")
         try:
             return self.stores[store_id]
         except KeyError:
             raise ResourceNotFoundException(f"sequence store {store_id} not found") from None
 
-    def _upload(self, store_id: Any, upload_id: Any) -> Upload:
+    def _upload(self, store_id: str, upload_id: str) -> Upload:
         self._store(store_id)
         check_id(upload_id, "uploadId")
         upload = self.uploads.get(upload_id)
@@ -606,7 +637,7 @@ class OmicsBackend:
             )
         return upload
 
-    def _read_set(self, store_id: Any, read_set_id: Any) -> ReadSet:
+    def _read_set(self, store_id: str, read_set_id: str) -> ReadSet:
         self._store(store_id)
         check_id(read_set_id, "id")
         read_set = self.read_sets.get(read_set_id)
@@ -616,16 +647,24 @@ class OmicsBackend:
 
     # -- sequence stores -----------------------------------------------------------------------------------
 
-    def create_sequence_store(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _string(body, "name", required=True)
-        description = _string(body, "description", high=255)
-        family = _enum(body, "eTagAlgorithmFamily", ETAG_FAMILIES) or "MD5up"
-        client_token = _string(body, "clientToken")
-        fallback = body.get("fallbackLocation")
-        if fallback is not None and (not isinstance(fallback, str) or not _FALLBACK_RE.match(fallback)):
+    def create_sequence_store(
+        self,
+        *,
+        name: str,
+        description: str | None = None,
+        etag_algorithm_family: str | None = None,
+        fallback_location: str | None = None,
+        client_token: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """CreateSequenceStore; ``etag_algorithm_family`` is ``eTagAlgorithmFamily`` (MD5up by default)."""
+        _check_text("name", name)
+        _check_text("description", description, high=255)
+        _check_enum("eTagAlgorithmFamily", etag_algorithm_family, ETAG_FAMILIES)
+        _check_text("clientToken", client_token)
+        if fallback_location is not None and not _FALLBACK_RE.match(fallback_location):
             raise ValidationException("fallbackLocation must be an S3 URI")
-        tags = _tags(body)
-        assert name is not None
+        checked_tags = _check_tags(tags)
         with self._lock:
             if client_token is not None:
                 for store in self.stores.values():
@@ -635,30 +674,36 @@ class OmicsBackend:
                 id=self._new_id(),
                 name=name,
                 creation_time=_now(),
-                etag_family=family,
+                etag_family=etag_algorithm_family or "MD5up",
                 description=description,
-                fallback_location=fallback or None,
+                fallback_location=fallback_location or None,
                 client_token=client_token,
-                tags=tags,
+                tags=checked_tags,
             )
             self._save_store(store)
             self.stores[store.id] = store
             return store.describe(self.region)
 
-    def get_sequence_store(self, store_id: Any) -> dict[str, Any]:
+    def get_sequence_store(self, store_id: str) -> dict[str, Any]:
         with self._lock:
             return self._store(store_id).describe(self.region)
 
-    def list_sequence_stores(self, body: dict[str, Any], max_results: Any, next_token: Any) -> dict[str, Any]:
-        filt = body.get("filter") or {}
+    def list_sequence_stores(
+        self,
+        *,
+        filters: SequenceStoreFilter | None = None,
+        max_results: int | None = None,
+        next_token: str | None = None,
+    ) -> dict[str, Any]:
+        filt = filters or SequenceStoreFilter()
         with self._lock:
             stores = sorted(self.stores.values(), key=lambda s: (s.creation_time, s.id))
             stores = [
                 s
                 for s in stores
-                if (filt.get("name") is None or s.name == filt["name"])
-                and filt.get("status") in (None, "ACTIVE")
-                and _time_filter(filt, s.creation_time)
+                if filt.name in (None, s.name)
+                and filt.status in (None, "ACTIVE")
+                and _created_within(s.creation_time, filt.created_after, filt.created_before)
             ]
             page, token = paginate(stores, max_results, next_token)
             out: dict[str, Any] = {"sequenceStores": [s.describe(self.region) for s in page]}
@@ -668,28 +713,42 @@ class OmicsBackend:
 
     # -- multipart uploads ---------------------------------------------------------------------------------
 
-    def create_multipart_read_set_upload(self, store_id: Any, body: dict[str, Any]) -> dict[str, Any]:
-        file_type = _enum(body, "sourceFileType", FILE_TYPES, required=True)
-        subject_id = _string(body, "subjectId", required=True)
-        sample_id = _string(body, "sampleId", required=True)
-        name = _string(body, "name", required=True)
-        generated_from = _string(body, "generatedFrom")
-        description = _string(body, "description", high=255)
-        client_token = _string(body, "clientToken")
-        reference_arn = _reference_arn(body)
-        tags = _tags(body)
-        if file_type in ("BAM", "CRAM") and reference_arn is None:
-            raise ValidationException(f"a {file_type} read set must be linked to a reference: referenceArn is required")
-        assert file_type and subject_id and sample_id and name
+    def create_multipart_read_set_upload(
+        self,
+        store_id: str,
+        *,
+        source_file_type: str,
+        subject_id: str,
+        sample_id: str,
+        name: str,
+        generated_from: str | None = None,
+        reference_arn: str | None = None,
+        description: str | None = None,
+        client_token: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        _check_enum("sourceFileType", source_file_type, FILE_TYPES)
+        _check_text("subjectId", subject_id)
+        _check_text("sampleId", sample_id)
+        _check_text("name", name)
+        _check_text("generatedFrom", generated_from)
+        _check_text("description", description, high=255)
+        _check_text("clientToken", client_token)
+        _check_reference_arn(reference_arn)
+        checked_tags = _check_tags(tags)
+        if source_file_type in ("BAM", "CRAM") and reference_arn is None:
+            raise ValidationException(
+                f"a {source_file_type} read set must be linked to a reference: referenceArn is required"
+            )
         requested = {
-            "sourceFileType": file_type,
+            "sourceFileType": source_file_type,
             "subjectId": subject_id,
             "sampleId": sample_id,
             "name": name,
             "generatedFrom": generated_from,
             "referenceArn": reference_arn,
             "description": description,
-            "tags": tags,
+            "tags": checked_tags,
         }
         with self._lock:
             self._store(store_id)
@@ -710,7 +769,7 @@ class OmicsBackend:
             upload = Upload(
                 upload_id=self._new_id(),
                 store_id=store_id,
-                source_file_type=file_type,
+                source_file_type=source_file_type,
                 subject_id=subject_id,
                 sample_id=sample_id,
                 name=name,
@@ -719,7 +778,7 @@ class OmicsBackend:
                 reference_arn=reference_arn,
                 description=description,
                 client_token=client_token,
-                tags=tags,
+                tags=checked_tags,
             )
             self._upload_dir(upload.upload_id).mkdir()
             self._save_upload(upload)
@@ -727,17 +786,12 @@ class OmicsBackend:
             return upload.describe()
 
     def check_part_request(
-        self, store_id: Any, upload_id: Any, part_source: Any, part_number: Any, content_length: int | None
-    ) -> int:
-        """Validate an UploadReadSetPart before its body is read; returns the part number as an int."""
-        if part_source not in PART_SOURCES:
-            raise ValidationException(f"partSource must be SOURCE1 or SOURCE2, got {part_source!r}")
-        try:
-            number = int(part_number)
-        except (TypeError, ValueError):
-            raise ValidationException(f"partNumber must be an integer, got {part_number!r}") from None
-        if not 1 <= number <= MAX_PART_NUMBER:
-            raise ValidationException(f"partNumber must be between 1 and {MAX_PART_NUMBER}, got {number}")
+        self, store_id: str, upload_id: str, *, part_source: str, part_number: int, content_length: int | None
+    ) -> None:
+        """Validate an UploadReadSetPart before its body is read."""
+        _check_enum("partSource", part_source, PART_SOURCES)
+        if not 1 <= part_number <= MAX_PART_NUMBER:
+            raise ValidationException(f"partNumber must be between 1 and {MAX_PART_NUMBER}, got {part_number}")
         if content_length is None:
             raise ValidationException("the part must be sent with a Content-Length")
         if content_length > MAX_PART_SIZE:
@@ -750,14 +804,14 @@ class OmicsBackend:
             upload = self._upload(store_id, upload_id)
             if part_source == "SOURCE2" and upload.source_file_type != "FASTQ":
                 raise ValidationException(f"SOURCE2 is only for paired FASTQ, not {upload.source_file_type}")
-        return number
 
     def upload_read_set_part(
         self,
-        store_id: Any,
-        upload_id: Any,
-        part_source: Any,
-        part_number: Any,
+        store_id: str,
+        upload_id: str,
+        *,
+        part_source: str,
+        part_number: int,
         body: BodyReader,
         content_length: int | None,
     ) -> dict[str, Any]:
@@ -766,7 +820,9 @@ class OmicsBackend:
         Any error ``body.readinto`` raises (an :class:`OmicsError` from a signature check on the last
         chunk, say) discards the part.
         """
-        number = self.check_part_request(store_id, upload_id, part_source, part_number, content_length)
+        self.check_part_request(
+            store_id, upload_id, part_source=part_source, part_number=part_number, content_length=content_length
+        )
         assert content_length is not None
         tmp = self._path("tmp", f"{uuid.uuid4().hex}.tmp")
         checksum = _PartHash()
@@ -789,7 +845,7 @@ class OmicsBackend:
                     remaining -= got
             finally:
                 os.close(fd)
-            return self._commit_part(store_id, upload_id, part_source, number, tmp, checksum)
+            return self._commit_part(store_id, upload_id, part_source, part_number, tmp, checksum)
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -819,14 +875,26 @@ class OmicsBackend:
             return {"checksum": part.checksum}
 
     def list_read_set_upload_parts(
-        self, store_id: Any, upload_id: Any, body: dict[str, Any], max_results: Any, next_token: Any
+        self,
+        store_id: str,
+        upload_id: str,
+        *,
+        part_source: str,
+        filters: ReadSetUploadPartFilter | None = None,
+        max_results: int | None = None,
+        next_token: str | None = None,
     ) -> dict[str, Any]:
-        source = _enum(body, "partSource", PART_SOURCES, required=True)
-        filt = body.get("filter") or {}
+        _check_enum("partSource", part_source, PART_SOURCES)
+        filt = filters or ReadSetUploadPartFilter()
         with self._lock:
             upload = self._upload(store_id, upload_id)
             parts = sorted(
-                (p for (src, _), p in upload.parts.items() if src == source and _time_filter(filt, p.creation_time)),
+                (
+                    p
+                    for (source, _), p in upload.parts.items()
+                    if source == part_source
+                    and _created_within(p.creation_time, filt.created_after, filt.created_before)
+                ),
                 key=lambda p: p.part_number,
             )
             page, token = paginate(parts, max_results, next_token)
@@ -835,7 +903,9 @@ class OmicsBackend:
             out["nextToken"] = token
         return out
 
-    def list_multipart_read_set_uploads(self, store_id: Any, max_results: Any, next_token: Any) -> dict[str, Any]:
+    def list_multipart_read_set_uploads(
+        self, store_id: str, *, max_results: int | None = None, next_token: str | None = None
+    ) -> dict[str, Any]:
         with self._lock:
             self._store(store_id)
             uploads = sorted(
@@ -848,7 +918,7 @@ class OmicsBackend:
             out["nextToken"] = token
         return out
 
-    def abort_multipart_read_set_upload(self, store_id: Any, upload_id: Any) -> dict[str, Any]:
+    def abort_multipart_read_set_upload(self, store_id: str, upload_id: str) -> dict[str, Any]:
         with self._lock:
             self._upload(store_id, upload_id)
             del self.uploads[upload_id]
@@ -858,28 +928,26 @@ class OmicsBackend:
             shutil.rmtree(upload_dir, ignore_errors=True)
         return {}
 
-    def _check_complete_parts(self, upload: Upload, listed: Any) -> None:
-        if not isinstance(listed, list) or not listed:
+    def _check_complete_parts(self, upload: Upload, parts: Sequence[CompletedPart]) -> None:
+        if not parts:
             raise ValidationException("parts is required and must list the uploaded parts")
         seen: dict[tuple[str, int], str] = {}
-        for item in listed:
-            if not isinstance(item, dict):
-                raise ValidationException("each part must be a structure")
-            source, number, checksum = item.get("partSource"), item.get("partNumber"), item.get("checksum")
+        for part in parts:
+            source, number, checksum = part.part_source, part.part_number, part.checksum
             if source not in PART_SOURCES:
                 raise ValidationException(f"partSource must be SOURCE1 or SOURCE2, got {source!r}")
-            if not isinstance(number, int) or not 1 <= number <= MAX_PART_NUMBER:
+            if not 1 <= number <= MAX_PART_NUMBER:
                 raise ValidationException(f"partNumber must be an integer from 1 to {MAX_PART_NUMBER}, got {number!r}")
-            if not isinstance(checksum, str) or not checksum:
+            if not checksum:
                 raise ValidationException(f"part {source} {number} has no checksum")
             if (source, number) in seen:
                 raise ValidationException(f"part {source} {number} is listed more than once")
             seen[(source, number)] = checksum
         for key, checksum in seen.items():
-            part = upload.parts.get(key)
-            if part is None:
+            uploaded = upload.parts.get(key)
+            if uploaded is None:
                 raise ValidationException(f"part {key[0]} {key[1]} is listed but was never uploaded")
-            if part.checksum != checksum:
+            if uploaded.checksum != checksum:
                 raise ValidationException(
                     f"the checksum of part {key[0]} {key[1]} is not the one UploadReadSetPart returned for it"
                 )
@@ -898,10 +966,12 @@ class OmicsBackend:
                     f"{source} parts must be numbered 1 to {len(numbers)} without gaps: part {gap} is missing"
                 )
 
-    def complete_multipart_read_set_upload(self, store_id: Any, upload_id: Any, body: dict[str, Any]) -> dict[str, Any]:
+    def complete_multipart_read_set_upload(
+        self, store_id: str, upload_id: str, *, parts: Sequence[CompletedPart]
+    ) -> dict[str, Any]:
         with self._lock:
             upload = self._upload(store_id, upload_id)
-            self._check_complete_parts(upload, body.get("parts"))
+            self._check_complete_parts(upload, parts)
             store = self.stores[upload.store_id]
             read_set = ReadSet(
                 id=self._new_id(),
@@ -923,10 +993,10 @@ class OmicsBackend:
             read_set_dir = self._read_set_dir(read_set.id)
             read_set_dir.mkdir()
             for source in PART_SOURCES:
-                parts = sorted((p for (s, _), p in upload.parts.items() if s == source), key=lambda p: p.part_number)
-                if parts:
+                stored = sorted((p for (s, _), p in upload.parts.items() if s == source), key=lambda p: p.part_number)
+                if stored:
                     os.rename(upload_dir / source, read_set_dir / source)
-                    read_set.sources[source] = [StoredPart(p.part_number, p.size, p.file) for p in parts]
+                    read_set.sources[source] = [StoredPart(p.part_number, p.size, p.file) for p in stored]
             self._save_read_set(read_set)
             self.read_sets[read_set.id] = read_set
             del self.uploads[upload.upload_id]
@@ -937,7 +1007,7 @@ class OmicsBackend:
 
     # -- read sets -----------------------------------------------------------------------------------------
 
-    def get_read_set_metadata(self, store_id: Any, read_set_id: Any) -> dict[str, Any]:
+    def get_read_set_metadata(self, store_id: str, read_set_id: str) -> dict[str, Any]:
         with self._lock:
             read_set = self._read_set(store_id, read_set_id)
             answer = read_set.describe(self.region)
@@ -945,10 +1015,15 @@ class OmicsBackend:
                 self._count_processing_read(read_set.id)
             return answer
 
-    def list_read_sets(self, store_id: Any, body: dict[str, Any], max_results: Any, next_token: Any) -> dict[str, Any]:
-        filt = body.get("filter") or {}
-        simple = {"name": "name", "status": "status", "sampleId": "sample_id", "subjectId": "subject_id"}
-        simple |= {"generatedFrom": "generated_from"}
+    def list_read_sets(
+        self,
+        store_id: str,
+        *,
+        filters: ReadSetFilter | None = None,
+        max_results: int | None = None,
+        next_token: str | None = None,
+    ) -> dict[str, Any]:
+        filt = filters or ReadSetFilter()
         with self._lock:
             self._store(store_id)
             read_sets = sorted(
@@ -958,10 +1033,14 @@ class OmicsBackend:
             read_sets = [
                 rs
                 for rs in read_sets
-                if all(filt.get(key) is None or getattr(rs, attr) == filt[key] for key, attr in simple.items())
-                and (not filt.get("referenceArn") or rs.reference_arn == filt["referenceArn"])
-                and filt.get("creationType") in (None, "UPLOAD")
-                and _time_filter(filt, rs.creation_time)
+                if filt.name in (None, rs.name)
+                and filt.status in (None, rs.status)
+                and filt.sample_id in (None, rs.sample_id)
+                and filt.subject_id in (None, rs.subject_id)
+                and filt.generated_from in (None, rs.generated_from)
+                and (not filt.reference_arn or rs.reference_arn == filt.reference_arn)
+                and filt.creation_type in (None, "UPLOAD")
+                and _created_within(rs.creation_time, filt.created_after, filt.created_before)
             ]
             page, token = paginate(read_sets, max_results, next_token)
             out: dict[str, Any] = {"readSets": [rs.summary(self.region) for rs in page]}
@@ -969,15 +1048,14 @@ class OmicsBackend:
             out["nextToken"] = token
         return out
 
-    def open_read_set_part(self, store_id: Any, read_set_id: Any, file: Any, part_number: Any) -> tuple[Path, int]:
-        """GetReadSet: the path and size of one stored part, for the HTTP layer to stream."""
+    def open_read_set_part(
+        self, store_id: str, read_set_id: str, *, file: str | None = None, part_number: int
+    ) -> tuple[Path, int]:
+        """GetReadSet (``file`` SOURCE1 by default): the path and size of one stored part, for the HTTP layer
+        to stream."""
         file = file or "SOURCE1"
-        if file not in (*PART_SOURCES, "INDEX"):
+        if file not in READ_SET_FILES:
             raise ValidationException(f"file must be SOURCE1, SOURCE2 or INDEX, got {file!r}")
-        try:
-            number = int(part_number)
-        except (TypeError, ValueError):
-            raise ValidationException("partNumber is required and must be an integer") from None
         with self._lock:
             read_set = self._read_set(store_id, read_set_id)
             if read_set.status != "ACTIVE":
@@ -985,19 +1063,16 @@ class OmicsBackend:
             parts = read_set.sources.get(file)
             if not parts:
                 raise ResourceNotFoundException(f"read set {read_set.id} has no {file} file")
-            if not 1 <= number <= len(parts):
-                raise ValidationException(f"partNumber must be between 1 and {len(parts)} for {file}, got {number}")
-            part = parts[number - 1]
+            if not 1 <= part_number <= len(parts):
+                raise ValidationException(
+                    f"partNumber must be between 1 and {len(parts)} for {file}, got {part_number}"
+                )
+            part = parts[part_number - 1]
             return self._read_set_dir(read_set.id) / file / part.file, part.size
-
-    def iter_read_set_part(self, path: Path) -> Iterator[bytes]:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(CHUNK_SIZE):
-                yield chunk
 
     # -- tags ----------------------------------------------------------------------------------------------
 
-    def _tagged_resource(self, resource_arn: Any) -> SequenceStore | ReadSet:
+    def _tagged_resource(self, resource_arn: str) -> SequenceStore | ReadSet:
         if (
             not isinstance(resource_arn, str)
             or not 1 <= len(resource_arn) <= MAX_TAG_ARN_LENGTH
@@ -1015,7 +1090,7 @@ class OmicsBackend:
         if in_store is None:
             raise not_found  # a kind of HealthOmics resource that the emulator does not model
         store_id, read_set_id = in_store["store"], in_store["read_set"]
-        if not _ID_RE.fullmatch(store_id) or (read_set_id is not None and not _ID_RE.fullmatch(read_set_id)):
+        if not ID_PATTERN.fullmatch(store_id) or (read_set_id is not None and not ID_PATTERN.fullmatch(read_set_id)):
             raise ValidationException(f"resourceArn has a malformed sequence store or read set id: {resource_arn!r}")
         if (arn["partition"], arn["region"], arn["account"]) != ("aws", self.region, ACCOUNT_ID):
             raise not_found
@@ -1029,18 +1104,16 @@ class OmicsBackend:
             raise not_found
         return read_set
 
-    def list_tags_for_resource(self, resource_arn: Any) -> dict[str, Any]:
+    def list_tags_for_resource(self, resource_arn: str) -> dict[str, Any]:
         with self._lock:
             return {"tags": dict(self._tagged_resource(resource_arn).tags)}
 
-    def tag_resource(self, resource_arn: Any, tags: Any) -> dict[str, Any]:
+    def tag_resource(self, resource_arn: str, *, tags: Mapping[str, str]) -> dict[str, Any]:
         """Add or overwrite ``tags`` on a sequence store or read set."""
-        if tags is None:
-            raise ValidationException("tags is required")
-        tags = _tags({"tags": tags})
+        checked_tags = _check_tags(tags)
         with self._lock:
             resource = self._tagged_resource(resource_arn)
-            merged = {**resource.tags, **tags}
+            merged = {**resource.tags, **checked_tags}
             if len(merged) > MAX_TAGS_PER_RESOURCE:
                 raise ValidationException(
                     f"a resource can have at most {MAX_TAGS_PER_RESOURCE} tags; this would give it {len(merged)}"
@@ -1170,4 +1243,12 @@ class OmicsBackend:
                 raise TimeoutError("read set activations still running")
 
 
-__all__ = ["MAX_PART_SIZE", "OmicsBackend", "OmicsError"]
+__all__ = [
+    "MAX_PART_SIZE",
+    "CompletedPart",
+    "OmicsBackend",
+    "OmicsError",
+    "ReadSetFilter",
+    "ReadSetUploadPartFilter",
+    "SequenceStoreFilter",
+]

@@ -1,5 +1,11 @@
 """The HTTP layer of the emulator: route a rest-json request, parse it, call the backend, serialize the answer.
 
+Parsing reads the path, the query string and the JSON body into the members of the operation's request, as
+the types the service model gives them (a query ``partNumber`` becomes an ``int``, a ``filter`` a
+:class:`~.models.ReadSetFilter`), and refuses what cannot be read so: a member of the wrong JSON type, a query
+value that is not a number, a required member that is missing. The backend is then called with named
+arguments and checks the values themselves (lengths, patterns, enums, ranges): those are the service's rules.
+
 Built on the standard library's ``http.server`` (one thread per connection, HTTP/1.1 keep-alive) rather than on
 an ASGI stack such as uvicorn/h11 or Starlette, which Airflow brings along: the emulator must ingest 100 MiB
 parts as fast as the client can send them, streaming ``rfile`` straight to disk in 1 MiB ``readinto`` calls
@@ -21,9 +27,9 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,7 +45,15 @@ from airflow_provider_omics.testing.exceptions import (
     error_for,
 )
 from airflow_provider_omics.testing.faults import DROP, DROP_RESPONSE, FaultConfig, FaultInjector
-from airflow_provider_omics.testing.models import MAX_PART_SIZE, OPERATIONS, OmicsBackend
+from airflow_provider_omics.testing.models import (
+    MAX_PART_SIZE,
+    OPERATIONS,
+    CompletedPart,
+    OmicsBackend,
+    ReadSetFilter,
+    ReadSetUploadPartFilter,
+    SequenceStoreFilter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +171,149 @@ class RequestBody:
             done += got
         self.remaining -= done
         return done
+
+
+class Members:
+    """The members of one JSON structure, or of the query string, read as the types the model gives them.
+
+    Query values are strings on the wire: :meth:`integer` parses them. In a JSON body an integer must be a
+    JSON number. An absent member (or a JSON ``null``) reads as ``None``; the ``required_`` readers refuse it.
+    """
+
+    def __init__(self, values: Mapping[str, Any], *, query: bool = False) -> None:
+        self._values = values
+        self._query = query
+
+    @classmethod
+    def of(cls, value: Any, key: str) -> Members:
+        if not isinstance(value, dict):
+            raise ValidationException(f"{key} must be a structure")
+        return cls(value)
+
+    def _required(self, key: str, value: Any) -> Any:
+        if value is None:
+            raise ValidationException(f"{key} is required")
+        return value
+
+    def string(self, key: str) -> str | None:
+        value = self._values.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValidationException(f"{key} must be a string")
+        return value
+
+    def required_string(self, key: str) -> str:
+        return str(self._required(key, self.string(key)))
+
+    def integer(self, key: str) -> int | None:
+        value = self._values.get(key)
+        if value is None:
+            return None
+        if self._query and isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        elif isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValidationException(f"{key} must be an integer, got {value!r}")
+
+    def required_integer(self, key: str) -> int:
+        return int(self._required(key, self.integer(key)))
+
+    def timestamp(self, key: str) -> datetime | None:
+        """rest-json sends timestamps in a body as epoch seconds; ISO 8601 strings are accepted too."""
+        value = self._values.get(key)
+        if value is None:
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, tz=UTC)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(value)
+        raise ValidationException(f"{key} must be a timestamp")
+
+    def string_map(self, key: str) -> dict[str, str] | None:
+        value = self._values.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ValidationException(f"{key} must be a map of strings")
+        return value
+
+    def required_string_map(self, key: str) -> dict[str, str]:
+        return dict(self._required(key, self.string_map(key)))
+
+    def structure(self, key: str) -> Members | None:
+        value = self._values.get(key)
+        return None if value is None else Members.of(value, key)
+
+    def structures(self, key: str) -> list[Members] | None:
+        value = self._values.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise ValidationException(f"{key} must be a list")
+        return [Members.of(item, f"each item of {key}") for item in value]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request to an operation: its path parameters, query string and JSON body, and the raw body stream
+    (read by UploadReadSetPart only)."""
+
+    path: dict[str, str]
+    query: Members
+    json: Members
+    stream: RequestBody
+    content_length: int | None
+
+
+def sequence_store_filter(filt: Members | None) -> SequenceStoreFilter | None:
+    if filt is None:
+        return None
+    return SequenceStoreFilter(
+        name=filt.string("name"),
+        status=filt.string("status"),
+        created_after=filt.timestamp("createdAfter"),
+        created_before=filt.timestamp("createdBefore"),
+    )
+
+
+def read_set_filter(filt: Members | None) -> ReadSetFilter | None:
+    if filt is None:
+        return None
+    return ReadSetFilter(
+        name=filt.string("name"),
+        status=filt.string("status"),
+        reference_arn=filt.string("referenceArn"),
+        created_after=filt.timestamp("createdAfter"),
+        created_before=filt.timestamp("createdBefore"),
+        sample_id=filt.string("sampleId"),
+        subject_id=filt.string("subjectId"),
+        generated_from=filt.string("generatedFrom"),
+        creation_type=filt.string("creationType"),
+    )
+
+
+def upload_part_filter(filt: Members | None) -> ReadSetUploadPartFilter | None:
+    if filt is None:
+        return None
+    return ReadSetUploadPartFilter(
+        created_after=filt.timestamp("createdAfter"), created_before=filt.timestamp("createdBefore")
+    )
+
+
+def completed_parts(items: list[Members] | None) -> list[CompletedPart]:
+    if items is None:
+        raise ValidationException("parts is required and must list the uploaded parts")
+    return [
+        CompletedPart(
+            part_source=item.required_string("partSource"),
+            part_number=item.required_integer("partNumber"),
+            checksum=item.required_string("checksum"),
+        )
+        for item in items
+    ]
 
 
 class OmicsHTTPServer(ThreadingHTTPServer):
@@ -388,14 +545,14 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
                 raise ValidationException("the request body is not valid JSON") from None
             if not isinstance(data, dict):
                 raise ValidationException("the request body must be a JSON object")
-        handler: Callable[[dict[str, str], dict[str, str], dict[str, Any], RequestBody, int | None], Any]
-        handler = getattr(self, f"_op_{route.operation}")
+        request = Request(params, Members(query, query=True), Members(data), body, length)
+        handler: Callable[[Request], Any] = getattr(self, f"_op_{route.operation}")
         if fault.action == DROP_RESPONSE:
             # Whatever the backend answers, the client never hears it; what it did stays done.
             with contextlib.suppress(OmicsError):
-                handler(params, query, data, body, length)
+                handler(request)
             self._drop_response()
-        result = handler(params, query, data, body, length)
+        result = handler(request)
         if isinstance(result, FileAnswer):
             self._send_file(result)
         else:
@@ -425,77 +582,108 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
 
     # -- operations ----------------------------------------------------------------------------------------
 
-    def _op_CreateSequenceStore(
-        self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], *_: Any
-    ) -> Any:
-        return self.server.backend.create_sequence_store(data)
+    def _op_CreateSequenceStore(self, request: Request) -> Any:
+        body = request.json
+        return self.server.backend.create_sequence_store(
+            name=body.required_string("name"),
+            description=body.string("description"),
+            etag_algorithm_family=body.string("eTagAlgorithmFamily"),
+            fallback_location=body.string("fallbackLocation"),
+            client_token=body.string("clientToken"),
+            tags=body.string_map("tags"),
+        )
 
-    def _op_GetSequenceStore(self, params: dict[str, str], *_: Any) -> Any:
-        return self.server.backend.get_sequence_store(params["id"])
+    def _op_GetSequenceStore(self, request: Request) -> Any:
+        return self.server.backend.get_sequence_store(request.path["id"])
 
-    def _op_ListSequenceStores(
-        self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], *_: Any
-    ) -> Any:
-        return self.server.backend.list_sequence_stores(data, query.get("maxResults"), query.get("nextToken"))
+    def _op_ListSequenceStores(self, request: Request) -> Any:
+        return self.server.backend.list_sequence_stores(
+            filters=sequence_store_filter(request.json.structure("filter")),
+            max_results=request.query.integer("maxResults"),
+            next_token=request.query.string("nextToken"),
+        )
 
-    def _op_CreateMultipartReadSetUpload(
-        self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], *_: Any
-    ) -> Any:
-        return self.server.backend.create_multipart_read_set_upload(params["sequenceStoreId"], data)
+    def _op_CreateMultipartReadSetUpload(self, request: Request) -> Any:
+        body = request.json
+        return self.server.backend.create_multipart_read_set_upload(
+            request.path["sequenceStoreId"],
+            source_file_type=body.required_string("sourceFileType"),
+            subject_id=body.required_string("subjectId"),
+            sample_id=body.required_string("sampleId"),
+            name=body.required_string("name"),
+            generated_from=body.string("generatedFrom"),
+            reference_arn=body.string("referenceArn"),
+            description=body.string("description"),
+            client_token=body.string("clientToken"),
+            tags=body.string_map("tags"),
+        )
 
-    def _op_UploadReadSetPart(
-        self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], body: RequestBody, length: int | None
-    ) -> Any:
+    def _op_UploadReadSetPart(self, request: Request) -> Any:
         return self.server.backend.upload_read_set_part(
-            params["sequenceStoreId"],
-            params["uploadId"],
-            query.get("partSource"),
-            query.get("partNumber"),
-            body,
-            length,
+            request.path["sequenceStoreId"],
+            request.path["uploadId"],
+            part_source=request.query.required_string("partSource"),
+            part_number=request.query.required_integer("partNumber"),
+            body=request.stream,
+            content_length=request.content_length,
         )
 
-    def _op_ListReadSetUploadParts(
-        self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], *_: Any
-    ) -> Any:
+    def _op_ListReadSetUploadParts(self, request: Request) -> Any:
         return self.server.backend.list_read_set_upload_parts(
-            params["sequenceStoreId"], params["uploadId"], data, query.get("maxResults"), query.get("nextToken")
+            request.path["sequenceStoreId"],
+            request.path["uploadId"],
+            part_source=request.json.required_string("partSource"),
+            filters=upload_part_filter(request.json.structure("filter")),
+            max_results=request.query.integer("maxResults"),
+            next_token=request.query.string("nextToken"),
         )
 
-    def _op_CompleteMultipartReadSetUpload(
-        self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], *_: Any
-    ) -> Any:
+    def _op_CompleteMultipartReadSetUpload(self, request: Request) -> Any:
         return self.server.backend.complete_multipart_read_set_upload(
-            params["sequenceStoreId"], params["uploadId"], data
+            request.path["sequenceStoreId"],
+            request.path["uploadId"],
+            parts=completed_parts(request.json.structures("parts")),
         )
 
-    def _op_AbortMultipartReadSetUpload(self, params: dict[str, str], *_: Any) -> Any:
-        return self.server.backend.abort_multipart_read_set_upload(params["sequenceStoreId"], params["uploadId"])
+    def _op_AbortMultipartReadSetUpload(self, request: Request) -> Any:
+        return self.server.backend.abort_multipart_read_set_upload(
+            request.path["sequenceStoreId"], request.path["uploadId"]
+        )
 
-    def _op_ListMultipartReadSetUploads(self, params: dict[str, str], query: dict[str, str], *_: Any) -> Any:
+    def _op_ListMultipartReadSetUploads(self, request: Request) -> Any:
         return self.server.backend.list_multipart_read_set_uploads(
-            params["sequenceStoreId"], query.get("maxResults"), query.get("nextToken")
+            request.path["sequenceStoreId"],
+            max_results=request.query.integer("maxResults"),
+            next_token=request.query.string("nextToken"),
         )
 
-    def _op_GetReadSetMetadata(self, params: dict[str, str], *_: Any) -> Any:
-        return self.server.backend.get_read_set_metadata(params["sequenceStoreId"], params["id"])
+    def _op_GetReadSetMetadata(self, request: Request) -> Any:
+        return self.server.backend.get_read_set_metadata(request.path["sequenceStoreId"], request.path["id"])
 
-    def _op_ListReadSets(self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], *_: Any) -> Any:
+    def _op_ListReadSets(self, request: Request) -> Any:
         return self.server.backend.list_read_sets(
-            params["sequenceStoreId"], data, query.get("maxResults"), query.get("nextToken")
+            request.path["sequenceStoreId"],
+            filters=read_set_filter(request.json.structure("filter")),
+            max_results=request.query.integer("maxResults"),
+            next_token=request.query.string("nextToken"),
         )
 
-    def _op_GetReadSet(self, params: dict[str, str], query: dict[str, str], *_: Any) -> Any:
+    def _op_GetReadSet(self, request: Request) -> Any:
         path, size = self.server.backend.open_read_set_part(
-            params["sequenceStoreId"], params["id"], query.get("file"), query.get("partNumber")
+            request.path["sequenceStoreId"],
+            request.path["id"],
+            file=request.query.string("file"),
+            part_number=request.query.required_integer("partNumber"),
         )
         return FileAnswer(path, size)
 
-    def _op_ListTagsForResource(self, params: dict[str, str], *_: Any) -> Any:
-        return self.server.backend.list_tags_for_resource(resource_arn=params["resourceArn"])
+    def _op_ListTagsForResource(self, request: Request) -> Any:
+        return self.server.backend.list_tags_for_resource(request.path["resourceArn"])
 
-    def _op_TagResource(self, params: dict[str, str], query: dict[str, str], data: dict[str, Any], *_: Any) -> Any:
-        return self.server.backend.tag_resource(resource_arn=params["resourceArn"], tags=data.get("tags"))
+    def _op_TagResource(self, request: Request) -> Any:
+        return self.server.backend.tag_resource(
+            request.path["resourceArn"], tags=request.json.required_string_map("tags")
+        )
 
     # -- admin ---------------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Sample sequencing files for tests and the demo: FASTQ (plain, gzip, multi-member), BAM/uBAM (BGZF) and CRAM.
+"""Sample sequencing files for tests, benchmarks and the demo: FASTQ (plain, gzip, multi-member) and BAM/uBAM (BGZF).
 
 Files are written as they are generated, so a large sample never sits in memory.
 """
@@ -115,17 +115,4 @@ def write_bam(path: str | Path, records: int = 1000, *, seed: int = 0, aligned: 
             out.write(_bgzf_block(bytes(payload[:_BGZF_BLOCK])))
             del payload[:_BGZF_BLOCK]
         out.write(_BGZF_EOF)
-    return Path(path)
-
-
-def write_cram(path: str | Path, size: int = 64 * 1024, *, seed: int = 0) -> Path:
-    """A file with a CRAM 3.0 file definition (magic, version, file id) followed by ``size`` bytes of body."""
-    rng = random.Random(seed)
-    with open(path, "wb") as out:
-        out.write(b"CRAM\x03\x00" + b"sample-cram-file-id\x00")
-        remaining = size
-        while remaining > 0:
-            n = min(remaining, 1 << 20)
-            out.write(rng.randbytes(n))
-            remaining -= n
     return Path(path)

@@ -1,14 +1,34 @@
-"""Fixtures for the emulator tests: a running emulator, a boto3 client for it, a sequence store."""
+"""Fixtures for the emulator tests: a running emulator, a boto3 client for it, a sequence store; and a check,
+on every omics client the tests create, that each response conforms to the service model."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
+import botocore.session
 import pytest
 from botocore.config import Config
+from shape_check import ResponseChecker
 
 from airflow_provider_omics.testing import OmicsEmulator
+
+
+@pytest.fixture(autouse=True)
+def responses_conform_to_the_service_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[ResponseChecker]:
+    """Attach a :class:`ResponseChecker` to every omics client created during the test, however it is built
+    (``OmicsEmulator.client``, ``emulator_client``, a test's own boto3 session), and fail the test if any
+    response did not conform, even one whose call ran in a thread that swallowed the error."""
+    checker = ResponseChecker()
+    create_client = botocore.session.Session.create_client
+
+    def create_checked_client(self: botocore.session.Session, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        client = create_client(self, service_name, *args, **kwargs)
+        return checker.attach(client) if service_name == "omics" else client
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", create_checked_client)
+    yield checker
+    checker.assert_clean()
 
 
 @pytest.fixture

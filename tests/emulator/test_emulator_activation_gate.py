@@ -14,6 +14,7 @@ import pytest
 from emulator_support import fastq, upload_read_set, wait_settled
 
 from airflow_provider_omics.testing import OmicsBackend, OmicsEmulator
+from airflow_provider_omics.testing.models import CompletedPart
 
 
 @pytest.fixture
@@ -27,11 +28,13 @@ def backend(tmp_path: Path) -> Iterator[OmicsBackend]:
 def _read_set(backend: OmicsBackend, store: str, data: bytes | None = None) -> str:
     data = fastq(20) if data is None else data
     upload = backend.create_multipart_read_set_upload(
-        store, {"sourceFileType": "FASTQ", "subjectId": "s", "sampleId": "a", "name": "n"}
+        store, source_file_type="FASTQ", subject_id="s", sample_id="a", name="n"
     )["uploadId"]
-    checksum = backend.upload_read_set_part(store, upload, "SOURCE1", "1", io.BytesIO(data), len(data))["checksum"]
-    parts = [{"partNumber": 1, "partSource": "SOURCE1", "checksum": checksum}]
-    return str(backend.complete_multipart_read_set_upload(store, upload, {"parts": parts})["readSetId"])
+    checksum = backend.upload_read_set_part(
+        store, upload, part_source="SOURCE1", part_number=1, body=io.BytesIO(data), content_length=len(data)
+    )["checksum"]
+    parts = [CompletedPart(part_source="SOURCE1", part_number=1, checksum=checksum)]
+    return str(backend.complete_multipart_read_set_upload(store, upload, parts=parts)["readSetId"])
 
 
 def _status(backend: OmicsBackend, store: str, read_set_id: str) -> str:
@@ -39,7 +42,7 @@ def _status(backend: OmicsBackend, store: str, read_set_id: str) -> str:
 
 
 def test_held_until_released(backend: OmicsBackend) -> None:
-    store = backend.create_sequence_store({"name": "gate"})["id"]
+    store = backend.create_sequence_store(name="gate")["id"]
     backend.hold_activations()
     good, bad = _read_set(backend, store), _read_set(backend, store, b"not a fastq\n")
     for _ in range(3):
@@ -60,14 +63,14 @@ def test_held_until_released(backend: OmicsBackend) -> None:
 
 
 def test_released_after_that_many_processing_reads(backend: OmicsBackend) -> None:
-    store = backend.create_sequence_store({"name": "gate"})["id"]
+    store = backend.create_sequence_store(name="gate")["id"]
     backend.hold_activations(release_after_reads=2)
     first, second = _read_set(backend, store), _read_set(backend, store)
     # Held: both activation threads are alive until their read set is let go.
     threads = {read_set_id: backend._activations[read_set_id] for read_set_id in (first, second)}
     # ListReadSets does not count: only GetReadSetMetadata answers are looks at one read set.
     for _ in range(5):
-        backend.list_read_sets(store, {}, None, None)
+        backend.list_read_sets(store)
     assert _status(backend, store, first) == "PROCESSING_UPLOAD"
     assert _status(backend, store, first) == "PROCESSING_UPLOAD"  # the second look: released from here
     assert _status(backend, store, second) == "PROCESSING_UPLOAD"  # counted per read set
@@ -85,7 +88,7 @@ def test_released_after_that_many_processing_reads(backend: OmicsBackend) -> Non
 def test_close_does_not_wait_for_held_activations(tmp_path: Path) -> None:
     backend = OmicsBackend(tmp_path, activation_delay=0)
     backend.start()
-    store = backend.create_sequence_store({"name": "gate"})["id"]
+    store = backend.create_sequence_store(name="gate")["id"]
     backend.hold_activations()
     read_set_id = _read_set(backend, store)
     thread = backend._activations[read_set_id]

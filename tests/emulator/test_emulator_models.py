@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from emulator_support import bam, fastq, multi_member_gzip, split
+from shape_check import check_all
 
 from airflow_provider_omics.testing import OmicsBackend
 from airflow_provider_omics.testing.content import ContentError, FastqChecker, check_source, gunzip
@@ -18,7 +19,7 @@ from airflow_provider_omics.testing.exceptions import (
     ResourceNotFoundException,
     ValidationException,
 )
-from airflow_provider_omics.testing.models import paginate
+from airflow_provider_omics.testing.models import CompletedPart, ReadSetFilter, paginate
 
 
 @pytest.fixture
@@ -30,37 +31,54 @@ def backend(tmp_path: Path) -> Iterator[OmicsBackend]:
 
 
 def _put(backend: OmicsBackend, store: str, upload: str, number: int, data: bytes, source: str = "SOURCE1") -> dict:
-    return backend.upload_read_set_part(store, upload, source, str(number), io.BytesIO(data), len(data))
+    return backend.upload_read_set_part(
+        store, upload, part_source=source, part_number=number, body=io.BytesIO(data), content_length=len(data)
+    )
+
+
+def _create_upload(backend: OmicsBackend, store: str) -> dict:
+    return backend.create_multipart_read_set_upload(
+        store, source_file_type="FASTQ", subject_id="s", sample_id="a", name="n"
+    )
 
 
 def test_backend_upload_complete_activate(backend: OmicsBackend) -> None:
-    store = backend.create_sequence_store({"name": "unit", "eTagAlgorithmFamily": "SHA512up"})["id"]
-    upload = backend.create_multipart_read_set_upload(
-        store, {"sourceFileType": "FASTQ", "subjectId": "s", "sampleId": "a", "name": "n"}
-    )["uploadId"]
+    created_store = backend.create_sequence_store(name="unit", etag_algorithm_family="SHA512up")
+    store = created_store["id"]
+    created_upload = _create_upload(backend, store)
+    upload = created_upload["uploadId"]
     data = fastq(1000)
     parts = []
     for number, chunk in enumerate(split(data, 3), start=1):
-        parts.append({"partNumber": number, "partSource": "SOURCE1", **_put(backend, store, upload, number, chunk)})
-    read_set = backend.complete_multipart_read_set_upload(store, upload, {"parts": parts})["readSetId"]
+        parts.append(CompletedPart("SOURCE1", number, _put(backend, store, upload, number, chunk)["checksum"]))
+    completed = backend.complete_multipart_read_set_upload(store, upload, parts=parts)
+    read_set = completed["readSetId"]
     backend.wait_for_activations()
     meta = backend.get_read_set_metadata(store, read_set)
     assert meta["status"] == "ACTIVE"
     assert (meta["creationType"], meta["creationJobId"]) == ("UPLOAD", upload)
-    (listed,) = backend.list_read_sets(store, {}, None, None)["readSets"]
+    listing = backend.list_read_sets(store)
+    (listed,) = listing["readSets"]
     assert "creationJobId" not in listed
+    assert backend.list_read_sets(store, filters=ReadSetFilter(status="UPLOAD_FAILED"))["readSets"] == []
     assert meta["etag"] == {"algorithm": "FASTQ_SHA512up", "source1": hashlib.sha512(data).hexdigest()}
-    path, size = backend.open_read_set_part(store, read_set, "SOURCE1", "2")
+    path, size = backend.open_read_set_part(store, read_set, file="SOURCE1", part_number=2)
     assert path.read_bytes() == split(data, 3)[1] and size == len(split(data, 3)[1])
+    # The backend's answers are what the HTTP layer serializes: they conform to the model without it, too.
+    check_all("CreateSequenceStore", [created_store])
+    check_all("CreateMultipartReadSetUpload", [created_upload])
+    check_all("CompleteMultipartReadSetUpload", [completed])
+    check_all("GetReadSetMetadata", [meta])
+    check_all("ListReadSets", [listing])
 
 
 def test_body_shorter_than_its_length_stores_nothing(backend: OmicsBackend, tmp_path: Path) -> None:
-    store = backend.create_sequence_store({"name": "unit"})["id"]
-    upload = backend.create_multipart_read_set_upload(
-        store, {"sourceFileType": "FASTQ", "subjectId": "s", "sampleId": "a", "name": "n"}
-    )["uploadId"]
+    store = backend.create_sequence_store(name="unit")["id"]
+    upload = _create_upload(backend, store)["uploadId"]
     with pytest.raises(RequestTimeoutException, match="ended after 3 of 10 bytes"):
-        backend.upload_read_set_part(store, upload, "SOURCE1", "1", io.BytesIO(b"abc"), 10)
+        backend.upload_read_set_part(
+            store, upload, part_source="SOURCE1", part_number=1, body=io.BytesIO(b"abc"), content_length=10
+        )
     assert backend.uploads[upload].parts == {}
     assert not list((tmp_path / "tmp").iterdir())
 
@@ -78,11 +96,11 @@ def test_paginate() -> None:
     items = list(range(7))
     page, token = paginate(items, 3, None)
     assert page == [0, 1, 2] and token == "3"
-    page, token = paginate(items, "3", token)
+    page, token = paginate(items, 3, token)
     assert page == [3, 4, 5] and token == "6"
     assert paginate(items, 3, token) == ([6], None)
     assert paginate(items, None, None) == (items, None)
-    for bad in (0, 101, "x"):
+    for bad in (0, 101):
         with pytest.raises(ValidationException):
             paginate(items, bad, None)
     with pytest.raises(ValidationException):

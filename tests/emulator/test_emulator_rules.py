@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import json
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -110,6 +113,25 @@ CASES: list[tuple[str, str, Callable[[Any, str, str, str], Any]]] = [
         "complete with a part never uploaded",
         "ValidationException",
         lambda c, s, u, b: _complete(c, s, u, [{"partNumber": 1, "partSource": "SOURCE1", "checksum": "abc"}]),
+    ),
+    # What cannot be read as the request's members, before any rule of the service applies.
+    (
+        "maxResults not a number",
+        "ValidationException",
+        lambda c, s, u, b: c.list_read_sets(sequenceStoreId=s, maxResults="x"),
+    ),
+    ("partNumber not a number", "ValidationException", lambda c, s, u, b: _part(c, s, u, number="x")),
+    ("name not a string", "ValidationException", lambda c, s, u, b: c.create_sequence_store(name=5)),
+    ("tag value not a string", "ValidationException", lambda c, s, u, b: _upload(c, s, tags={"k": 1})),
+    (
+        "partNumber of a part not a number",
+        "ValidationException",
+        lambda c, s, u, b: _complete(c, s, u, [{"partNumber": "1", "partSource": "SOURCE1", "checksum": "abc"}]),
+    ),
+    (
+        "part without checksum",
+        "ValidationException",
+        lambda c, s, u, b: _complete(c, s, u, [{"partNumber": 1, "partSource": "SOURCE1"}]),
     ),
     (
         "operation the emulator does not implement",
@@ -339,6 +361,51 @@ def test_valid_content_sanity(client: Any, store_id: str) -> None:
     """The generators used above produce content the emulator accepts when it is not broken on purpose."""
     read_set_id = upload_read_set(client, store_id, {"SOURCE1": cram()}, "CRAM", referenceArn=REFERENCE_ARN)
     assert wait_settled(client, store_id, read_set_id)["status"] == "ACTIVE"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/sequencestore/{store}/readsets", {"filter": "ACTIVE"}),
+        ("/sequencestores", {"filter": {"createdAfter": [2024]}}),
+        ("/sequencestore/{store}/upload/{upload}/complete", {"parts": ["SOURCE1 1"]}),
+        ("/sequencestore/{store}/upload/{upload}/complete", {"parts": {"partNumber": 1}}),
+        ("/tags/{arn}", {"tags": "k=v"}),
+    ],
+)
+def test_members_of_the_wrong_json_type(
+    emulator: OmicsEmulator, client: Any, store_id: str, path: str, body: dict[str, Any]
+) -> None:
+    """Bodies boto3 cannot even send: the emulator refuses them as ValidationException, not as its own error."""
+    upload_id = create_upload(client, store_id)
+    arn = urllib.parse.quote(client.get_sequence_store(id=store_id)["arn"], safe="")
+    url = emulator.endpoint_url + path.format(store=store_id, upload=upload_id, arn=arn)
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=5)
+    assert (caught.value.code, caught.value.headers["x-amzn-ErrorType"]) == (400, "ValidationException")
+
+
+def test_time_filters(client: Any, store_id: str) -> None:
+    """Timestamps travel in a JSON body as epoch seconds."""
+    upload_id = create_upload(client, store_id)
+    upload_parts(client, store_id, upload_id, "SOURCE1", [fastq(10)])
+    created = client.list_read_set_upload_parts(sequenceStoreId=store_id, uploadId=upload_id, partSource="SOURCE1")
+    when = created["parts"][0]["creationTime"]
+    earlier, later = when - datetime.timedelta(minutes=1), when + datetime.timedelta(minutes=1)
+
+    def parts(**filt: Any) -> int:
+        listed = client.list_read_set_upload_parts(
+            sequenceStoreId=store_id, uploadId=upload_id, partSource="SOURCE1", filter=filt
+        )
+        return len(listed["parts"])
+
+    assert (parts(createdAfter=later), parts(createdBefore=later), parts(createdAfter=earlier)) == (0, 1, 1)
+    stores = client.list_sequence_stores(filter={"createdAfter": later, "name": "test store"})["sequenceStores"]
+    assert stores == []
+    assert (
+        len(client.list_sequence_stores(filter={"createdBefore": later, "name": "test store"})["sequenceStores"]) == 1
+    )
 
 
 def test_error_shape_on_the_wire(emulator: OmicsEmulator) -> None:
