@@ -46,7 +46,7 @@ def upload_read_set(
     tags: dict[str, str] | None = None,
     part_size: int | str = MAX_PART_SIZE,
     max_tasks: int | str | None = None,
-    max_concurrency: int = 4,
+    max_concurrency: int | str = 4,
     aws_conn_id: str | None = "aws_default",
     region_name: str | None = None,
     source_aws_conn_id: str | None = None,

@@ -2,7 +2,8 @@
 Upload one read set into a HealthOmics sequence store, triggered from the Airflow UI with a form.
 
 Trigger it with "Trigger DAG" and fill in the form: the sequence store, the file type, read 1 (and read 2 for
-paired FASTQ), the sample, subject and name, the reference for BAM/CRAM, and the part size. The staged files
+paired FASTQ), the sample, subject and name, the reference for BAM/CRAM, and, under "Upload tuning", the part
+size, how many upload tasks run and how many parts each of them sends at once. The staged files
 are local paths on the workers' shared filesystem or ``s3://`` URIs. The AWS connection ``aws_default`` is
 used for HealthOmics and for S3; point it at another account or an emulator by changing only the connection.
 
@@ -25,6 +26,10 @@ from airflow.sdk import DAG, Param
 
 from airflow_provider_omics.task_groups import upload_read_set
 
+STORE_ID_PATTERN = "^[0-9]{10,36}$"
+STORE_ID_EXPECTED = "a sequence store id: 10 to 36 digits, such as 1234567890 (not the store name or ARN)"
+TUNING = "Upload tuning"
+
 with DAG(
     dag_id="omics_upload_read_set",
     description="Upload FASTQ, BAM, CRAM or uBAM files into a HealthOmics sequence store",
@@ -35,30 +40,47 @@ with DAG(
     params={
         "sequence_store_id": Param(
             "",
-            type="string",
-            pattern="^[0-9]{10,36}$",
-            title="Sequence store id",
-            description="The destination store's id: 10 to 36 digits (not its name or ARN).",
+            description=(
+                "The id of the destination sequence store: 10 to 36 digits, such as 1234567890. Not its name "
+                "or ARN: the HealthOmics console lists the id beside the name, and so does "
+                "'aws omics list-sequence-stores'."
+            ),
+            schema={
+                "type": "string",
+                "title": "Sequence store id",
+                "pattern": STORE_ID_PATTERN,
+                # Airflow shows jsonschema's own message when it refuses the form, and the one for a failed
+                # pattern only repeats the regular expression. A value the pattern refuses fails this `else`
+                # too, and jsonschema reports that failure first: its message is the sentence.
+                "if": {"pattern": STORE_ID_PATTERN},
+                "else": {"const": STORE_ID_EXPECTED},
+            },
         ),
         "source_file_type": Param(
             "FASTQ",
             type="string",
             enum=["FASTQ", "BAM", "CRAM", "UBAM"],
             title="File type",
-            description="FASTQ (single or paired), BAM or CRAM (need a reference), or unaligned BAM.",
+            description="FASTQ (single or paired-end), BAM or CRAM (both need a reference), or UBAM (unaligned BAM).",
         ),
         "read1": Param(
             "",
             type="string",
             minLength=1,
             title="Read 1 (or the only file)",
-            description="Absolute path on the workers' shared filesystem, file://, or s3://bucket/key.",
+            description=(
+                "The FASTQ (read 1 of a pair), BAM, CRAM or uBAM file: an absolute path on the workers' shared "
+                "filesystem, file://..., or s3://bucket/key."
+            ),
         ),
         "read2": Param(
             None,
             type=["null", "string"],
             title="Read 2 (paired FASTQ only)",
-            description="Leave empty unless the FASTQ is paired-end.",
+            description=(
+                "FASTQ only: the second file of a paired-end pair, given like read 1. Leave empty for single-end "
+                "FASTQ, BAM, CRAM and uBAM."
+            ),
         ),
         "sample_id": Param("", type="string", minLength=1, maxLength=127, title="Sample id"),
         "subject_id": Param("", type="string", minLength=1, maxLength=127, title="Subject id"),
@@ -67,8 +89,12 @@ with DAG(
             None,
             type=["null", "string"],
             pattern="^arn:.+",
-            title="Reference ARN (BAM and CRAM)",
-            description="arn:aws:omics:<region>:<account>:referenceStore/<id>/reference/<id>",
+            title="Reference ARN (BAM and CRAM only)",
+            description=(
+                "BAM and CRAM only, and required for them: the reference the reads were aligned to, "
+                "arn:aws:omics:<region>:<account>:referenceStore/<id>/reference/<id>. Leave empty for FASTQ "
+                "and uBAM."
+            ),
         ),
         "part_size_mib": Param(
             100,
@@ -76,7 +102,11 @@ with DAG(
             minimum=1,
             maximum=100,
             title="Part size (MiB)",
-            description="Bytes per uploaded part; at most 100 MiB and at most 10,000 parts per file.",
+            description=(
+                "MiB per uploaded part, 1 to 100. HealthOmics takes at most 10,000 parts per file, so a file "
+                "of more than 10,000 x this size is refused: raise it for very large files."
+            ),
+            section=TUNING,
         ),
         "max_tasks": Param(
             32,
@@ -84,7 +114,20 @@ with DAG(
             minimum=1,
             maximum=1024,
             title="Upload tasks at most",
-            description="Parts are grouped so that at most this many mapped upload tasks run.",
+            description="Consecutive parts are grouped so that at most this many mapped upload tasks run.",
+            section=TUNING,
+        ),
+        "max_concurrency": Param(
+            4,
+            type="integer",
+            minimum=1,
+            maximum=32,
+            title="Parts in flight per task",
+            description=(
+                "How many parts each upload task sends at once, each over a connection of its own. Parts are "
+                "streamed, so this costs connections and bandwidth, not memory."
+            ),
+            section=TUNING,
         ),
     },
 ) as dag:
@@ -98,5 +141,7 @@ with DAG(
         reference_arn="{{ params.reference_arn or '' }}",
         part_size="{{ params.part_size_mib * 1048576 }}",
         max_tasks="{{ params.max_tasks }}",
+        # The part tasks render it like their other templated fields and take it as a number.
+        max_concurrency="{{ params.max_concurrency }}",
         aws_conn_id="aws_default",
     )

@@ -60,7 +60,15 @@ def clear_and_rerun(dag_run: Any, tasks: list[str | tuple[str, int]], downstream
             plain = {t if isinstance(t, str) else t[0] for t in selected}
             subset = dag.partial_subset(task_ids=plain, include_downstream=True, include_upstream=False)
             selected += [tid for tid in subset.task_dict if tid not in plain]
-        dag.clear(task_ids=selected, run_id=dag_run.run_id, session=session)
+        from airflow.serialization.serialized_objects import DagSerialization, OperatorSerialization
+
+        # Clearing loads DAGs without operator links and leaves that switch set for the whole process: put it
+        # back, or DAGs deserialized later in this process (tests/test_links.py) lose their links.
+        load_links = DagSerialization._load_operator_extra_links, OperatorSerialization._load_operator_extra_links
+        try:
+            dag.clear(task_ids=selected, run_id=dag_run.run_id, session=session)
+        finally:
+            DagSerialization._load_operator_extra_links, OperatorSerialization._load_operator_extra_links = load_links
     while True:
         with create_session() as session:
             dr = session.scalar(select(DagRun).where(DagRun.dag_id == dag_run.dag_id, DagRun.run_id == dag_run.run_id))

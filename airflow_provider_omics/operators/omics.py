@@ -126,7 +126,7 @@ def _check_store(hook: OmicsHook, store_id: str, aws_conn_id: str | None) -> dic
                 f"Sequence store {store_id} does not exist in region {hook.conn_region_name} for connection "
                 f"{aws_conn_id!r}. Check the id and the connection's region."
             ) from None
-        raise service_failure(err, "GetSequenceStore", aws_conn_id) from err
+        raise service_failure(err, "GetSequenceStore", aws_conn_id) from None
     except NoCredentialsError:
         raise AirflowFailException(
             f"No AWS credentials were found for connection {aws_conn_id!r}: set its login/password, a role, or "
@@ -441,7 +441,7 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
                 client_token=token,
             )
         except ClientError as err:
-            raise service_failure(err, "CreateMultipartReadSetUpload", self.aws_conn_id) from err
+            raise service_failure(err, "CreateMultipartReadSetUpload", self.aws_conn_id) from None
         except (ConnectionError, HTTPClientError) as err:
             # botocore retried with the same token and every answer was lost: the service may have created it.
             response = self.find_created_upload(store_id, token, err)
@@ -611,7 +611,7 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
                     return []
             raise service_failure(
                 err, f"UploadReadSetPart ({self.part_source} of upload {self.upload_id})", self.aws_conn_id
-            ) from err
+            ) from None
         seconds = time.monotonic() - started
         self.log.info(
             "Uploaded %s parts %d-%d: %d bytes in %.2f s (%.1f MB/s)",
@@ -727,7 +727,7 @@ class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
             return self.complete()
         except (ClientError, ConnectionError, HTTPClientError) as err:
             if error_code(err) != "ResourceNotFoundException" and not is_transient(err):
-                raise service_failure(err, what, self.aws_conn_id) from err  # type: ignore[arg-type]
+                raise service_failure(err, what, self.aws_conn_id) from None  # type: ignore[arg-type]
             # The upload is gone (Complete committed and its answer was lost, or this task was cleared after it
             # succeeded), or every answer was lost: its read set, if it exists, carries the request token.
             stored = _stored_read_set(self.hook, record, self.upload_id, self.aws_conn_id)
@@ -742,7 +742,7 @@ class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
                     "aborted (by the abort task of an earlier attempt, or from outside). Trigger a new run."
                 ) from None
             if isinstance(err, ClientError):
-                raise service_failure(err, what, self.aws_conn_id) from err
+                raise service_failure(err, what, self.aws_conn_id) from None
             raise AirflowException(f"{what}: no answer ({err}); a retry of this task finds its result.") from err
 
 

@@ -4,6 +4,9 @@
   that cannot be used as planned. Never retried: no retry changes the input.
 - :func:`service_failure`: a service error. Permanent ones (``PERMANENT_ERRORS``) fail at once, AccessDenied names
   the connection to fix; transient ones stay retryable ``AirflowException``.
+
+They are raised ``from None``: the message already carries the service's error code and text, and a chained
+botocore error would add a second traceback to the task log under the one Airflow prints for every failure.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def service_errors(what: str, aws_conn_id: str | None) -> Iterator[None]:
     try:
         yield
     except ClientError as err:
-        raise service_failure(err, what, aws_conn_id) from err
+        raise service_failure(err, what, aws_conn_id) from None
 
 
 @contextlib.contextmanager

@@ -1,0 +1,462 @@
+"""Check the ``omics_upload_read_set`` trigger form and task views in a real browser, as a person would use them.
+
+    .venv/bin/python scripts/ui_check.py [--screenshots DIR] [--timeout SECONDS] [--keep]
+
+It needs Playwright's Python package and Debian's Chromium (Playwright's own browser download is not used):
+
+    .venv/bin/pip install -e '.[ui]'      # or: .venv/bin/pip install 'playwright>=1.40'
+    apt-get install -y chromium           # /usr/bin/chromium; another binary: --chromium PATH
+
+What it does, in a temporary directory: starts the HealthOmics emulator, creates a sequence store, writes a small
+paired gzipped FASTQ, and starts Airflow's api-server, dag-processor and scheduler
+(:class:`~airflow_provider_omics.testing.deployment.AirflowDeployment`) on free loopback ports with the DAGs
+folder ``example_dags/``, the connection ``aws_default`` pointing at the emulator and the simple auth manager's
+login (the admin password is read from ``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``, where
+``airflow standalone`` writes it too). Then, in headless Chromium:
+
+1. signs in, opens the DAG, clicks Trigger and submits the form with a store *name*: the form must refuse it in
+   words (``01-form-refuses-store-name.png``) and no run may start; the "Upload tuning" section is shown
+   (``02-form-upload-tuning.png``);
+2. submits it again with the store id; the run must succeed;
+3. the mapped upload tasks must be named like "read 1 (SOURCE1) parts 1-2 of 4" (``03-mapped-upload-tasks.png``);
+4. ``complete`` and ``verify`` must show the "HealthOmics Read Set" console link (``04-complete-link.png``,
+   ``05-verify-link.png``);
+5. a run with a well-formed but unknown store id must fail once, clearly: ``create`` fails with "Sequence store
+   ... does not exist in region ...", and any other task that failed (``digest``) with the same message
+   (``06-unknown-store-create-log.png``, and ``07-unknown-store-create-log-wrapped.png`` with the log viewer's
+   Wrap on).
+
+No component log or task log may contain "Skipping masking for a secret". Screenshots go to ``--screenshots``
+(default: a new temporary directory, printed at the end). Everything it starts, it stops; its working directory
+is removed unless ``--keep`` is given or a check failed (then its path is printed, with the components' logs).
+It exits 0 when every check passed, 1 with the failed check's message otherwise, 2 when something it needs is
+missing. About three and a half minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DAG_ID = "omics_upload_read_set"
+GROUP = "upload_read_set"
+REGION = "us-east-1"
+UNKNOWN_STORE = "1234567890"
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+# What Chromium needs on a machine with a closed network: without the background-networking flags it keeps
+# trying Google's hosts.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+MAPPED_NAME = re.compile(r"read [12] \(SOURCE[12]\) (?:part \d+|parts \d+-\d+) of \d+")
+UI_TIMEOUT_MS = 60_000
+
+
+class CheckFailed(Exception):
+    """A check of the UI did not hold: the message says which and what was seen."""
+
+
+def check(condition: object, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+def missing_requirements(chromium: str) -> list[str]:
+    problems = []
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        problems.append(
+            "Playwright's Python package is not installed: `.venv/bin/pip install -e '.[ui]'` "
+            "(or `.venv/bin/pip install 'playwright>=1.40'`). Do not run `playwright install`: "
+            "this script drives Debian's Chromium."
+        )
+    if not Path(chromium).exists():
+        problems.append(
+            f"Chromium is not at {chromium}: `apt-get update && apt-get install -y chromium` (Debian's package), "
+            "or give the binary with --chromium PATH."
+        )
+    return problems
+
+
+class Step:
+    """Prints what the check is doing and how long each step took."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    @contextmanager
+    def __call__(self, what: str) -> Iterator[None]:
+        began = time.monotonic()
+        print(f"[{began - self.started:6.1f} s] {what} ...", flush=True)
+        yield
+        print(f"           done in {time.monotonic() - began:.1f} s", flush=True)
+
+
+def write_staged_fastq(staging: Path) -> tuple[Path, Path]:
+    from airflow_provider_omics.testing.samples import write_fastq
+
+    staging.mkdir(parents=True, exist_ok=True)
+    # 20,000 reads are about 3.3 MB gzipped: four 1 MiB parts per file, enough for several mapped tasks.
+    read1 = write_fastq(staging / "sample-1_R1.fastq.gz", 20_000, compress=True, seed=1)
+    read2 = write_fastq(staging / "sample-1_R2.fastq.gz", 20_000, compress=True, seed=2)
+    return read1, read2
+
+
+def task_log_events(home: Path, run_id: str, task_id: str) -> list[dict[str, Any]]:
+    """The structured events of a task's latest attempt, as the task runner wrote them."""
+    folder = home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+    attempts = sorted(folder.glob("**/attempt=*.log"))
+    if not attempts:
+        return []
+    events = []
+    for line in attempts[-1].read_text(errors="replace").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            events.append({"event": line})
+    return events
+
+
+def failure_message(events: list[dict[str, Any]]) -> str | None:
+    """The message of the exception the task failed with."""
+    for event in reversed(events):
+        for detail in event.get("error_detail") or []:
+            return str(detail.get("exc_value"))
+    return None
+
+
+def task_states(deployment: Any, run_id: str) -> dict[str, str]:
+    rows = deployment.query(
+        "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id
+    )
+    return {
+        (task if index < 0 else f"{task}[{index}]").removeprefix(f"{GROUP}."): str(state) for task, index, state in rows
+    }
+
+
+class Browser:
+    """One signed-in Chromium page on the Airflow UI."""
+
+    def __init__(self, page: Any, base_url: str, shots: Path) -> None:
+        self.page = page
+        self.base_url = base_url
+        self.shots = shots
+
+    def screenshot(self, name: str) -> Path:
+        path = self.shots / name
+        self.page.screenshot(path=str(path))
+        print(f"           screenshot {path}", flush=True)
+        return path
+
+    def sign_in(self, username: str, password: str) -> None:
+        page = self.page
+        page.goto(f"{self.base_url}/", timeout=UI_TIMEOUT_MS)
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda url: "/auth/login" not in url, timeout=UI_TIMEOUT_MS)
+
+    def run_url(self, run_id: str, suffix: str = "") -> str:
+        run = urllib.parse.quote(run_id, safe="")
+        return f"{self.base_url}/dags/{DAG_ID}/runs/{run}{suffix}"
+
+    def open_trigger_form(self) -> Any:
+        page = self.page
+        page.goto(f"{self.base_url}/dags/{DAG_ID}", timeout=UI_TIMEOUT_MS)
+        page.get_by_role("button", name="Trigger").first.click(timeout=UI_TIMEOUT_MS)
+        dialog = page.get_by_role("dialog")
+        dialog.locator("#element_sequence_store_id").wait_for(timeout=UI_TIMEOUT_MS)
+        return dialog
+
+    @staticmethod
+    def show_section(dialog: Any, title: str, field: str) -> None:
+        """Open the form's section ``title`` unless ``field`` shows: the form opens one section at a time."""
+        if not dialog.locator(f"[name=element_{field}]").first.is_visible():
+            dialog.get_by_text(title, exact=True).click()
+            dialog.locator(f"[name=element_{field}]").first.wait_for(state="visible", timeout=UI_TIMEOUT_MS)
+
+    def fill_form(self, dialog: Any, store_id: str, read1: Path, read2: Path) -> None:
+        self.show_section(dialog, "Run Parameters", "sequence_store_id")
+        dialog.locator("#element_sequence_store_id").fill(store_id)
+        dialog.locator("#element_read1").fill(str(read1))
+        dialog.locator("#element_read2").fill(str(read2))
+        dialog.locator("#element_sample_id").fill("sample-1")
+        dialog.locator("#element_subject_id").fill("subject-1")
+        dialog.locator("#element_name").fill("ui-check-read-set")
+        self.show_section(dialog, "Upload tuning", "part_size_mib")
+        dialog.locator("input[name=element_part_size_mib]").fill("1")
+        dialog.locator("input[name=element_max_tasks]").fill("6")
+        dialog.locator("input[name=element_max_concurrency]").fill("2")
+
+    def submit(self, dialog: Any) -> None:
+        dialog.get_by_role("button", name="Trigger").click()
+
+    def submit_for_run(self, dialog: Any) -> str:
+        """Submit the form and return the run id of the run page the UI opens."""
+        self.submit(dialog)
+        self.page.wait_for_url(re.compile(r"/runs/[^/]+$"), timeout=UI_TIMEOUT_MS)
+        return urllib.parse.unquote(self.page.url.rsplit("/runs/", 1)[1])
+
+
+def check_form_refuses_store_name(browser: Browser, deployment: Any, read1: Path, read2: Path) -> None:
+    dialog = browser.open_trigger_form()
+    text = dialog.inner_text()
+    check(
+        "10 to 36 digits" in text and "Not its name" in text,
+        "the trigger form does not say, before submit, that the store id is 10 to 36 digits and not its name",
+    )
+    check("FASTQ only" in text, "read 2's description does not say that it is for FASTQ only")
+    check("BAM and CRAM only" in text, "the reference's description does not say that it is for BAM and CRAM only")
+    browser.fill_form(dialog, "my-store", read1, read2)
+    tuning = dialog.inner_text()
+    for title in ("Part size (MiB)", "Upload tasks at most", "Parts in flight per task"):
+        check(title in tuning, f"the form's 'Upload tuning' section has no field {title!r}")
+    check("MiB per uploaded part" in tuning, "the part size's description does not speak of MiB like its title")
+    dialog.get_by_text("Upload tuning", exact=True).scroll_into_view_if_needed()
+    browser.screenshot("02-form-upload-tuning.png")
+
+    browser.submit(dialog)
+    refusal = dialog.get_by_text("Invalid input for param sequence_store_id")
+    try:
+        refusal.wait_for(timeout=UI_TIMEOUT_MS)
+    except Exception as err:
+        raise CheckFailed(f"the form accepted the store name 'my-store' or said nothing: {err}") from None
+    first_line = refusal.inner_text().strip().splitlines()[0]
+    print(f"           the form says: {first_line}", flush=True)
+    check(
+        "10 to 36 digits" in first_line and "not the store name" in first_line,
+        f"the refusal of a store name does not say in words what is expected: {first_line!r}",
+    )
+    # The refusal above the field it is about, with the field's own description.
+    browser.show_section(dialog, "Run Parameters", "sequence_store_id")
+    refusal.scroll_into_view_if_needed()
+    browser.screenshot("01-form-refuses-store-name.png")
+    runs = deployment.query("SELECT run_id FROM dag_run WHERE dag_id = ?", DAG_ID)
+    check(not runs, f"a run started although the form refused the store name: {runs}")
+
+
+def check_mapped_task_names(browser: Browser, deployment: Any, run_id: str) -> None:
+    page = browser.page
+    page.goto(browser.run_url(run_id, f"/tasks/{GROUP}.upload_parts/mapped"), timeout=UI_TIMEOUT_MS)
+    expected = int(
+        deployment.query(
+            "SELECT COUNT(*) FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?",
+            DAG_ID,
+            run_id,
+            f"{GROUP}.upload_parts",
+        )[0][0]
+    )
+    page.get_by_text(MAPPED_NAME).first.wait_for(timeout=UI_TIMEOUT_MS)
+    names = MAPPED_NAME.findall(page.locator("body").inner_text())
+    print(f"           mapped tasks: {', '.join(sorted(names))}", flush=True)
+    check(
+        expected > 1 and len(set(names)) == expected,
+        f"the mapped task list shows {len(set(names))} names like 'read 1 (SOURCE1) parts 1-2 of 4' "
+        f"for {expected} upload tasks: {names}",
+    )
+    browser.screenshot("03-mapped-upload-tasks.png")
+
+
+def check_console_link(browser: Browser, run_id: str, task: str, store_id: str, screenshot: str) -> None:
+    page = browser.page
+    page.goto(browser.run_url(run_id, f"/tasks/{GROUP}.{task}/details"), timeout=UI_TIMEOUT_MS)
+    link = page.locator("a", has_text="HealthOmics Read Set")
+    try:
+        link.first.wait_for(timeout=UI_TIMEOUT_MS)
+    except Exception:
+        raise CheckFailed(f"the {task} task instance shows no 'HealthOmics Read Set' link") from None
+    href = link.first.get_attribute("href") or ""
+    print(f"           {task}: HealthOmics Read Set -> {href}", flush=True)
+    check(
+        f"region={REGION}" in href and f"/sequenceStore/{store_id}/readSet/" in href,
+        f"the {task} task's console link does not point at a read set of store {store_id}: {href!r}",
+    )
+    browser.screenshot(screenshot)
+
+
+def check_unknown_store_failure(browser: Browser, deployment: Any, run_id: str) -> None:
+    states = task_states(deployment, run_id)
+    failed = sorted(task for task, state in states.items() if state == "failed")
+    print(f"           failed tasks: {', '.join(failed)}; digest: {states.get('digest')}", flush=True)
+    check("create" in failed, f"create did not fail for the unknown store: {states}")
+    check(
+        set(failed) <= {"create", "digest"},
+        f"a run with an unknown store should fail in create (and digest) only, not in {failed}",
+    )
+    messages = {task: failure_message(task_log_events(deployment.home, run_id, f"{GROUP}.{task}")) for task in failed}
+    for task, message in messages.items():
+        check(
+            message is not None and f"Sequence store {UNKNOWN_STORE} does not exist in region {REGION}" in message,
+            f"{task} did not fail with 'Sequence store {UNKNOWN_STORE} does not exist in region {REGION}': {message!r}",
+        )
+    check(len(set(messages.values())) == 1, f"the failed tasks give different messages: {messages}")
+    message = next(iter(messages.values()))
+    print(f"           message ({len(message or '')} characters): {message}", flush=True)
+
+    page = browser.page
+    page.goto(browser.run_url(run_id, f"/tasks/{GROUP}.create"), timeout=UI_TIMEOUT_MS)
+    shown = page.get_by_text(f"Sequence store {UNKNOWN_STORE} does not exist", exact=False)
+    try:
+        shown.first.wait_for(timeout=UI_TIMEOUT_MS)
+    except Exception:
+        raise CheckFailed("the create task's log in the UI does not show the unknown store's message") from None
+    browser.screenshot("06-unknown-store-create-log.png")
+    # The log viewer's own Wrap toggle (its "w" shortcut); [api] default_wrap turns it on for everyone.
+    page.locator("body").press("w")
+    page.wait_for_timeout(1000)
+    browser.screenshot("07-unknown-store-create-log-wrapped.png")
+
+
+def check_no_short_secret_warnings(workdir: Path) -> None:
+    offenders = []
+    for log in workdir.rglob("*.log"):
+        if "Skipping masking for a secret" in log.read_text(errors="replace"):
+            offenders.append(str(log))
+    check(not offenders, f"'Skipping masking for a secret' was logged in: {offenders}")
+
+
+def run_checks(args: argparse.Namespace, workdir: Path, shots: Path, step: Step) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from airflow_provider_omics.testing import emulator_client
+    from airflow_provider_omics.testing.deployment import AirflowDeployment, free_port
+
+    staging = workdir / "staging"
+    with step("Writing a paired gzipped FASTQ"):
+        read1, read2 = write_staged_fastq(staging)
+    deployment = AirflowDeployment(
+        workdir,
+        [],
+        config={
+            "CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
+            # Signing in is part of what is checked: the password file that `airflow standalone` writes too.
+            "CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            # Another deployment on this machine may hold the default log server port.
+            "LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "OMICS__ALLOWED_LOCAL_ROOTS": str(staging),
+        },
+    )
+    try:
+        with step("Starting the HealthOmics emulator"):
+            endpoint = deployment.start_emulator(workdir / "emulator")
+            client = emulator_client(endpoint)
+            store_id = client.create_sequence_store(name="ui-check-store")["id"]
+            print(f"           {endpoint}, sequence store {store_id}", flush=True)
+        deployment.env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "emulator-key",
+                "password": "emulator-secret",
+                "extra": {"region_name": REGION, "endpoint_url": endpoint},
+            }
+        )
+        with step("Starting Airflow (db migrate, api-server, dag-processor, scheduler)"):
+            deployment.start(dag_id=DAG_ID)
+            passwords = deployment.home / PASSWORDS_FILE
+            deployment.wait(passwords.exists, 60, f"the api-server to write {passwords}")
+            password = json.loads(passwords.read_text())["admin"]
+            base_url = f"http://127.0.0.1:{deployment.api_port}"
+            print(f"           {base_url}, user admin, password from {passwords}", flush=True)
+
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_FLAGS)
+            try:
+                page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(UI_TIMEOUT_MS)
+                browser = Browser(page, base_url, shots)
+                with step("Signing in and submitting the form with a store name"):
+                    browser.sign_in("admin", password)
+                    check_form_refuses_store_name(browser, deployment, read1, read2)
+                with step("Submitting the form with the store id and waiting for the run"):
+                    dialog = browser.page.get_by_role("dialog")
+                    browser.show_section(dialog, "Run Parameters", "sequence_store_id")
+                    dialog.locator("#element_sequence_store_id").fill(store_id)
+                    run_id = browser.submit_for_run(dialog)
+                    state = deployment.wait_run(DAG_ID, run_id, timeout=args.timeout)
+                    check(state == "success", f"run {run_id} {state}: {task_states(deployment, run_id)}")
+                with step("Checking the mapped upload tasks' names"):
+                    check_mapped_task_names(browser, deployment, run_id)
+                with step("Checking the HealthOmics Read Set links of complete and verify"):
+                    check_console_link(browser, run_id, "complete", store_id, "04-complete-link.png")
+                    check_console_link(browser, run_id, "verify", store_id, "05-verify-link.png")
+                with step(f"Triggering a run for the unknown store {UNKNOWN_STORE}"):
+                    dialog = browser.open_trigger_form()
+                    browser.fill_form(dialog, UNKNOWN_STORE, read1, read2)
+                    failing_run = browser.submit_for_run(dialog)
+                    state = deployment.wait_run(DAG_ID, failing_run, timeout=args.timeout)
+                    check(state == "failed", f"run {failing_run} with an unknown store ended {state}")
+                    check_unknown_store_failure(browser, deployment, failing_run)
+            finally:
+                chromium.close()
+        check_no_short_secret_warnings(workdir)
+    finally:
+        with step("Stopping Airflow and the emulator"):
+            deployment.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--screenshots", type=Path, help="where the screenshots go (default: a new temp dir)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for each run (default 600)")
+    parser.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium binary (Debian's)")
+    parser.add_argument("--keep", action="store_true", help="keep the working directory (Airflow home, logs)")
+    args = parser.parse_args(argv)
+
+    problems = missing_requirements(args.chromium)
+    if problems:
+        print("Cannot check the UI:\n" + "\n".join(f"- {p}" for p in problems), file=sys.stderr)
+        return 2
+
+    # SIGTERM would otherwise end the script without stopping what it started.
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, terminate)
+    shots = args.screenshots or Path(tempfile.mkdtemp(prefix="omics-ui-screenshots-"))
+    shots.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="omics-ui-check-"))
+    step = Step()
+    failed = True
+    try:
+        run_checks(args, workdir, shots, step)
+        failed = False
+    except CheckFailed as err:
+        print(f"\nUI check FAILED: {err}", file=sys.stderr)
+    except Exception as err:
+        print(f"\nUI check FAILED: {type(err).__name__}: {err}", file=sys.stderr)
+    finally:
+        if failed or args.keep:
+            print(f"Working directory kept: {workdir} (component logs *.log, airflow-home/logs)", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"Screenshots: {shots}")
+    if failed:
+        return 1
+    print(f"UI check passed in {time.monotonic() - step.started:.0f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
