@@ -111,3 +111,68 @@ class ReadSetEvent(TypedDict, total=False):
     read_set_id: str
     read_set_status: str  # on error: the terminal status the read set reached
     status_message: str | None
+
+
+@dataclass
+class ManifestRow:
+    """One read set of a sequencing run's manifest, checked and with the run's defaults applied.
+
+    :param row: the 1-based data row (CSV: after the header; JSON: the item's position in ``sources``).
+    :param sample_id: the read set's sample.
+    :param subject_id: the read set's subject.
+    :param name: the read set's name.
+    :param sources: read 1 (SOURCE1) and, for paired FASTQ, read 2 (SOURCE2): paths or ``s3://`` URIs as given.
+    :param file_type: FASTQ, BAM, CRAM or UBAM.
+    :param reference_arn: the reference a BAM or CRAM was aligned to.
+    :param generated_from: where the file came from.
+    :param description: the read set's description.
+    :param tags: tags for the read set (JSON manifests only).
+    :param line: the CSV line the row starts on; None for JSON. Not part of equality, like ``manifest_format``:
+        the same run written as CSV or JSON gives equal rows.
+    :param manifest_format: ``csv`` or ``json``: which column names messages about the row use.
+    """
+
+    row: int
+    sample_id: str
+    subject_id: str
+    name: str
+    sources: list[str]
+    file_type: str
+    reference_arn: str | None = None
+    generated_from: str | None = None
+    description: str | None = None
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    line: int | None = dataclasses.field(default=None, compare=False)
+    manifest_format: str = dataclasses.field(default="csv", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ManifestRow:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {key: value for key, value in data.items() if key in names}
+        values["sources"] = list(values.get("sources") or [])
+        values["tags"] = dict(values.get("tags") or {})
+        return cls(**values)
+
+
+@dataclass
+class PlannedSample:
+    """One manifest row with its staged sources looked at (exist, allowed, fingerprinted, within the part limit):
+    what the split of a sequencing run plans the sample's parts from.
+
+    :param row: the manifest row.
+    :param sources: ``{"SOURCE1": ..., "SOURCE2": ...}``, as the single read set's split pushes them.
+    """
+
+    row: ManifestRow
+    sources: dict[str, PlannedSource]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"row": self.row.to_dict(), "sources": {key: dict(value) for key, value in self.sources.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PlannedSample:
+        sources: dict[str, PlannedSource] = dict(data.get("sources") or {})
+        return cls(row=ManifestRow.from_dict(data["row"]), sources=sources)
