@@ -63,7 +63,10 @@ class Fingerprint:
     version_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """What crosses XCom: the fields every host sees alike (the device number is this host's own, see
+        :meth:`differences`), so that a task on another worker, and the create request's token derived from
+        it, see the same fingerprint."""
+        return {k: v for k, v in asdict(self).items() if v is not None and k not in _HOST_LOCAL_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fingerprint:
