@@ -6,6 +6,7 @@ and the part-upload loop that the mapped tasks (and the benchmark) run.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -116,6 +117,8 @@ class OmicsHook(AwsBaseHook):
         kwargs["client_type"] = "omics"
         super().__init__(*args, **kwargs)
         self.source_aws_conn_id = source_aws_conn_id
+        self._s3_conn: Any = None
+        self._s3_client_lock = threading.Lock()
 
     @property
     def conn(self) -> OmicsClient:
@@ -379,14 +382,18 @@ class OmicsHook(AwsBaseHook):
     # -- staged sources --------------------------------------------------------------------------------------
 
     def _s3_client(self) -> Any:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        """The S3 client that reads staged sources: built once per hook (a client costs about 0.2 s to build,
+        a run's plan may name hundreds of S3 sources; boto3 clients are safe to share between threads)."""
+        with self._s3_client_lock:
+            if self._s3_conn is None:
+                from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        s3_hook = S3Hook(
-            aws_conn_id=self.source_aws_conn_id or self.aws_conn_id,
-            region_name=None if self.source_aws_conn_id else self._region_name,
-            verify=self._verify,
-        )
-        return s3_hook.get_conn()
+                self._s3_conn = S3Hook(
+                    aws_conn_id=self.source_aws_conn_id or self.aws_conn_id,
+                    region_name=None if self.source_aws_conn_id else self._region_name,
+                    verify=self._verify,
+                ).get_conn()
+            return self._s3_conn
 
     def staged_source(self, uri: str) -> StagedSource:
         """A reader for a local path, ``file://`` or ``s3://`` staged source."""
