@@ -7,6 +7,10 @@ metadata database. The paired FASTQ is staged on S3 (moto's server), so the work
 Execution API and the connection. While one worker streams a part to UploadReadSetPart, its process group and
 its task processes' groups are SIGKILLed; the scheduler notices the missing heartbeats, and the part task's retry
 runs on the other worker. The run must still store exactly the staged bytes and leave no upload behind.
+
+The emulator's request gate decides when that happens, not timing: every UploadReadSetPart is held once its
+headers are read (its sender blocked mid-body, a part in flight) until the test releases it, so the test knows
+which task process has a part in flight when it kills the worker, however slowly the machine runs.
 """
 
 from __future__ import annotations
@@ -16,17 +20,17 @@ import os
 import re
 import shutil
 import time
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import psutil
 import pytest
 
-from airflow_provider_omics.testing import FaultConfig, emulator_client
+from airflow_provider_omics.testing import emulator_client
 from airflow_provider_omics.testing.deployment import AirflowDeployment
+from airflow_provider_omics.testing.omics_emulator import emulator_admin
 from airflow_provider_omics.testing.samples import write_fastq
 from tests.helpers import stored_bytes
 
@@ -37,13 +41,9 @@ DAG_FILE = REPO / "example_dags" / "omics_upload_from_ui.py"
 DAG_ID = "omics_upload_read_set"
 RUN_ID = "celery_worker_killed"
 PART_TASK = "upload_read_set.upload_parts"
+PART_OPERATION = "UploadReadSetPart"
 WORKERS = ("worker-a", "worker-b")
 CONCURRENCY = 2
-# The emulator holds each UploadReadSetPart this long before reading its body, and only a part task that
-# started less than PART_LATENCY - MARGIN seconds ago is killed: its part cannot have ended before the kill,
-# however loaded the machine (the kill itself takes milliseconds).
-PART_LATENCY = 8.0
-MARGIN = 2.0
 # 30,000 gzipped reads are about 5 MB a file: 1 MiB parts give 5 parts a source, 10 part tasks, more than the
 # 4 worker slots, so that a worker finishes a part task and then starts another.
 READS = 30_000
@@ -51,8 +51,12 @@ PART_TASKS = 10
 HEARTBEAT_TIMEOUT = 15
 # Bounds that only catch a hang on a loaded 2-core machine; none of them decides the outcome.
 START_TIMEOUT = 240
-KILL_TIMEOUT = 300
+STEP_TIMEOUT = 300
 RUN_TIMEOUT = 420
+# A held part's sender is blocked mid-body, and botocore's 60 s socket timeouts would have it give up and send
+# the part again while the test waits for the other worker; far above every wait of the test.
+CLIENT_TIMEOUT = 1800
+T = TypeVar("T")
 _PART_DONE = re.compile(r"SOURCE\d part \d+ of \d+: \d+ bytes|Uploaded SOURCE\d parts")
 
 
@@ -97,6 +101,7 @@ def deployment(tmp_path: Path, s3_server: str) -> Iterator[AirflowDeployment]:
             "extra": {
                 "region_name": "us-east-1",
                 "service_config": {"omics": {"endpoint_url": endpoint}, "s3": {"endpoint_url": s3_server}},
+                "config_kwargs": {"connect_timeout": CLIENT_TIMEOUT, "read_timeout": CLIENT_TIMEOUT},
             },
         }
         deployment.env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(connection)
@@ -118,26 +123,14 @@ def deployment(tmp_path: Path, s3_server: str) -> Iterator[AirflowDeployment]:
         deployment.stop()
 
 
-def _set_faults(endpoint: str, faults: FaultConfig) -> None:
-    request = urllib.request.Request(
-        f"{endpoint}/_emulator/faults",
-        data=json.dumps(faults.to_dict()).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30):
-        pass
-
-
 def _task_instances(deployment: AirflowDeployment) -> list[dict[str, Any]]:
     rows = deployment.query(
-        "SELECT task_id, map_index, state, hostname, pid, try_number, "
-        "(julianday('now') - julianday(start_date)) * 86400.0 FROM task_instance "
+        "SELECT task_id, map_index, state, hostname, pid, try_number FROM task_instance "
         "WHERE dag_id = ? AND run_id = ? ORDER BY task_id, map_index",
         DAG_ID,
         RUN_ID,
     )
-    keys = ("task_id", "map_index", "state", "hostname", "pid", "try_number", "age")
+    keys = ("task_id", "map_index", "state", "hostname", "pid", "try_number")
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
@@ -158,26 +151,61 @@ def _part_done(deployment: AirflowDeployment, worker: str, ti: dict[str, Any]) -
     return log.exists() and bool(_PART_DONE.search(log.read_text(errors="replace")))
 
 
-def _uploading(deployment: AirflowDeployment, worker: str, ti: dict[str, Any], emulator_port: int) -> bool:
-    """The part task's own process, under ``worker``, has a connection to the emulator and has logged no finished
-    part: a part task calls nothing there but UploadReadSetPart, so that is a part upload in flight."""
-    tree = psutil.Process(deployment.procs[worker].pid).children(recursive=True)
-    if ti["pid"] not in {p.pid for p in tree}:
-        return False
-    try:
-        connections = psutil.Process(ti["pid"]).net_connections(kind="tcp")
-    except psutil.Error:
-        return False
-    if not any(c.status == psutil.CONN_ESTABLISHED and c.raddr and c.raddr.port == emulator_port for c in connections):
-        return False
-    return not _part_done(deployment, worker, ti)
+def _gate(deployment: AirflowDeployment, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = emulator_admin(deployment.endpoint_url, "requests", body)
+    return answer
 
 
-def _kill_point(deployment: AirflowDeployment, emulator_port: int) -> tuple[str, dict[str, Any]] | None:
-    """A worker that has finished a part task and now runs nothing but part tasks, all its slots full (so that it
-    holds no message it has not started), one of them started less than PART_LATENCY - MARGIN seconds ago and
-    streaming its part."""
+def _in_flight(deployment: AirflowDeployment, tis: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], int]]:
+    """``(worker, task instance, held request id)`` for each part held at the gate whose connection is one of a
+    running task's own process, under that worker: the held request's client port is the process's end of it."""
+    emulator_port = int(deployment.endpoint_url.rsplit(":", 1)[1])
+    held = {h["client_port"]: h["id"] for h in _gate(deployment)["held"] if h["operation"] == PART_OPERATION}
+    found = []
+    for worker in WORKERS:
+        try:
+            tree = {p.pid for p in psutil.Process(deployment.procs[worker].pid).children(recursive=True)}
+        except psutil.Error:
+            continue
+        for ti in tis:
+            if ti["hostname"] != worker or ti["state"] != "running" or ti["pid"] not in tree:
+                continue
+            try:
+                connections = psutil.Process(ti["pid"]).net_connections(kind="tcp")
+            except psutil.Error:
+                continue
+            for c in connections:
+                ours = c.status == psutil.CONN_ESTABLISHED and c.raddr and c.raddr.port == emulator_port
+                if ours and c.laddr.port in held:
+                    found.append((worker, ti, held[c.laddr.port]))
+    return found
+
+
+def _first_parts(deployment: AirflowDeployment) -> dict[str, tuple[dict[str, Any], int]] | None:
+    """A part in flight of each worker, once both have one."""
+    first: dict[str, tuple[dict[str, Any], int]] = {}
+    for worker, ti, held_id in _in_flight(deployment, _task_instances(deployment)):
+        first.setdefault(worker, (ti, held_id))
+    return first if len(first) == len(WORKERS) else None
+
+
+def _finish(deployment: AirflowDeployment, chosen: list[dict[str, Any]]) -> bool:
+    """Release whatever the chosen part tasks have held (a part task may upload more than one part); true once
+    they all succeeded."""
     tis = _task_instances(deployment)
+    state = {(ti["task_id"], ti["map_index"]): ti["state"] for ti in tis}
+    keys = {(ti["task_id"], ti["map_index"], ti["try_number"]) for ti in chosen}
+    for _, ti, held_id in _in_flight(deployment, tis):
+        if (ti["task_id"], ti["map_index"], ti["try_number"]) in keys:
+            _gate(deployment, {"action": "release", "id": held_id})
+    return all(state[(ti["task_id"], ti["map_index"])] == "success" for ti in chosen)
+
+
+def _kill_point(deployment: AirflowDeployment) -> tuple[str, dict[str, Any]] | None:
+    """A worker that has finished a part task and now runs nothing but part tasks, all its slots full (so that it
+    holds no message it has not started), one of them with a part held at the gate: sent in part, never served."""
+    tis = _task_instances(deployment)
+    in_flight = _in_flight(deployment, tis)
     for worker in WORKERS:
         mine = [ti for ti in tis if ti["hostname"] == worker]
         running = [ti for ti in mine if ti["state"] == "running"]
@@ -187,11 +215,21 @@ def _kill_point(deployment: AirflowDeployment, emulator_port: int) -> tuple[str,
             or not any(ti["task_id"] == PART_TASK and ti["state"] == "success" for ti in mine)
         ):
             continue
-        for ti in running:
-            fresh = ti["age"] is not None and ti["age"] < PART_LATENCY - MARGIN
-            if fresh and _uploading(deployment, worker, ti, emulator_port):
+        for owner, ti, _ in in_flight:
+            if owner == worker:
                 return worker, ti
     return None
+
+
+def _wait_for(deployment: AirflowDeployment, what: str, probe: Callable[[], T | None]) -> T:
+    """Poll ``probe`` until it finds something, while the run goes on; the bound only catches a hang."""
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while (found := probe()) is None or found is False:
+        assert deployment.run_state(DAG_ID, RUN_ID) in ("queued", "running"), f"the run ended before {what}"
+        deployment.check_alive()
+        assert time.monotonic() < deadline, f"gave up after {STEP_TIMEOUT} s waiting for {what}"
+        time.sleep(0.5)
+    return found
 
 
 def _report(deployment: AirflowDeployment) -> str:
@@ -200,6 +238,10 @@ def _report(deployment: AirflowDeployment) -> str:
         lines += [f"  {ti}" for ti in _task_instances(deployment)]
     except Exception as exc:
         lines.append(f"  (unreadable: {exc!r})")
+    try:
+        lines.append(f"request gate: {_gate(deployment)}")
+    except Exception as exc:
+        lines.append(f"request gate: (unreadable: {exc!r})")
     for name in ("scheduler", *WORKERS, "dag-processor", "api-server", "emulator", "redis", "db-migrate"):
         lines += [f"----- {deployment.log_path(name)} (tail)", deployment.tail(name)]
     return "\n".join(lines)
@@ -227,8 +269,7 @@ def _run_and_check(deployment: AirflowDeployment, s3_server: str, tmp_path: Path
         staged[f"SOURCE{read}"] = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     client = emulator_client(deployment.endpoint_url)
     store_id = client.create_sequence_store(name="celery")["id"]
-    parts_only = frozenset({"UploadReadSetPart"})
-    _set_faults(deployment.endpoint_url, FaultConfig(latency=PART_LATENCY, operations=parts_only))
+    _gate(deployment, {"action": "hold", "operation": PART_OPERATION})
 
     deployment.trigger(
         DAG_ID,
@@ -247,20 +288,20 @@ def _run_and_check(deployment: AirflowDeployment, s3_server: str, tmp_path: Path
         },
     )
 
-    emulator_port = int(deployment.endpoint_url.rsplit(":", 1)[1])
-    deadline = time.monotonic() + KILL_TIMEOUT
-    found = _kill_point(deployment, emulator_port)
-    while found is None:
-        assert deployment.run_state(DAG_ID, RUN_ID) in ("queued", "running"), "the run ended before a kill"
-        deployment.check_alive()
-        assert time.monotonic() < deadline, "no worker ever started a part upload with all its slots on part tasks"
-        time.sleep(0.2)
-        found = _kill_point(deployment, emulator_port)
-    victim, killed_ti = found
+    # Each worker gets a part through (both then own a part the read set keeps); the other parts stay held.
+    first = _wait_for(deployment, "a part in flight on each worker", lambda: _first_parts(deployment))
+    chosen = [ti for ti, _ in first.values()]
+    _wait_for(deployment, f"the first parts {chosen} to succeed", lambda: _finish(deployment, chosen))
+    print(f"first parts done {time.monotonic() - started:.0f} s into the test: {chosen}")
+
+    victim, killed_ti = _wait_for(
+        deployment, "a worker with all its slots on part tasks and a part in flight", lambda: _kill_point(deployment)
+    )
     survivor = next(w for w in WORKERS if w != victim)
     deployment.kill(victim)
     killed_at = time.monotonic()
-    # The attempt never finished its part: the kill landed mid-upload.
+    _gate(deployment, {"action": "open"})
+    # The attempt never finished its part: its request was held at the gate when the worker died.
     assert not _part_done(deployment, victim, killed_ti)
     print(f"killed {victim} {killed_at - started:.0f} s into the test, while {killed_ti} was uploading")
 

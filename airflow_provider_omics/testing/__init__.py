@@ -9,7 +9,8 @@ request was served; :meth:`OmicsEmulator.hold_activations` keeps read sets in PR
 it steer it over HTTP (``GET /_emulator/health``, ``GET``/``POST /_emulator/faults`` with
 :meth:`FaultConfig.to_dict` JSON, ``POST /_emulator/inject`` with ``{"error", "operation", "count"}``,
 ``GET``/``POST /_emulator/activations`` with ``{"hold": true, "release_after_reads": n}`` or
-``{"hold": false}``) and build clients with :func:`emulator_client`.
+``{"hold": false}``, ``GET``/``POST /_emulator/requests`` to hold requests of an operation at a gate and release
+them one by one) and build clients with :func:`emulator_client`.
 
 Layout, after moto: :mod:`.models` (state and the service's rules, no HTTP; its methods take a request's
 members as named arguments), :mod:`.responses` (the HTTP layer: parse the request, call the backend, answer),
@@ -23,8 +24,8 @@ writes sample sequencing files; :mod:`.deployment` runs a local Airflow against 
 
 from __future__ import annotations
 
-from airflow_provider_omics.testing.faults import FaultConfig
+from airflow_provider_omics.testing.faults import FaultConfig, HeldRequest
 from airflow_provider_omics.testing.models import OmicsBackend
-from airflow_provider_omics.testing.omics_emulator import OmicsEmulator, emulator_client
+from airflow_provider_omics.testing.omics_emulator import OmicsEmulator, emulator_admin, emulator_client
 
-__all__ = ["FaultConfig", "OmicsBackend", "OmicsEmulator", "emulator_client"]
+__all__ = ["FaultConfig", "HeldRequest", "OmicsBackend", "OmicsEmulator", "emulator_admin", "emulator_client"]

@@ -6,20 +6,25 @@ background thread, so that the real boto3 client talks to it over real HTTP::
     with OmicsEmulator() as emu:
         client = emu.client()
         store = client.create_sequence_store(name="demo")
+
+An emulator in another process is steered through its admin endpoints (see :mod:`.responses`), with
+:func:`emulator_admin`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 import threading
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from airflow_provider_omics.testing.auth import SigV4Verifier
-from airflow_provider_omics.testing.faults import FaultConfig, FaultInjector
+from airflow_provider_omics.testing.faults import FaultConfig, FaultInjector, HeldRequest
 from airflow_provider_omics.testing.models import OmicsBackend, check_release_after_reads
 from airflow_provider_omics.testing.responses import OmicsHTTPServer
 
@@ -53,6 +58,19 @@ def emulator_client(endpoint_url: str, **client_kwargs: Any) -> Any:
         if _session is None:
             _session = boto3.session.Session()
         return _session.client("omics", endpoint_url=endpoint_url, **client_kwargs)
+
+
+def emulator_admin(endpoint_url: str, path: str, body: Any = None, timeout: float = 30) -> Any:
+    """Call an admin endpoint (``path`` under ``/_emulator/``: ``"requests"``, ``"faults"``, ...) of the emulator
+    at ``endpoint_url``: ``GET`` without a ``body``, else ``POST`` it as JSON; returns the decoded answer."""
+    request = urllib.request.Request(
+        f"{endpoint_url.rstrip('/')}/_emulator/{path.lstrip('/')}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.load(response)
 
 
 class OmicsEmulator:
@@ -112,6 +130,7 @@ class OmicsEmulator:
             backend.hold_activations(release_after_reads=self._hold_at_start[0])
             self._hold_at_start = None
         backend.start()
+        self._faults.gate.resume()
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="omics-emulator", daemon=True
         )
@@ -123,6 +142,8 @@ class OmicsEmulator:
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
+            # Held requests are dropped unserved, so that their threads end with the server.
+            self._faults.gate.shutdown()
             server.close_connections()
             server.server_close()
         if self._thread is not None:
@@ -222,3 +243,41 @@ class OmicsEmulator:
             self._hold_at_start = None
         else:
             self._backend.release_activations()
+
+    def hold_requests(self, operation: str) -> None:
+        """Hold every request of ``operation`` from now on, once its headers are read and before its body is,
+        until :meth:`release_request`, :meth:`release_requests` or :meth:`open_requests` lets it through.
+
+        Held requests wait without a timeout (their clients' own timeouts still apply); :meth:`stop` drops them
+        unserved. Called before :meth:`start`, it holds from the first request.
+        """
+        self._faults.gate.hold(operation)
+
+    def held_requests(self, operation: str | None = None) -> list[HeldRequest]:
+        """The requests held now (of ``operation``, or all), oldest first."""
+        return self._faults.gate.held(operation)
+
+    def wait_held_requests(
+        self, count: int = 1, operation: str | None = None, timeout: float = 60.0
+    ) -> list[HeldRequest]:
+        """Block until at least ``count`` requests (of ``operation``, or any) are held; returns them.
+        ``timeout`` only catches a hang (:class:`TimeoutError`)."""
+        return self._faults.gate.wait_held(count, operation, timeout)
+
+    def release_request(self, request_id: int) -> HeldRequest:
+        """Serve one held request (:attr:`HeldRequest.id`); the next ones are still held. :class:`KeyError`
+        if it is not held (any more)."""
+        return self._faults.gate.release(request_id)
+
+    def release_requests(self, operation: str | None = None) -> list[HeldRequest]:
+        """Serve every held request (of ``operation``, or all); the next ones are still held."""
+        return self._faults.gate.release_all(operation)
+
+    def open_requests(self, operation: str | None = None) -> list[HeldRequest]:
+        """Hold ``operation`` (every operation when ``None``) no more, and serve what was held; returns that."""
+        return self._faults.gate.open(operation)
+
+    @property
+    def holding_requests(self) -> frozenset[str]:
+        """The operations whose requests are held."""
+        return self._faults.gate.holding

@@ -12,8 +12,21 @@ parts as fast as the client can send them, streaming ``rfile`` straight to disk 
 with no event-loop hop per chunk, and fault injection needs direct control of the socket (read half a body,
 then drop the connection without answering), which an ASGI server hides.
 
-Admin endpoints under ``/_emulator/`` (health, fault config and counts, one-shot injection, the activation
-hold) let other processes steer an emulator; they are never signature-checked nor subject to faults.
+Admin endpoints under ``/_emulator/`` let other processes steer an emulator; they are never signature-checked
+nor subject to faults nor held:
+
+- ``GET /_emulator/health``: ``{"status": "ok"}``.
+- ``GET``/``POST /_emulator/faults``: the :class:`~.faults.FaultConfig` (``to_dict`` JSON) and the counts.
+- ``POST /_emulator/inject``: ``{"error", "operation", "count"}``, a one-shot injection.
+- ``GET``/``POST /_emulator/activations``: the activation hold, ``{"hold": true, "release_after_reads": n}``
+  or ``{"hold": false}``.
+- ``GET``/``POST /_emulator/requests``: the request gate (:class:`~.faults.RequestGate`). ``GET`` answers
+  ``{"holding": [operation, ...], "held": [{"id", "operation", "client_host", "client_port", "path",
+  "query", "held_at"}, ...]}``; ``POST`` takes ``{"action": "hold", "operation": op}`` (close the gate for
+  ``op``), ``{"action": "release", "id": n}`` (let one held request through), ``{"action": "release_all"}``
+  (every held request, or those of an optional ``"operation"``; the gate stays closed) or ``{"action":
+  "open"}`` (open the gate for an optional ``"operation"``, else for all, releasing what it held), and answers
+  like ``GET`` with ``"released": [...]`` added. A held request has had its headers read, not its body.
 """
 
 from __future__ import annotations
@@ -44,7 +57,7 @@ from airflow_provider_omics.testing.exceptions import (
     ValidationException,
     error_for,
 )
-from airflow_provider_omics.testing.faults import DROP, DROP_RESPONSE, FaultConfig, FaultInjector
+from airflow_provider_omics.testing.faults import DROP, DROP_RESPONSE, FaultConfig, FaultInjector, HeldRequest
 from airflow_provider_omics.testing.models import (
     MAX_PART_SIZE,
     OPERATIONS,
@@ -526,6 +539,9 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
             raise NotSupportedOperationException(f"the emulator does not implement {self.command} {url.path}")
         route, params = found
         query = {key: values[-1] for key, values in parse_qs(url.query, keep_blank_values=True).items()}
+        # Held before the body is read: the client of a held part is still sending it, a request in flight.
+        if not self.server.faults.gate.wait(route.operation, self.client_address, url.path, query):
+            self._drop_response()
         streaming = route.operation == "UploadReadSetPart"
         raw = None if streaming else body.read_all()
         if self.server.verifier is not None:
@@ -707,6 +723,11 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
             elif path == "/_emulator/activations" and self.command == "POST":
                 self._set_activation_hold(data)
                 self._send_json(self.server.backend.activation_hold)
+            elif path == "/_emulator/requests" and self.command == "GET":
+                self._send_json(self._gate_state())
+            elif path == "/_emulator/requests" and self.command == "POST":
+                released = self._steer_gate(data)
+                self._send_json({**self._gate_state(), "released": [held.to_dict() for held in released]})
             else:
                 self._send_json({"message": f"no admin endpoint {self.command} {path}"}, status=404)
         except (ValueError, KeyError, TypeError, OmicsError) as exc:
@@ -726,3 +747,34 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
             raise ValueError("release_after_reads goes with hold: true")
         else:
             self.server.backend.release_activations()
+
+    def _gate_state(self) -> dict[str, Any]:
+        gate = self.server.faults.gate
+        return {"holding": sorted(gate.holding), "held": [held.to_dict() for held in gate.held()]}
+
+    def _steer_gate(self, data: Any) -> list[HeldRequest]:
+        """Apply one ``{"action": ...}`` to the request gate; returns the requests it released."""
+        actions = {"hold": {"operation"}, "release": {"id"}, "release_all": {"operation"}, "open": {"operation"}}
+        if not isinstance(data, dict) or data.get("action") not in actions:
+            raise ValueError(f'expected {{"action": ...}}, one of {", ".join(sorted(actions))}')
+        action = data["action"]
+        unknown = set(data) - {"action"} - actions[action]
+        if unknown:
+            raise ValueError(f"unknown fields for {action}: {', '.join(sorted(unknown))}")
+        gate = self.server.faults.gate
+        operation = data.get("operation")
+        if operation is not None and not isinstance(operation, str):
+            raise ValueError("operation must be a string")
+        if action == "hold":
+            if operation is None:
+                raise ValueError("hold needs an operation")
+            gate.hold(operation)
+            return []
+        if action == "release":
+            request_id = data.get("id")
+            if not isinstance(request_id, int) or isinstance(request_id, bool):
+                raise ValueError("release needs the id of a held request")
+            return [gate.release(request_id)]
+        if action == "release_all":
+            return gate.release_all(operation)
+        return gate.open(operation)
