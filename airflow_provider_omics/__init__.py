@@ -25,7 +25,15 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_omics.hooks.omics"]}],
-        "operators": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_omics.operators.omics"]}],
+        "operators": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_omics.operators.omics",
+                    "airflow_provider_omics.operators.omics_run",
+                ],
+            }
+        ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_omics.sensors.omics"]}],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_omics.triggers.omics"]}],
         "extra-links": ["airflow_provider_omics.links.omics.OmicsReadSetLink"],

@@ -199,3 +199,159 @@ def upload_read_set(
             )
             wait >> verify_task
     return group
+
+
+# How each mapped part task of a run is named in the UI: its first and last ranges ("S1/n1 SOURCE1 1-4 ... S3/n3
+# SOURCE2 1-2, 3 ranges").
+RUN_MAP_INDEX_TEMPLATE = (
+    "{% set s = task.segments %}{{ s[0].sample }} {{ s[0].part_source }} {{ s[0].first_part }}-{{ s[0].last_part }}"
+    "{% if s | length > 1 %} ... {{ s[-1].sample }} {{ s[-1].part_source }} {{ s[-1].first_part }}-"
+    "{{ s[-1].last_part }}, {{ s | length }} ranges{% endif %}"
+)
+
+
+def upload_sequencing_run(
+    group_id: str = "upload_sequencing_run",
+    *,
+    sequence_store_id: str,
+    manifest: str,
+    default_file_type: str | None = None,
+    default_reference_arn: str | None = None,
+    part_size: int | str = MAX_PART_SIZE,
+    max_tasks: int | str | None = 32,
+    max_concurrency: int | str = 4,
+    digest_concurrency: int | str = 4,
+    pool: str | None = None,
+    aws_conn_id: str | None = "aws_default",
+    region_name: str | None = None,
+    source_aws_conn_id: str | None = None,
+    allowed_local_roots: str | Sequence[str] | None = None,
+    allowed_s3_prefixes: str | Sequence[str] | None = None,
+    waiter_delay: float = 10,
+    waiter_max_attempts: int = 360,
+    upload_retries: int | None = None,
+    service_retries: int | None = None,
+    **task_kwargs: Any,
+) -> TaskGroup:
+    """
+    Build the upload of every read set of a manifest: plan -> create -> upload (mapped, at most ``max_tasks``
+    for the whole run) -> complete -> wait for ACTIVE -> verify -> summary, with digest beside the uploads and
+    abort (after complete, whatever happened) so that no upload is left behind.
+
+    Each per-sample step is one task that loops over the samples, with the same code as :func:`upload_read_set`'s
+    steps; only the part uploads are mapped, over one flat list of batches shared by all samples. So a run is at
+    most ``max_tasks + 8`` task instances, whatever its number of samples. A sample that fails fails alone (its
+    upload is aborted, the others complete and are verified) and ``summary`` fails the run naming it. Samples
+    whose read set is already ACTIVE in the store are skipped, so a re-triggered manifest uploads only what is
+    missing.
+
+    Arguments are those of the run operators (templated where they are); ``pool`` puts the part tasks in an
+    Airflow pool; ``digest_concurrency`` is how many sources the digest task hashes at once. Retries as for
+    :func:`upload_read_set`.
+
+    :return: the task group; its summary task's XCom is the per-sample table.
+    """
+    from airflow_provider_omics.operators.omics_run import (
+        RUN_SAMPLES_KEY,
+        OmicsAbortRunUploadsOperator,
+        OmicsCompleteRunUploadsOperator,
+        OmicsCreateRunUploadsOperator,
+        OmicsDigestRunSourcesOperator,
+        OmicsPlanSequencingRunOperator,
+        OmicsSequencingRunSummaryOperator,
+        OmicsVerifyRunReadSetsOperator,
+        OmicsWaitRunReadSetsOperator,
+    )
+
+    aws = {"aws_conn_id": aws_conn_id, "region_name": region_name, **task_kwargs}
+    sources: dict[str, Any] = {
+        "source_aws_conn_id": source_aws_conn_id,
+        "allowed_local_roots": allowed_local_roots,
+        "allowed_s3_prefixes": allowed_s3_prefixes,
+    }
+    with TaskGroup(group_id=group_id) as group:
+        user_defaults = {**((group.dag.default_args if group.dag else None) or {}), **group.default_args, **aws}
+
+        def with_retries(count: int | None, default: int) -> dict[str, Any]:
+            if count is not None:
+                return {**aws, "retries": count}
+            if "retries" in user_defaults:
+                return aws
+            delay = {} if "retry_delay" in user_defaults else {"retry_delay": DEFAULT_RETRY_DELAY}
+            return {**delay, **aws, "retries": default}
+
+        service = with_retries(service_retries, DEFAULT_SERVICE_RETRIES)
+        plan = OmicsPlanSequencingRunOperator(
+            task_id="plan",
+            sequence_store_id=sequence_store_id,
+            manifest=manifest,
+            part_size=part_size,
+            max_tasks=max_tasks,
+            default_file_type=default_file_type,
+            default_reference_arn=default_reference_arn,
+            **sources,
+            **aws,
+        )
+        # XComArgs stand for the values they resolve to at run time.
+        planned: Any = XComArg(plan, key=RUN_SAMPLES_KEY)
+        create = OmicsCreateRunUploadsOperator(
+            task_id="create", sequence_store_id=sequence_store_id, samples=planned, **service
+        )
+        created: Any = create.output
+        upload = OmicsUploadReadSetPartOperator.partial(
+            task_id="upload_parts",
+            sequence_store_id=sequence_store_id,
+            upload_records=created,
+            max_concurrency=max_concurrency,
+            map_index_template=RUN_MAP_INDEX_TEMPLATE,
+            **({"pool": pool} if pool else {}),
+            **sources,
+            **with_retries(upload_retries, DEFAULT_UPLOAD_RETRIES),
+        ).expand_kwargs(plan.output)
+        part_results: Any = upload.output
+        complete = OmicsCompleteRunUploadsOperator(
+            task_id="complete",
+            sequence_store_id=sequence_store_id,
+            samples=created,
+            parts=part_results,
+            trigger_rule="all_done",
+            **service,
+        )
+        completed: Any = complete.output
+        abort = OmicsAbortRunUploadsOperator(
+            task_id="abort",
+            sequence_store_id=sequence_store_id,
+            create_task_id=create.task_id,
+            samples=completed,
+            trigger_rule="all_done",
+            **service,
+        )
+        wait = OmicsWaitRunReadSetsOperator(
+            task_id="wait_active",
+            sequence_store_id=sequence_store_id,
+            samples=completed,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts,
+            **aws,
+        )
+        digest = OmicsDigestRunSourcesOperator(
+            task_id="digest",
+            sequence_store_id=sequence_store_id,
+            samples=created,
+            max_concurrency=digest_concurrency,
+            **sources,
+            **aws,
+        )
+        digests: Any = digest.output
+        waited: Any = wait.output
+        verify = OmicsVerifyRunReadSetsOperator(
+            task_id="verify", sequence_store_id=sequence_store_id, samples=waited, digests=digests, **aws
+        )
+        outputs: Any = [verify.output, waited, completed, created]
+        # all_success: a step that failed as a whole (not one sample) leaves the summary upstream_failed, which
+        # fails the run; per-sample failures reach it as data and it fails naming them.
+        summary = OmicsSequencingRunSummaryOperator(task_id="summary", samples=outputs, **aws)
+        plan >> create
+        [create, complete] >> abort
+        [verify, wait, complete, create] >> summary
+    return group

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
@@ -52,7 +52,9 @@ from airflow_provider_omics.utils.payloads import (
     DigestResult,
     PartBatch,
     PartResult,
+    PartSegment,
     PlannedSource,
+    RunPartResults,
     SourceDigest,
     UploadRecord,
 )
@@ -66,6 +68,14 @@ from airflow_provider_omics.utils.sources import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+class Logger(Protocol):
+    """What the steps log through: a task's ``self.log`` (Airflow's logger or the standard library's)."""
+
+    def info(self, msg: str, /, *args: Any) -> Any: ...
+
+    def warning(self, msg: str, /, *args: Any) -> Any: ...
 
 
 def _staged(
@@ -149,6 +159,102 @@ def _persist_read_set_link(
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else (str(value) if value else None)
+
+
+def request_token(run: Sequence[Any], request: Mapping[str, Any], sources: Mapping[str, PlannedSource] | None) -> str:
+    """A create request's idempotency token: the run and task (``run``), and what the request stores.
+
+    A retry of the task (or a cleared run) sends the same token and gets the same upload. Two deployments
+    that share a store (or one whose metadata database was reset) reuse run ids, so the token also covers
+    the request's content: the metadata and the staged sources' fingerprints (from split).
+    """
+    identity = {
+        "run": list(run),
+        "request": {key: value for key, value in sorted(request.items()) if value is not None},
+        "sources": {
+            part_source: {"uri": planned.get("uri"), "fingerprint": planned.get("fingerprint")}
+            for part_source, planned in sorted((sources or {}).items())
+        },
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def create_or_reuse(
+    hook: OmicsHook,
+    request: Mapping[str, Any],
+    record: UploadRecord,
+    push: Callable[[], None],
+    aws_conn_id: str | None,
+    log: Logger,
+) -> UploadRecord:
+    """Start the upload of ``request`` (CreateMultipartReadSetUpload), or find what its token already made.
+
+    ``record`` carries the token and is filled in: ``read_set_id`` when an earlier attempt already stored the
+    request (nothing is created), else ``upload_id`` and ``upload_created``. ``push`` publishes the record before
+    the request is sent and after every change, so that the abort teardown can find an upload whose creation
+    committed although its answer was lost.
+    """
+    store_id, token = record.sequence_store_id, record.client_token
+    # Before the request is sent: if its answer is lost, the teardown can still find the upload by its token.
+    push()
+    with service_errors("Looking for a read set this request already stored", aws_conn_id):
+        stored = hook.find_read_sets(
+            store_id, token, name=record.name, sample_id=record.sample_id, subject_id=record.subject_id
+        )
+    if stored:
+        record.read_set_id = _only_read_set(stored, token)
+        push()
+        log.info(
+            "This request was already stored as read set %s (%s) by an earlier attempt of this run: "
+            "reusing it, nothing is uploaded again.",
+            record.read_set_id,
+            stored[0].get("status"),
+        )
+        return record
+    tags = {**(request["tags"] or {}), REQUEST_TAG: token}
+    try:
+        response = hook.create_multipart_read_set_upload(
+            store_id,
+            request["sourceFileType"],
+            request["name"],
+            request["subjectId"],
+            request["sampleId"],
+            reference_arn=request["referenceArn"],
+            generated_from=request["generatedFrom"],
+            description=request["description"],
+            tags=tags,
+            client_token=token,
+        )
+    except ClientError as err:
+        raise service_failure(err, "CreateMultipartReadSetUpload", aws_conn_id) from None
+    except (ConnectionError, HTTPClientError) as err:
+        # botocore retried with the same token and every answer was lost: the service may have created it.
+        response = find_created_upload(hook, store_id, token, err, aws_conn_id, log)
+    record.upload_id = response["uploadId"]
+    record.upload_created = _iso(response.get("creationTime"))
+    push()
+    return record
+
+
+def find_created_upload(
+    hook: OmicsHook, store_id: str, token: str, err: Exception, aws_conn_id: str | None, log: Logger
+) -> dict[str, Any]:
+    """The upload a create whose every answer was lost made, found by its token; else a retryable error."""
+    with service_errors("Looking for the upload of a create whose answer was lost", aws_conn_id):
+        uploads = hook.find_uploads(store_id, token)
+    if len(uploads) == 1:
+        log.warning("CreateMultipartReadSetUpload's answer was lost (%s); found its upload by token.", err)
+        return uploads[0]
+    if len(uploads) > 1:
+        ids = ", ".join(u["uploadId"] for u in uploads)
+        raise AirflowFailException(
+            f"CreateMultipartReadSetUpload's answer was lost and uploads {ids} carry its token {token}: "
+            "the abort task aborts them; trigger a new run."
+        )
+    raise AirflowException(
+        f"CreateMultipartReadSetUpload got no answer ({err}) and no upload carries its token: it did not "
+        "reach the service. A retry of this task sends the same token."
+    )
 
 
 class _StagedSourceOperator(AwsBaseOperator[OmicsHook]):
@@ -363,36 +469,22 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
 
     def check_input(self) -> dict[str, Any]:
         """Every check that needs no service call; returns the request."""
-        file_type = check_file_type(self.source_file_type)
-        return {
-            "sequenceStoreId": check_store_id(self.sequence_store_id),
-            "sourceFileType": file_type,
-            "referenceArn": check_reference(file_type, self.reference_arn),
-            "name": check_text("name", self.name),
-            "subjectId": check_text("subject_id", self.subject_id),
-            "sampleId": check_text("sample_id", self.sample_id),
-            "generatedFrom": check_text("generated_from", self.generated_from),
-            "description": check_text("description", self.description),
-            "tags": self.tags or None,
-        }
+        return check_request(
+            sequence_store_id=self.sequence_store_id,
+            source_file_type=self.source_file_type,
+            reference_arn=self.reference_arn,
+            name=self.name,
+            subject_id=self.subject_id,
+            sample_id=self.sample_id,
+            generated_from=self.generated_from,
+            description=self.description,
+            tags=self.tags,
+        )
 
     def request_token(self, context: Context, request: Mapping[str, Any]) -> str:
-        """The create request's idempotency token: this run and task, and what the request stores.
-
-        A retry of the task (or a cleared run) sends the same token and gets the same upload. Two deployments
-        that share a store (or one whose metadata database was reset) reuse run ids, so the token also covers
-        the request's content: the metadata and the staged sources' fingerprints (from split).
-        """
+        """The create request's idempotency token: see :func:`request_token`."""
         ti = context["ti"]
-        identity = {
-            "run": [ti.dag_id, ti.run_id, ti.task_id, ti.map_index],
-            "request": {key: value for key, value in sorted(request.items()) if value is not None},
-            "sources": {
-                part_source: {"uri": planned.get("uri"), "fingerprint": planned.get("fingerprint")}
-                for part_source, planned in sorted((self.sources or {}).items())
-            },
-        }
-        return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+        return request_token([ti.dag_id, ti.run_id, ti.task_id, ti.map_index], request, self.sources)
 
     def execute(self, context: Context) -> str | None:
         ti = context["ti"]
@@ -410,44 +502,16 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
             subject_id=request["subjectId"],
             source_file_type=request["sourceFileType"],
         )
-        # Before the request is sent: if its answer is lost, the teardown can still find the upload by its token.
-        ti.xcom_push(key=UPLOAD_RECORD_KEY, value=record.to_dict())
-        with service_errors("Looking for a read set this request already stored", self.aws_conn_id):
-            stored = self.hook.find_read_sets(
-                store_id, token, name=record.name, sample_id=record.sample_id, subject_id=record.subject_id
-            )
-        if stored:
-            record.read_set_id = _only_read_set(stored, token)
-            ti.xcom_push(key=UPLOAD_RECORD_KEY, value=record.to_dict())
-            self.log.info(
-                "This request was already stored as read set %s (%s) by an earlier attempt of this run: "
-                "reusing it, nothing is uploaded again.",
-                record.read_set_id,
-                stored[0].get("status"),
-            )
+        create_or_reuse(
+            self.hook,
+            request,
+            record,
+            lambda: ti.xcom_push(key=UPLOAD_RECORD_KEY, value=record.to_dict()),
+            self.aws_conn_id,
+            self.log,
+        )
+        if record.read_set_id:
             return None
-        tags = {**(request["tags"] or {}), REQUEST_TAG: token}
-        try:
-            response = self.hook.create_multipart_read_set_upload(
-                store_id,
-                request["sourceFileType"],
-                request["name"],
-                request["subjectId"],
-                request["sampleId"],
-                reference_arn=request["referenceArn"],
-                generated_from=request["generatedFrom"],
-                description=request["description"],
-                tags=tags,
-                client_token=token,
-            )
-        except ClientError as err:
-            raise service_failure(err, "CreateMultipartReadSetUpload", self.aws_conn_id) from None
-        except (ConnectionError, HTTPClientError) as err:
-            # botocore retried with the same token and every answer was lost: the service may have created it.
-            response = self.find_created_upload(store_id, token, err)
-        record.upload_id = response["uploadId"]
-        record.upload_created = _iso(response.get("creationTime"))
-        ti.xcom_push(key=UPLOAD_RECORD_KEY, value=record.to_dict())
         self.log.info(
             "Started upload %s of %s read set %r into store %s (%s)",
             record.upload_id,
@@ -459,22 +523,8 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         return record.upload_id
 
     def find_created_upload(self, store_id: str, token: str, err: Exception) -> dict[str, Any]:
-        """The upload a create whose every answer was lost made, found by its token; else a retryable error."""
-        with service_errors("Looking for the upload of a create whose answer was lost", self.aws_conn_id):
-            uploads = self.hook.find_uploads(store_id, token)
-        if len(uploads) == 1:
-            self.log.warning("CreateMultipartReadSetUpload's answer was lost (%s); found its upload by token.", err)
-            return uploads[0]
-        if len(uploads) > 1:
-            ids = ", ".join(u["uploadId"] for u in uploads)
-            raise AirflowFailException(
-                f"CreateMultipartReadSetUpload's answer was lost and uploads {ids} carry its token {token}: "
-                "the abort task aborts them; trigger a new run."
-            )
-        raise AirflowException(
-            f"CreateMultipartReadSetUpload got no answer ({err}) and no upload carries its token: it did not "
-            "reach the service. A retry of this task sends the same token."
-        )
+        """The upload a create whose every answer was lost made: see :func:`find_created_upload`."""
+        return find_created_upload(self.hook, store_id, token, err, self.aws_conn_id, self.log)
 
 
 # How each mapped upload task is named in the UI, with the sources named as the trigger form names them:
@@ -508,6 +558,10 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
     :param upload_record: the create task's record (``XComArg(create, key="upload")``): when the create task
         found the read set already stored, or the upload already completed into its read set (a cleared task),
         the part task returns no parts instead of uploading. (templated)
+    :param segments: instead of one source's batch, a sequencing run's batch (from the run's plan): ranges of
+        parts of several samples and sources, each uploaded into its sample's upload. The task then returns
+        ``{"parts": {sample: [...]}, "failed": {sample: reason}}``.
+    :param upload_records: with ``segments``: the run's create output, sample -> its upload record. (templated)
     :param max_concurrency: parts in flight at once in this task.
     :param source_aws_conn_id: connection that reads ``s3://`` sources; default ``aws_conn_id``. (templated)
     :param map_index_template: how the UI names each mapped task (default: ``read 1 (SOURCE1) parts 9-16 of
@@ -516,7 +570,13 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
 
     aws_hook_class = OmicsHook
     template_fields: Sequence[str] = aws_template_fields(
-        "sequence_store_id", "upload_id", "source_uri", "max_concurrency", "source_aws_conn_id", "upload_record"
+        "sequence_store_id",
+        "upload_id",
+        "source_uri",
+        "max_concurrency",
+        "source_aws_conn_id",
+        "upload_record",
+        "upload_records",
     )
     ui_color = "#b9d7f0"
 
@@ -524,15 +584,17 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
         self,
         *,
         sequence_store_id: str,
-        upload_id: str,
-        source_uri: str,
-        part_source: str,
-        first_part: int,
-        last_part: int,
-        total_parts: int,
-        part_size: int,
-        fingerprint: dict[str, Any],
+        upload_id: str | None = None,
+        source_uri: str = "",
+        part_source: str = "",
+        first_part: int = 0,
+        last_part: int = -1,
+        total_parts: int = 0,
+        part_size: int = 0,
+        fingerprint: dict[str, Any] | None = None,
         upload_record: Mapping[str, Any] | None = None,
+        segments: Sequence[PartSegment] | None = None,
+        upload_records: Mapping[str, Any] | None = None,
         max_concurrency: int | str = 4,
         source_aws_conn_id: str | None = None,
         allowed_local_roots: str | Sequence[str] | None = None,
@@ -550,31 +612,88 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
         self.last_part = last_part
         self.total_parts = total_parts
         self.part_size = part_size
-        self.fingerprint = fingerprint
+        self.fingerprint = fingerprint or {}
         self.upload_record = upload_record
+        self.segments = segments
+        self.upload_records = upload_records
         self.max_concurrency = max_concurrency
         self.source_aws_conn_id = source_aws_conn_id
         self.allowed_local_roots = allowed_local_roots
         self.allowed_s3_prefixes = allowed_s3_prefixes
 
-    def part_ranges(self, size: int) -> list[PartRange]:
-        return [
-            part_range(self.part_source, n, size, self.part_size) for n in range(self.first_part, self.last_part + 1)
-        ]
-
-    def execute(self, context: Context) -> list[PartResult]:
+    def execute(self, context: Context) -> list[PartResult] | RunPartResults:
+        if self.segments is not None:
+            return self.upload_segments()
         record = UploadRecord.from_dict(self.upload_record)
         if not self.upload_id:
             if record is not None and record.read_set_id:
                 self.log.info("Already stored as read set %s: nothing to upload.", record.read_set_id)
                 return []
             raise AirflowFailException("No upload_id: the create task did not start an upload.")
-        fingerprint = Fingerprint.from_dict(self.fingerprint)
+        return self.upload_batch(
+            self.upload_id,
+            record,
+            PartSegment(
+                sample="",
+                source_uri=self.source_uri,
+                part_source=self.part_source,
+                first_part=self.first_part,
+                last_part=self.last_part,
+                total_parts=self.total_parts,
+                part_size=self.part_size,
+                fingerprint=self.fingerprint,
+            ),
+        )
+
+    def upload_segments(self) -> RunPartResults:
+        """A run's batch: each segment's parts into its sample's upload (from ``upload_records``).
+
+        A sample whose segment cannot be uploaded for good (its source changed or vanished, a permanent service
+        error) is reported in ``failed`` and the other samples' segments carry on; complete aborts that sample.
+        A transient failure fails the task after the other segments, so that Airflow retries it.
+        """
+        results = RunPartResults(parts={}, failed={})
+        transient: list[str] = []
+        for segment in self.segments or []:
+            sample = segment["sample"]
+            if sample in results["failed"]:
+                continue
+            entry = (self.upload_records or {}).get(sample) or {}
+            record = UploadRecord.from_dict(entry.get("record", entry))
+            if record is None or not record.upload_id:
+                if record is not None and record.read_set_id:
+                    self.log.info("%s: already stored as read set %s: nothing to upload.", sample, record.read_set_id)
+                else:
+                    results["failed"][sample] = "no upload was started for it (see the create task)"
+                continue
+            try:
+                parts = self.upload_batch(record.upload_id, record, segment)
+            except AirflowFailException as err:
+                self.log.error("%s: %s", sample, err)
+                results["failed"][sample] = str(err)
+                results["parts"].pop(sample, None)
+                continue
+            except AirflowException as err:
+                self.log.error("%s: %s", sample, err)
+                transient.append(f"{sample}: {err}")
+                continue
+            results["parts"].setdefault(sample, []).extend(parts)
+        if transient:
+            raise AirflowException("Parts of these samples failed and may succeed on a retry: " + "; ".join(transient))
+        return results
+
+    def upload_batch(self, upload_id: str, record: UploadRecord | None, segment: PartSegment) -> list[PartResult]:
+        """Upload one segment's parts (consecutive parts of one source) into ``upload_id``."""
+        part_source = segment["part_source"]
+        fingerprint = Fingerprint.from_dict(segment["fingerprint"])
         roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
         with source_errors():
-            source = self.hook.staged_source(self.source_uri)
+            source = self.hook.staged_source(segment["source_uri"])
             check_allowed(source, roots, prefixes)
-        ranges = self.part_ranges(fingerprint.size)
+        ranges = [
+            part_range(part_source, n, fingerprint.size, segment["part_size"])
+            for n in range(segment["first_part"], segment["last_part"] + 1)
+        ]
         total_bytes = sum(r.length for r in ranges)
 
         def log_part(part: PartRange, seconds: float) -> None:
@@ -582,7 +701,7 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
                 "%s part %d of %d: %d bytes in %.2f s (%.1f MB/s)",
                 part.part_source,
                 part.part_number,
-                self.total_parts,
+                segment["total_parts"],
                 part.length,
                 seconds,
                 part.length / max(seconds, 1e-9) / 1e6,
@@ -593,7 +712,7 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
             with source_errors():
                 parts = self.hook.upload_parts(
                     self.sequence_store_id,
-                    self.upload_id,
+                    upload_id,
                     source,
                     fingerprint,
                     ranges,
@@ -603,21 +722,19 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
         except ClientError as err:
             if error_code(err) == "ResourceNotFoundException":
                 # A cleared part task of an upload that completed: its parts are in the read set already.
-                stored = _stored_read_set(self.hook, record, self.upload_id, self.aws_conn_id)
+                stored = _stored_read_set(self.hook, record, upload_id, self.aws_conn_id)
                 if stored:
-                    self.log.info(
-                        "Upload %s already completed as read set %s: nothing to upload.", self.upload_id, stored
-                    )
+                    self.log.info("Upload %s already completed as read set %s: nothing to upload.", upload_id, stored)
                     return []
             raise service_failure(
-                err, f"UploadReadSetPart ({self.part_source} of upload {self.upload_id})", self.aws_conn_id
+                err, f"UploadReadSetPart ({part_source} of upload {upload_id})", self.aws_conn_id
             ) from None
         seconds = time.monotonic() - started
         self.log.info(
             "Uploaded %s parts %d-%d: %d bytes in %.2f s (%.1f MB/s)",
-            self.part_source,
-            self.first_part,
-            self.last_part,
+            part_source,
+            segment["first_part"],
+            segment["last_part"],
             total_bytes,
             seconds,
             total_bytes / max(seconds, 1e-9) / 1e6,
@@ -681,34 +798,15 @@ class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         }
 
     def reconcile(self, parts: list[dict[str, Any]], expected: Mapping[str, int] | None) -> list[dict[str, Any]]:
-        """Fill parts missing from XCom with what the service holds (ListReadSetUploadParts)."""
-        if expected is None:
-            sources = {p["partSource"] for p in parts} | {"SOURCE1"}
-            expected = {s: max([p["partNumber"] for p in parts if p["partSource"] == s], default=1) for s in sources}
-        missing = missing_parts(parts, expected)
-        if not missing:
-            return parts
-        self.log.warning("Parts missing from XCom, asking the service: %s", {s: len(n) for s, n in missing.items()})
+        """Fill parts missing from XCom with what the service holds: see :func:`reconcile_parts`."""
         assert self.upload_id
-        for source, numbers in missing.items():
-            wanted = set(numbers)
-            for held in self.hook.list_read_set_upload_parts(self.sequence_store_id, self.upload_id, source):
-                if held["partNumber"] in wanted:
-                    parts.append({"partNumber": held["partNumber"], "partSource": source, "checksum": held["checksum"]})
-        return parts
+        return reconcile_parts(self.hook, self.sequence_store_id, self.upload_id, parts, expected, self.log)
 
     def complete(self) -> str:
         assert self.upload_id
-        parts = flatten_part_results(self.parts or [])
-        expected = self.expected_totals()
-        parts = self.reconcile(parts, expected)
-        try:
-            ordered = check_complete_parts(parts, expected)
-        except PartPlanError as err:
-            raise AirflowFailException(f"Upload {self.upload_id} cannot be completed: {err}") from None
-        read_set_id = self.hook.complete_multipart_read_set_upload(self.sequence_store_id, self.upload_id, ordered)
-        self.log.info("Completed upload %s with %d parts: read set %s", self.upload_id, len(ordered), read_set_id)
-        return read_set_id
+        return complete_upload(
+            self.hook, self.sequence_store_id, self.upload_id, self.parts or [], self.expected_totals(), self.log
+        )
 
     def execute(self, context: Context) -> str:
         read_set_id = self.complete_or_find()
@@ -716,34 +814,16 @@ class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         return read_set_id
 
     def complete_or_find(self) -> str:
-        record = UploadRecord.from_dict(self.upload_record)
-        if record is not None and record.read_set_id:
-            self.log.info("The request was already stored as read set %s: nothing to complete.", record.read_set_id)
-            return record.read_set_id
-        if not self.upload_id:
-            raise AirflowFailException("No upload_id: the create task did not start an upload.")
-        what = f"CompleteMultipartReadSetUpload of {self.upload_id}"
-        try:
-            return self.complete()
-        except (ClientError, ConnectionError, HTTPClientError) as err:
-            if error_code(err) != "ResourceNotFoundException" and not is_transient(err):
-                raise service_failure(err, what, self.aws_conn_id) from None  # type: ignore[arg-type]
-            # The upload is gone (Complete committed and its answer was lost, or this task was cleared after it
-            # succeeded), or every answer was lost: its read set, if it exists, carries the request token.
-            stored = _stored_read_set(self.hook, record, self.upload_id, self.aws_conn_id)
-            if stored:
-                self.log.warning("%s: %s; the upload had completed as read set %s.", what, err, stored)
-                return stored
-            if record is None:
-                self.log.warning("Without upload_record the read set of a lost answer cannot be looked for.")
-            if error_code(err) == "ResourceNotFoundException":
-                raise AirflowFailException(
-                    f"Upload {self.upload_id} no longer exists and no read set carries its request token: it was "
-                    "aborted (by the abort task of an earlier attempt, or from outside). Trigger a new run."
-                ) from None
-            if isinstance(err, ClientError):
-                raise service_failure(err, what, self.aws_conn_id) from None
-            raise AirflowException(f"{what}: no answer ({err}); a retry of this task finds its result.") from err
+        return complete_or_find(
+            self.hook,
+            self.sequence_store_id,
+            self.upload_id,
+            self.parts or [],
+            self.expected_totals(),
+            UploadRecord.from_dict(self.upload_record),
+            self.aws_conn_id,
+            self.log,
+        )
 
 
 class OmicsAbortReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
@@ -785,38 +865,15 @@ class OmicsAbortReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         self.upload_record = upload_record
 
     def execute(self, context: Context) -> bool:
-        record = UploadRecord.from_dict(self.upload_record)
-        stored = self.read_set_id or (record.read_set_id if record else None)
-        if stored:
-            self.log.info("The request was stored as read set %s: nothing to abort.", stored)
-            return False
-        upload_ids = [self.upload_id] if self.upload_id else []
-        if record is not None:
-            with service_errors("Looking for uploads of this request", self.aws_conn_id):
-                for upload in self.hook.find_uploads(record.sequence_store_id, record.client_token):
-                    if upload["uploadId"] not in upload_ids:
-                        upload_ids.append(upload["uploadId"])
-        if not upload_ids:
-            self.log.info("No upload was started: nothing to abort.")
-            return False
-        aborted = False
-        for upload_id in upload_ids:
-            with service_errors(f"AbortMultipartReadSetUpload of {upload_id}", self.aws_conn_id):
-                if self.hook.abort_multipart_read_set_upload(self.sequence_store_id, upload_id):
-                    self.log.warning("Aborted upload %s: the run failed before it completed.", upload_id)
-                    aborted = True
-                    continue
-            completed = _stored_read_set(self.hook, record, upload_id, self.aws_conn_id)
-            if completed:
-                self.log.warning(
-                    "Upload %s completed as read set %s, but the run failed before it reported it: clear the "
-                    "failed tasks (or the run) to carry on with that read set; nothing is uploaded again.",
-                    upload_id,
-                    completed,
-                )
-            else:
-                self.log.info("Upload %s is already gone (aborted): nothing to abort.", upload_id)
-        return aborted
+        return abort_request(
+            self.hook,
+            self.sequence_store_id,
+            self.upload_id,
+            self.read_set_id,
+            UploadRecord.from_dict(self.upload_record),
+            self.aws_conn_id,
+            self.log,
+        )
 
 
 # Read sets whose ETag a client can reproduce: the hash of the uncompressed FASTQ. BAM/CRAM ETags are computed
@@ -871,48 +928,17 @@ class OmicsDigestSourcesOperator(_StagedSourceOperator):
 
     def execute(self, context: Context) -> DigestResult:
         file_type = check_file_type(self.source_file_type)
-        if file_type not in VERIFIABLE_FILE_TYPES:
-            reason = (
-                f"{file_type} ETags are computed by HealthOmics from the alignment as SAM against the reference "
-                "and cannot be reproduced client-side; only the stored size is checked."
-            )
+        reason = digest_skip_reason(file_type)
+        if reason:
             self.log.info("Digest skipped: %s", reason)
             return DigestResult(family=None, file_type=file_type, sources={}, skipped=reason)
-        from airflow_provider_omics.utils.digest import digest_stream
-
         store = _check_store(self.hook, check_store_id(self.sequence_store_id), self.aws_conn_id)
         family = store.get("eTagAlgorithmFamily") or "MD5up"
         roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
-        digests: dict[str, SourceDigest] = {}
-        for part_source, planned in sorted(self.sources.items()):
-            fingerprint = Fingerprint.from_dict(planned["fingerprint"])
-            started = time.monotonic()
-            try:
-                with source_errors():
-                    # Plans pushed before split recorded the location have only the URI.
-                    source = self.hook.staged_source(planned.get("location") or planned["uri"])
-                    check_allowed(source, roots, prefixes)
-                    with source.pin(fingerprint) as pinned, pinned.open_stream() as stream:
-                        digest = digest_stream(stream, family)
-            except ValueError as err:
-                raise AirflowFailException(
-                    f"{part_source} ({planned['uri']}) is not readable as FASTQ: {err}"
-                ) from None
-            seconds = time.monotonic() - started
-            self.log.info(
-                "%s %s: %s %s (%d bytes uncompressed, %.1f MB/s)",
-                part_source,
-                planned["uri"],
-                family,
-                digest.hexdigest,
-                digest.uncompressed_bytes,
-                digest.uncompressed_bytes / max(seconds, 1e-9) / 1e6,
-            )
-            digests[part_source] = SourceDigest(
-                hexdigest=digest.hexdigest,
-                compressed=digest.compressed,
-                uncompressed_bytes=digest.uncompressed_bytes,
-            )
+        digests = {
+            part_source: digest_source(self.hook, part_source, planned, family, roots, prefixes, self.log)
+            for part_source, planned in sorted(self.sources.items())
+        }
         return DigestResult(family=family, file_type=file_type, sources=digests, skipped=None)
 
 
@@ -952,49 +978,297 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
         self.sources = sources
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_omics.utils.digest import family_of
-
         _persist_read_set_link(context, self, self.sequence_store_id, self.read_set_id)
-        metadata = self.hook.get_read_set_metadata(self.sequence_store_id, self.read_set_id)
-        if metadata.get("status") != "ACTIVE":
+        return verify_read_set(
+            self.hook, self.sequence_store_id, self.read_set_id, self.digests, self.sources, self.log
+        )
+
+
+# -- the steps, shared by the operators of one read set and those of a sequencing run ----------------------------
+
+
+def check_request(
+    *,
+    sequence_store_id: Any,
+    source_file_type: Any,
+    reference_arn: Any,
+    name: Any,
+    subject_id: Any,
+    sample_id: Any,
+    generated_from: Any = None,
+    description: Any = None,
+    tags: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Every check of a create request that needs no service call; returns the request."""
+    file_type = check_file_type(source_file_type)
+    return {
+        "sequenceStoreId": check_store_id(sequence_store_id),
+        "sourceFileType": file_type,
+        "referenceArn": check_reference(file_type, reference_arn),
+        "name": check_text("name", name),
+        "subjectId": check_text("subject_id", subject_id),
+        "sampleId": check_text("sample_id", sample_id),
+        "generatedFrom": check_text("generated_from", generated_from),
+        "description": check_text("description", description),
+        "tags": dict(tags) if tags else None,
+    }
+
+
+def reconcile_parts(
+    hook: OmicsHook,
+    sequence_store_id: str,
+    upload_id: str,
+    parts: list[dict[str, Any]],
+    expected: Mapping[str, int] | None,
+    log: Logger,
+) -> list[dict[str, Any]]:
+    """Fill parts missing from XCom with what the service holds (ListReadSetUploadParts)."""
+    if expected is None:
+        sources = {p["partSource"] for p in parts} | {"SOURCE1"}
+        expected = {s: max([p["partNumber"] for p in parts if p["partSource"] == s], default=1) for s in sources}
+    missing = missing_parts(parts, expected)
+    if not missing:
+        return parts
+    log.warning("Parts missing from XCom, asking the service: %s", {s: len(n) for s, n in missing.items()})
+    for source, numbers in missing.items():
+        wanted = set(numbers)
+        for held in hook.list_read_set_upload_parts(sequence_store_id, upload_id, source):
+            if held["partNumber"] in wanted:
+                parts.append({"partNumber": held["partNumber"], "partSource": source, "checksum": held["checksum"]})
+    return parts
+
+
+def complete_upload(
+    hook: OmicsHook,
+    sequence_store_id: str,
+    upload_id: str,
+    part_results: Iterable[Any],
+    expected: Mapping[str, int] | None,
+    log: Logger,
+) -> str:
+    """CompleteMultipartReadSetUpload with the parts, once they are checked to be a whole read set."""
+    parts = flatten_part_results(part_results)
+    parts = reconcile_parts(hook, sequence_store_id, upload_id, parts, expected, log)
+    try:
+        ordered = check_complete_parts(parts, expected)
+    except PartPlanError as err:
+        raise AirflowFailException(f"Upload {upload_id} cannot be completed: {err}") from None
+    read_set_id = hook.complete_multipart_read_set_upload(sequence_store_id, upload_id, ordered)
+    log.info("Completed upload %s with %d parts: read set %s", upload_id, len(ordered), read_set_id)
+    return read_set_id
+
+
+def complete_or_find(
+    hook: OmicsHook,
+    sequence_store_id: str,
+    upload_id: str | None,
+    part_results: Iterable[Any],
+    expected: Mapping[str, int] | None,
+    record: UploadRecord | None,
+    aws_conn_id: str | None,
+    log: Logger,
+) -> str:
+    """Complete the upload, or find the read set it (or an earlier attempt of its request) already became."""
+    if record is not None and record.read_set_id:
+        log.info("The request was already stored as read set %s: nothing to complete.", record.read_set_id)
+        return record.read_set_id
+    if not upload_id:
+        raise AirflowFailException("No upload_id: the create task did not start an upload.")
+    what = f"CompleteMultipartReadSetUpload of {upload_id}"
+    try:
+        return complete_upload(hook, sequence_store_id, upload_id, part_results, expected, log)
+    except (ClientError, ConnectionError, HTTPClientError) as err:
+        if error_code(err) != "ResourceNotFoundException" and not is_transient(err):
+            raise service_failure(err, what, aws_conn_id) from None  # type: ignore[arg-type]
+        # The upload is gone (Complete committed and its answer was lost, or this task was cleared after it
+        # succeeded), or every answer was lost: its read set, if it exists, carries the request token.
+        stored = _stored_read_set(hook, record, upload_id, aws_conn_id)
+        if stored:
+            log.warning("%s: %s; the upload had completed as read set %s.", what, err, stored)
+            return stored
+        if record is None:
+            log.warning("Without upload_record the read set of a lost answer cannot be looked for.")
+        if error_code(err) == "ResourceNotFoundException":
             raise AirflowFailException(
-                f"Read set {self.read_set_id} is {metadata.get('status')}, not ACTIVE: "
-                f"{metadata.get('statusMessage', 'no status message')}. Only an ACTIVE read set can be verified."
+                f"Upload {upload_id} no longer exists and no read set carries its request token: it was "
+                "aborted (by the abort task of an earlier attempt, or from outside). Trigger a new run."
+            ) from None
+        if isinstance(err, ClientError):
+            raise service_failure(err, what, aws_conn_id) from None
+        raise AirflowException(f"{what}: no answer ({err}); a retry of this task finds its result.") from err
+
+
+def abort_request(
+    hook: OmicsHook,
+    sequence_store_id: str,
+    upload_id: str | None,
+    read_set_id: str | None,
+    record: UploadRecord | None,
+    aws_conn_id: str | None,
+    log: Logger,
+) -> bool:
+    """Abort the upload ``upload_id`` and every upload in progress that carries the record's request token.
+
+    Nothing is aborted once a read set came out of the request. Returns whether anything was aborted.
+    """
+    stored = read_set_id or (record.read_set_id if record else None)
+    if stored:
+        log.info("The request was stored as read set %s: nothing to abort.", stored)
+        return False
+    upload_ids = [upload_id] if upload_id else []
+    if record is not None:
+        with service_errors("Looking for uploads of this request", aws_conn_id):
+            for upload in hook.find_uploads(record.sequence_store_id, record.client_token):
+                if upload["uploadId"] not in upload_ids:
+                    upload_ids.append(upload["uploadId"])
+    if not upload_ids:
+        log.info("No upload was started: nothing to abort.")
+        return False
+    aborted = False
+    for one_upload in upload_ids:
+        with service_errors(f"AbortMultipartReadSetUpload of {one_upload}", aws_conn_id):
+            if hook.abort_multipart_read_set_upload(sequence_store_id, one_upload):
+                log.warning("Aborted upload %s: the run failed before it completed.", one_upload)
+                aborted = True
+                continue
+        completed = _stored_read_set(hook, record, one_upload, aws_conn_id)
+        if completed:
+            log.warning(
+                "Upload %s completed as read set %s, but the run failed before it reported it: clear the "
+                "failed tasks (or the run) to carry on with that read set; nothing is uploaded again.",
+                one_upload,
+                completed,
             )
-        problems: list[str] = []
-        checked: dict[str, Any] = {}
-        files = metadata.get("files", {})
-        for part_source, planned in sorted(self.sources.items()):
-            stored = files.get(part_source.lower(), {}).get("contentLength")
-            if stored is not None and int(stored) != int(planned["size"]):
-                problems.append(
-                    f"{part_source} ({planned['uri']}): the service stored {stored} bytes, "
-                    f"{planned['size']} were staged"
-                )
-            checked[part_source] = {"size": planned["size"], "stored_size": stored}
-        digests: Mapping[str, Any] = self.digests or {}
-        etag = metadata.get("etag", {})
-        if digests.get("family"):
-            algorithm = etag.get("algorithm", "")
-            if family_of(algorithm) != digests["family"]:
-                problems.append(
-                    f"the read set's ETag algorithm {algorithm} is not the {digests['family']} family the sources "
-                    "were digested with"
-                )
-            for part_source, digest in sorted(digests["sources"].items()):
-                stored_etag = etag.get(part_source.lower())
-                checked[part_source].update(etag=stored_etag, digest=digest["hexdigest"])
-                if stored_etag != digest["hexdigest"]:
-                    problems.append(
-                        f"{part_source} ({self.sources[part_source]['uri']}): ETag {stored_etag} does not match "
-                        f"the staged file's {digests['family']} digest {digest['hexdigest']}"
-                    )
         else:
-            self.log.info("ETag check skipped: %s", digests.get("skipped") or "no digest was computed")
-        if problems:
-            raise AirflowFailException(
-                f"Read set {self.read_set_id} does not match the staged data: " + "; ".join(problems) + ". "
-                "The upload is not trustworthy: delete the read set and upload again."
+            log.info("Upload %s is already gone (aborted): nothing to abort.", one_upload)
+    return aborted
+
+
+def digest_skip_reason(file_type: str) -> str | None:
+    """Why a file type's sources are not digested (their ETag cannot be reproduced), or None."""
+    if file_type in VERIFIABLE_FILE_TYPES:
+        return None
+    return (
+        f"{file_type} ETags are computed by HealthOmics from the alignment as SAM against the reference "
+        "and cannot be reproduced client-side; only the stored size is checked."
+    )
+
+
+def digest_source(
+    hook: OmicsHook,
+    part_source: str,
+    planned: PlannedSource,
+    family: str,
+    roots: Sequence[str],
+    prefixes: Sequence[str],
+    log: Logger,
+) -> SourceDigest:
+    """The digest of one staged FASTQ source in the store's ETag ``family``, pinned to its planned fingerprint."""
+    from airflow_provider_omics.utils.digest import digest_stream
+
+    fingerprint = Fingerprint.from_dict(planned["fingerprint"])
+    started = time.monotonic()
+    try:
+        with source_errors():
+            # Plans pushed before split recorded the location have only the URI.
+            source = hook.staged_source(planned.get("location") or planned["uri"])
+            check_allowed(source, roots, prefixes)
+            with source.pin(fingerprint) as pinned, pinned.open_stream() as stream:
+                digest = digest_stream(stream, family)
+    except ValueError as err:
+        raise AirflowFailException(f"{part_source} ({planned['uri']}) is not readable as FASTQ: {err}") from None
+    seconds = time.monotonic() - started
+    log.info(
+        "%s %s: %s %s (%d bytes uncompressed, %.1f MB/s)",
+        part_source,
+        planned["uri"],
+        family,
+        digest.hexdigest,
+        digest.uncompressed_bytes,
+        digest.uncompressed_bytes / max(seconds, 1e-9) / 1e6,
+    )
+    return SourceDigest(
+        hexdigest=digest.hexdigest, compressed=digest.compressed, uncompressed_bytes=digest.uncompressed_bytes
+    )
+
+
+def verify_read_set(
+    hook: OmicsHook,
+    sequence_store_id: str,
+    read_set_id: str,
+    digests: Mapping[str, Any] | None,
+    sources: Mapping[str, PlannedSource],
+    log: Logger,
+) -> dict[str, Any]:
+    """Check that the stored read set is the staged data: ACTIVE, each source's size, and the FASTQ ETags.
+
+    :raises AirflowFailException: naming every mismatch.
+    """
+    from airflow_provider_omics.utils.digest import family_of
+
+    metadata = hook.get_read_set_metadata(sequence_store_id, read_set_id)
+    if metadata.get("status") != "ACTIVE":
+        raise AirflowFailException(
+            f"Read set {read_set_id} is {metadata.get('status')}, not ACTIVE: "
+            f"{metadata.get('statusMessage', 'no status message')}. Only an ACTIVE read set can be verified."
+        )
+    problems: list[str] = []
+    checked: dict[str, Any] = {}
+    files = metadata.get("files", {})
+    for part_source, planned in sorted(sources.items()):
+        stored = files.get(part_source.lower(), {}).get("contentLength")
+        if stored is not None and int(stored) != int(planned["size"]):
+            problems.append(
+                f"{part_source} ({planned['uri']}): the service stored {stored} bytes, {planned['size']} were staged"
             )
-        self.log.info("Read set %s verified: %s", self.read_set_id, checked)
-        return {"read_set_id": self.read_set_id, "etag_verified": bool(digests.get("family")), "sources": checked}
+        checked[part_source] = {"size": planned["size"], "stored_size": stored}
+    digests = digests or {}
+    etag = metadata.get("etag", {})
+    if digests.get("family"):
+        algorithm = etag.get("algorithm", "")
+        if family_of(algorithm) != digests["family"]:
+            problems.append(
+                f"the read set's ETag algorithm {algorithm} is not the {digests['family']} family the sources "
+                "were digested with"
+            )
+        for part_source, digest in sorted(digests["sources"].items()):
+            stored_etag = etag.get(part_source.lower())
+            checked[part_source].update(etag=stored_etag, digest=digest["hexdigest"])
+            if stored_etag != digest["hexdigest"]:
+                problems.append(
+                    f"{part_source} ({sources[part_source]['uri']}): ETag {stored_etag} does not match "
+                    f"the staged file's {digests['family']} digest {digest['hexdigest']}"
+                )
+    else:
+        log.info("ETag check skipped: %s", digests.get("skipped") or "no digest was computed")
+    if problems:
+        raise AirflowFailException(
+            f"Read set {read_set_id} does not match the staged data: " + "; ".join(problems) + ". "
+            "The upload is not trustworthy: delete the read set and upload again."
+        )
+    log.info("Read set %s verified: %s", read_set_id, checked)
+    return {"read_set_id": read_set_id, "etag_verified": bool(digests.get("family")), "sources": checked}
+
+
+# The operators of a sequencing run live in omics_run.py, which builds on this module; importing them here lazily
+# keeps one place to import every operator from without an import cycle.
+_RUN_OPERATORS = frozenset(
+    {
+        "OmicsAbortRunUploadsOperator",
+        "OmicsCompleteRunUploadsOperator",
+        "OmicsCreateRunUploadsOperator",
+        "OmicsDigestRunSourcesOperator",
+        "OmicsPlanSequencingRunOperator",
+        "OmicsSequencingRunSummaryOperator",
+        "OmicsVerifyRunReadSetsOperator",
+        "OmicsWaitRunReadSetsOperator",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RUN_OPERATORS:
+        from airflow_provider_omics.operators import omics_run
+
+        return getattr(omics_run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

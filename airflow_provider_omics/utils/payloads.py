@@ -176,3 +176,72 @@ class PlannedSample:
     def from_dict(cls, data: dict[str, Any]) -> PlannedSample:
         sources: dict[str, PlannedSource] = dict(data.get("sources") or {})
         return cls(row=ManifestRow.from_dict(data["row"]), sources=sources)
+
+
+class PartSegment(TypedDict):
+    """Consecutive parts of one source of one sample: a sequencing run's part batch is a list of these."""
+
+    sample: str  # the sample's key in the run (RunSample.key); empty for a single read set
+    source_uri: str  # PlannedSource.location
+    part_source: str
+    first_part: int
+    last_part: int
+    total_parts: int
+    part_size: int
+    fingerprint: dict[str, Any]
+
+
+class RunPartResults(TypedDict):
+    """What a part task of a sequencing run returns: the uploaded parts per sample, and the samples that failed."""
+
+    parts: dict[str, list[PartResult]]
+    failed: dict[str, str]  # sample -> why its parts could not be uploaded
+
+
+@dataclass
+class RunSample:
+    """One read set of a sequencing run as it moves through the run's steps (each returns the run's samples).
+
+    :param key: the sample's key in the run: ``sample_id/name`` (unique in a valid manifest).
+    :param row: the manifest row.
+    :param sources: the planned sources.
+    :param status: ``planned``, ``stored`` (already in the store: skipped), ``created``, ``completed``, ``active``,
+        ``verified`` or ``failed``.
+    :param record: the create request's record, once create ran.
+    :param read_set_id: the read set, once there is one.
+    :param reason: why the sample failed, or why it was skipped.
+    :param verified: whether the stored read set was checked against the staged data (ETags for FASTQ).
+    :param failed_step: the step the sample failed in.
+    """
+
+    key: str
+    row: ManifestRow
+    sources: dict[str, PlannedSource]
+    status: str = "planned"
+    record: UploadRecord | None = None
+    read_set_id: str | None = None
+    reason: str | None = None
+    verified: bool = False
+    failed_step: str | None = None
+
+    def fail(self, step: str, reason: str) -> None:
+        self.status, self.failed_step, self.reason = "failed", step, reason
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["record"] = self.record.to_dict() if self.record else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSample:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {key: value for key, value in data.items() if key in names}
+        values["row"] = ManifestRow.from_dict(data["row"])
+        values["sources"] = dict(data.get("sources") or {})
+        values["record"] = UploadRecord.from_dict(data.get("record"))
+        return cls(**values)
+
+
+def run_samples(data: Any) -> dict[str, RunSample]:
+    """A run step's output (sample key -> RunSample dict) as objects; empty when the step pushed nothing."""
+    return {key: RunSample.from_dict(value) for key, value in (data or {}).items()}

@@ -1,0 +1,714 @@
+"""Operators of a sequencing run: many read sets from one manifest in one DAG run, under one task budget.
+
+Each per-sample step is one task that loops over the run's samples (plan, create, digest, complete, wait, verify,
+summary); only the byte-moving work is mapped, as :class:`~airflow_provider_omics.operators.omics.
+OmicsUploadReadSetPartOperator` tasks over one flat list of part batches shared by all samples. Every step calls
+the same functions as the operators of one read set (:mod:`airflow_provider_omics.operators.omics`).
+
+A sample that fails fails alone: every step returns the run's samples (sample key ->
+:class:`~airflow_provider_omics.utils.payloads.RunSample`) with the failed ones marked, the next steps carry on
+with the others, and the summary fails the run naming the failed samples.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException, conf
+
+from airflow_provider_omics.hooks.omics import OmicsHook
+from airflow_provider_omics.operators.omics import (
+    _check_store,
+    _StagedSourceOperator,
+    abort_request,
+    check_request,
+    complete_or_find,
+    create_or_reuse,
+    digest_skip_reason,
+    digest_source,
+    request_token,
+    verify_read_set,
+)
+from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
+from airflow_provider_omics.utils.inputs import allow_lists, as_int, check_store_id
+from airflow_provider_omics.utils.manifest import validate_manifest
+from airflow_provider_omics.utils.parts import MAX_PART_SIZE, PartPlanError, missing_parts
+from airflow_provider_omics.utils.payloads import (
+    UPLOAD_RECORD_KEY,
+    DigestResult,
+    ManifestRow,
+    PartSegment,
+    PlannedSource,
+    RunSample,
+    UploadRecord,
+    run_samples,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+# The XCom key under which the plan task pushes the run's samples (its return value is the list of part batches).
+RUN_SAMPLES_KEY = "samples"
+# Read set statuses that are still on their way to ACTIVE.
+PENDING_STATUSES = frozenset({"PROCESSING_UPLOAD", "ACTIVATING"})
+
+
+def sample_key(row: ManifestRow) -> str:
+    """A sample's key in the run: a valid manifest has no two rows with the same sample and name."""
+    return f"{row.sample_id}/{row.name}"
+
+
+def pack_run_parts(samples: Sequence[RunSample], max_tasks: int) -> list[list[PartSegment]]:
+    """Cut the parts of every source of ``samples`` into at most ``max_tasks`` batches of about equal size.
+
+    The parts are laid end to end (sample after sample, SOURCE1 before SOURCE2) and cut every ``per_batch``
+    parts, so a batch may hold the end of one source and the start of the next, of the same sample or another:
+    the task count is set by the run's parts, never by its number of samples.
+    """
+    if max_tasks < 1:
+        raise PartPlanError(f"max_tasks={max_tasks} must be at least 1.")
+    total = sum(planned["parts"] for sample in samples for planned in sample.sources.values())
+    if total == 0:
+        return []
+    per_batch = math.ceil(total / max_tasks)
+    batches: list[list[PartSegment]] = []
+    room = 0
+    for sample in samples:
+        for part_source, planned in sorted(sample.sources.items()):
+            first = 1
+            while first <= planned["parts"]:
+                if room == 0:
+                    batches.append([])
+                    room = per_batch
+                last = min(planned["parts"], first + room - 1)
+                batches[-1].append(
+                    PartSegment(
+                        sample=sample.key,
+                        source_uri=planned["location"],
+                        part_source=part_source,
+                        first_part=first,
+                        last_part=last,
+                        total_parts=planned["parts"],
+                        part_size=planned["part_size"],
+                        fingerprint=planned["fingerprint"],
+                    )
+                )
+                room -= last - first + 1
+                first = last + 1
+    return batches
+
+
+def find_uploaded(hook: OmicsHook, store_id: str, sample: RunSample) -> dict[str, Any] | None:
+    """The ACTIVE read set that already holds this sample, or None.
+
+    A read set counts as this sample's when it has the row's name, sample, subject and file type, is ACTIVE,
+    and has the staged sources: as many files, each of the staged size. Who uploaded it does not matter (an
+    earlier run of this manifest, another run id, or another tool), so a re-triggered manifest skips it.
+    """
+    row = sample.row
+    candidates = hook.list_read_sets(store_id, name=row.name, sample_id=row.sample_id, subject_id=row.subject_id)
+    for read_set in candidates:
+        if read_set.get("status") != "ACTIVE" or read_set.get("fileType") not in (None, row.file_type):
+            continue
+        metadata = hook.get_read_set_metadata(store_id, read_set["id"])
+        if metadata.get("fileType", row.file_type) != row.file_type:
+            continue
+        files = {key.upper(): value for key, value in (metadata.get("files") or {}).items() if key.startswith("source")}
+        if set(files) != set(sample.sources):
+            continue
+        sizes_match = all(
+            files[part_source].get("contentLength") in (None, planned["size"])
+            for part_source, planned in sample.sources.items()
+        )
+        if sizes_match:
+            return read_set
+    return None
+
+
+class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
+    """
+    Plan a sequencing run: validate the whole manifest, look at every staged source, skip the samples already in
+    the store, and cut all parts into at most ``max_tasks`` batches.
+
+    Nothing exists on the service before this succeeds: a manifest with problems fails with one message listing
+    every row at fault (:func:`~airflow_provider_omics.utils.manifest.validate_manifest`). A sample whose read set
+    is already ACTIVE in the store (see :func:`find_uploaded`) is planned as ``stored``: nothing of it is uploaded.
+
+    Returns the part batches (``[{"segments": [...]}, ...]``, one per mapped
+    :class:`~airflow_provider_omics.operators.omics.OmicsUploadReadSetPartOperator`) and pushes the run's samples
+    under the XCom key ``samples``.
+
+    :param sequence_store_id: the destination sequence store's id. (templated)
+    :param manifest: the manifest's local path, ``file://`` or ``s3://`` URI (CSV or JSON). (templated)
+    :param part_size: bytes per part, at most 100 MiB. (templated)
+    :param max_tasks: the run's budget of mapped upload tasks (default and ceiling: ``[core] max_map_length``).
+        (templated)
+    :param default_file_type: fills the manifest's empty file type cells. (templated)
+    :param default_reference_arn: fills the empty reference cells of BAM and CRAM rows. (templated)
+    :param source_aws_conn_id: connection that reads ``s3://`` sources and manifests. (templated)
+    :param allowed_local_roots: narrows ``[omics] allowed_local_roots``.
+    :param allowed_s3_prefixes: narrows ``[omics] allowed_s3_prefixes``.
+    """
+
+    template_fields: Sequence[str] = aws_template_fields(
+        "sequence_store_id",
+        "manifest",
+        "part_size",
+        "max_tasks",
+        "default_file_type",
+        "default_reference_arn",
+        "source_aws_conn_id",
+    )
+    ui_color = "#d7e8f7"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        manifest: str,
+        part_size: int | str = MAX_PART_SIZE,
+        max_tasks: int | str | None = None,
+        default_file_type: str | None = None,
+        default_reference_arn: str | None = None,
+        source_aws_conn_id: str | None = None,
+        allowed_local_roots: str | Sequence[str] | None = None,
+        allowed_s3_prefixes: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.manifest = manifest
+        self.part_size = part_size
+        self.max_tasks = max_tasks
+        self.default_file_type = default_file_type
+        self.default_reference_arn = default_reference_arn
+        self.source_aws_conn_id = source_aws_conn_id
+        self.allowed_local_roots = allowed_local_roots
+        self.allowed_s3_prefixes = allowed_s3_prefixes
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        store_id = check_store_id(self.sequence_store_id)
+        map_limit = conf.getint("core", "max_map_length")
+        max_tasks = map_limit if self.max_tasks in (None, "") else as_int("max_tasks", self.max_tasks)
+        max_tasks = min(max_tasks, map_limit)
+        manifest, planned = validate_manifest(
+            self.manifest,
+            source_factory=self.hook.staged_source,
+            allowed_local_roots=self.allowed_local_roots,
+            allowed_s3_prefixes=self.allowed_s3_prefixes,
+            part_size=self.part_size,
+            default_file_type=self.default_file_type or None,
+            default_reference_arn=self.default_reference_arn or None,
+        )
+        _check_store(self.hook, store_id, self.aws_conn_id)
+        samples = [RunSample(key=sample_key(p.row), row=p.row, sources=p.sources) for p in planned]
+        with service_errors("Looking for read sets already in the store", self.aws_conn_id):
+            for sample in samples:
+                stored = find_uploaded(self.hook, store_id, sample)
+                if stored:
+                    sample.status, sample.read_set_id = "stored", str(stored["id"])
+                    sample.reason = "already in the store (ACTIVE, same metadata and sizes): skipped"
+                    self.log.info("%s: already stored as read set %s: skipped.", sample.key, sample.read_set_id)
+        to_upload = [sample for sample in samples if sample.status == "planned"]
+        try:
+            batches = pack_run_parts(to_upload, max_tasks)
+        except PartPlanError as err:
+            raise OmicsInputError(str(err)) from None
+        context["ti"].xcom_push(key=RUN_SAMPLES_KEY, value={s.key: s.to_dict() for s in samples})
+        self.log.info(
+            "Manifest %s: %d sample(s), %d to upload, %d parts in %d upload tasks (budget %d)",
+            manifest.uri,
+            len(samples),
+            len(to_upload),
+            sum(b["last_part"] - b["first_part"] + 1 for batch in batches for b in batch),
+            len(batches),
+            max_tasks,
+        )
+        return [{"segments": batch} for batch in batches]
+
+
+class _RunStepOperator(AwsBaseOperator[OmicsHook]):
+    """A step of a sequencing run: takes the run's samples from the step before and returns them updated."""
+
+    aws_hook_class = OmicsHook
+
+    def failed(self, sample: RunSample, step: str, reason: str) -> None:
+        self.log.error("%s failed in %s: %s", sample.key, step, reason)
+        sample.fail(step, reason)
+
+
+class OmicsCreateRunUploadsOperator(_RunStepOperator):
+    """
+    Start the upload of every sample of a run that is not in the store yet, each as
+    :class:`~airflow_provider_omics.operators.omics.OmicsCreateReadSetUploadOperator` does for one read set: the
+    same checks, the same request token (the run, this task and the sample's request and sources), the same reuse
+    of a read set an earlier attempt stored, and the same recovery of a create whose answer was lost.
+
+    A sample the service refuses for good (a permanent error) fails alone; a transient error fails the task after
+    the other samples, and its retry finds what was created by the tokens. Pushes ``{sample: UploadRecord}``
+    under the XCom key ``upload`` as it goes (the abort teardown reads it) and returns the run's samples.
+
+    :param sequence_store_id: the destination sequence store's id. (templated)
+    :param samples: the plan's samples (``XComArg(plan, key="samples")``). (templated)
+    """
+
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples")
+    ui_color = "#d7e8f7"
+
+    def __init__(self, *, sequence_store_id: str, samples: Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.samples = samples
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        records: dict[str, Any] = {}
+        # Something under the key at once: the abort teardown reads it even when this task fails early.
+        ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records)
+        store_id = check_store_id(self.sequence_store_id)
+        _check_store(self.hook, store_id, self.aws_conn_id)
+        samples = run_samples(self.samples)
+        transient: list[str] = []
+        for sample in samples.values():
+            if sample.status != "planned":
+                continue
+            row = sample.row
+            try:
+                request = check_request(
+                    sequence_store_id=store_id,
+                    source_file_type=row.file_type,
+                    reference_arn=row.reference_arn,
+                    name=row.name,
+                    subject_id=row.subject_id,
+                    sample_id=row.sample_id,
+                    generated_from=row.generated_from,
+                    description=row.description,
+                    tags=row.tags,
+                )
+                token = request_token([ti.dag_id, ti.run_id, ti.task_id, ti.map_index], request, sample.sources)
+                record = UploadRecord(
+                    sequence_store_id=store_id,
+                    client_token=token,
+                    name=request["name"],
+                    sample_id=request["sampleId"],
+                    subject_id=request["subjectId"],
+                    source_file_type=request["sourceFileType"],
+                )
+
+                def push(key: str = sample.key, record: UploadRecord = record) -> None:
+                    records[key] = record.to_dict()
+                    ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records)
+
+                create_or_reuse(self.hook, request, record, push, self.aws_conn_id, self.log)
+            except AirflowFailException as err:
+                self.failed(sample, "create", str(err))
+                continue
+            except AirflowException as err:
+                self.log.error("%s: %s", sample.key, err)
+                transient.append(f"{sample.key}: {err}")
+                continue
+            sample.record = record
+            sample.status = "created"
+            if record.read_set_id:
+                sample.read_set_id = record.read_set_id
+            else:
+                self.log.info("%s: started upload %s", sample.key, record.upload_id)
+        if transient:
+            raise AirflowException("Creating these uploads may succeed on a retry: " + "; ".join(transient))
+        return {key: sample.to_dict() for key, sample in samples.items()}
+
+
+class OmicsCompleteRunUploadsOperator(_RunStepOperator):
+    """
+    Complete the upload of every sample whose parts all arrived; abort and report the others.
+
+    Meant to run with ``trigger_rule="all_done"``: it sees the part tasks that failed. A sample is completed
+    (or its read set found, exactly as for one read set) only when every one of its planned parts is in the part
+    tasks' results and none of its segments failed; the parts of a task that failed are not trusted (its source
+    may have changed after some were sent), so its samples are aborted, not reconciled from the service.
+
+    :param sequence_store_id: the sequence store's id. (templated)
+    :param samples: the create task's output. (templated)
+    :param parts: the mapped part tasks' output (``upload.output``). (templated)
+    """
+
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples", "parts")
+    ui_color = "#d7e8f7"
+
+    def __init__(
+        self, *, sequence_store_id: str, samples: Mapping[str, Any] | None, parts: Any = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.samples = samples
+        self.parts = parts
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if self.samples is None:
+            raise AirflowSkipException("The create task did not finish: nothing to complete.")
+        samples = run_samples(self.samples)
+        parts: dict[str, list[dict[str, Any]]] = {}
+        part_failures: dict[str, str] = {}
+        for result in self.parts or []:
+            if not isinstance(result, Mapping):
+                continue
+            for key, sample_parts in (result.get("parts") or {}).items():
+                parts.setdefault(key, []).extend(dict(p) for p in sample_parts)
+            part_failures.update(result.get("failed") or {})
+        for sample in samples.values():
+            if sample.status != "created" or sample.record is None:
+                continue
+            record = sample.record
+            if record.read_set_id:
+                sample.status, sample.read_set_id = "completed", record.read_set_id
+                continue
+            expected = {source: planned["parts"] for source, planned in sample.sources.items()}
+            reason = part_failures.get(sample.key)
+            if reason is None:
+                missing = missing_parts(parts.get(sample.key, []), expected)
+                if missing:
+                    reason = "parts did not arrive (an upload task failed: see upload_parts): " + ", ".join(
+                        f"{source} {len(numbers)} of {expected[source]}" for source, numbers in missing.items()
+                    )
+            if reason is None:
+                try:
+                    sample.read_set_id = complete_or_find(
+                        self.hook,
+                        record.sequence_store_id,
+                        record.upload_id,
+                        [parts[sample.key]],
+                        expected,
+                        record,
+                        self.aws_conn_id,
+                        self.log,
+                    )
+                    sample.status = "completed"
+                    continue
+                except AirflowFailException as err:
+                    reason = str(err)
+            self.failed(sample, "upload", reason)
+            abort_request(
+                self.hook, record.sequence_store_id, record.upload_id, None, record, self.aws_conn_id, self.log
+            )
+        return {key: sample.to_dict() for key, sample in samples.items()}
+
+
+class OmicsWaitRunReadSetsOperator(_RunStepOperator):
+    """
+    Wait until every completed read set of a run is ACTIVE (GetReadSetMetadata, all of them each round).
+
+    A read set that becomes UPLOAD_FAILED (or is deleted) fails its sample with the service's ``statusMessage``;
+    the others carry on. Waits at most ``waiter_delay * waiter_max_attempts`` seconds, then fails (retryable).
+
+    :param sequence_store_id: the sequence store's id. (templated)
+    :param samples: the complete task's output. (templated)
+    :param waiter_delay: seconds between two rounds. (default: 10)
+    :param waiter_max_attempts: rounds at most. (default: 360)
+    """
+
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples")
+    ui_color = "#66c3ff"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        samples: Mapping[str, Any] | None,
+        waiter_delay: float = 10,
+        waiter_max_attempts: int = 360,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.samples = samples
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        samples = run_samples(self.samples)
+        pending = {key: s for key, s in samples.items() if s.status == "completed" and s.read_set_id}
+        for attempt in range(self.waiter_max_attempts):
+            with service_errors("GetReadSetMetadata", self.aws_conn_id):
+                for key, sample in list(pending.items()):
+                    assert sample.read_set_id
+                    metadata = self.hook.get_read_set_metadata(self.sequence_store_id, sample.read_set_id)
+                    status = metadata.get("status")
+                    if status in PENDING_STATUSES:
+                        continue
+                    del pending[key]
+                    if status == "ACTIVE":
+                        sample.status = "active"
+                        self.log.info("%s: read set %s is ACTIVE", key, sample.read_set_id)
+                    else:
+                        self.failed(
+                            sample,
+                            "wait_active",
+                            f"read set {sample.read_set_id} is {status}: "
+                            f"{metadata.get('statusMessage') or 'no status message'}",
+                        )
+            if not pending:
+                return {key: sample.to_dict() for key, sample in samples.items()}
+            if attempt + 1 < self.waiter_max_attempts:
+                time.sleep(self.waiter_delay)
+        raise AirflowException(
+            f"Read sets still not ACTIVE after {self.waiter_delay * self.waiter_max_attempts:.0f} s: "
+            + ", ".join(f"{key} ({s.read_set_id})" for key, s in pending.items())
+        )
+
+
+class OmicsDigestRunSourcesOperator(_StagedSourceOperator):
+    """
+    Digest the staged FASTQ sources of a run in the store's ETag algorithm, ``max_concurrency`` sources at once,
+    so that a paired FASTQ's two sources are hashed side by side, while the parts upload.
+
+    Each source is read as :class:`~airflow_provider_omics.operators.omics.OmicsDigestSourcesOperator` reads it
+    (pinned to the plan's fingerprint, the same allow-lists). A source that cannot be digested (changed, removed,
+    not FASTQ) is reported for its sample alone. Returns ``{"digests": {sample: DigestResult}, "failed": {sample:
+    reason}}``; samples already in the store are not digested.
+
+    :param sequence_store_id: the sequence store's id, whose ``eTagAlgorithmFamily`` is used. (templated)
+    :param samples: the create task's output. (templated)
+    :param max_concurrency: sources digested at once. (templated)
+    """
+
+    template_fields: Sequence[str] = aws_template_fields(
+        "sequence_store_id", "samples", "max_concurrency", "source_aws_conn_id"
+    )
+    ui_color = "#e8f0d7"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        samples: Mapping[str, Any],
+        max_concurrency: int | str = 4,
+        source_aws_conn_id: str | None = None,
+        allowed_local_roots: str | Sequence[str] | None = None,
+        allowed_s3_prefixes: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.samples = samples
+        self.max_concurrency = max_concurrency
+        self.source_aws_conn_id = source_aws_conn_id
+        self.allowed_local_roots = allowed_local_roots
+        self.allowed_s3_prefixes = allowed_s3_prefixes
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        samples = {key: s for key, s in run_samples(self.samples).items() if s.status == "created"}
+        store = _check_store(self.hook, check_store_id(self.sequence_store_id), self.aws_conn_id)
+        family = store.get("eTagAlgorithmFamily") or "MD5up"
+        roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
+        digests: dict[str, DigestResult] = {}
+        jobs: list[tuple[str, str, PlannedSource]] = []
+        for key, sample in samples.items():
+            reason = digest_skip_reason(sample.row.file_type)
+            digests[key] = DigestResult(
+                family=None if reason else family, file_type=sample.row.file_type, sources={}, skipped=reason
+            )
+            if not reason:
+                jobs.extend((key, part_source, planned) for part_source, planned in sorted(sample.sources.items()))
+        failed: dict[str, str] = {}
+
+        def digest_one(job: tuple[str, str, PlannedSource]) -> None:
+            key, part_source, planned = job
+            try:
+                digests[key]["sources"][part_source] = digest_source(
+                    self.hook, part_source, planned, family, roots, prefixes, self.log
+                )
+            except AirflowFailException as err:
+                self.log.error("%s: %s", key, err)
+                failed[key] = str(err)
+
+        workers = max(1, as_int("max_concurrency", self.max_concurrency))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omics-digest") as pool:
+            list(pool.map(digest_one, jobs))
+        return {"digests": digests, "failed": failed}
+
+
+class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
+    """
+    Verify every ACTIVE read set of a run against its staged data, as
+    :class:`~airflow_provider_omics.operators.omics.OmicsVerifyReadSetOperator` does for one: the stored size of
+    each source, and for FASTQ the ETags against the digests. A mismatch fails that sample alone.
+
+    :param sequence_store_id: the sequence store's id. (templated)
+    :param samples: the wait task's output. (templated)
+    :param digests: the digest task's output. (templated)
+    """
+
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples", "digests")
+    ui_color = "#e8f0d7"
+
+    def __init__(
+        self, *, sequence_store_id: str, samples: Mapping[str, Any] | None, digests: Any = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.samples = samples
+        self.digests = digests
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        samples = run_samples(self.samples)
+        digests: Mapping[str, Any] = (self.digests or {}).get("digests") or {}
+        digest_failures: Mapping[str, str] = (self.digests or {}).get("failed") or {}
+        for key, sample in samples.items():
+            if sample.status != "active" or not sample.read_set_id:
+                continue
+            if key in digest_failures:
+                self.failed(sample, "digest", digest_failures[key])
+                continue
+            if key not in digests:
+                self.failed(sample, "digest", "no digest was computed (see the digest task)")
+                continue
+            try:
+                verify_read_set(
+                    self.hook, self.sequence_store_id, sample.read_set_id, digests[key], sample.sources, self.log
+                )
+            except AirflowFailException as err:
+                self.failed(sample, "verify", str(err))
+                continue
+            sample.status, sample.verified = "verified", True
+        return {key: sample.to_dict() for key, sample in samples.items()}
+
+
+class OmicsSequencingRunSummaryOperator(_RunStepOperator):
+    """
+    Log and return the run's table: per sample its read set id, status, whether it was verified, the bytes
+    staged, and why it failed or was skipped. Fails the run naming every failed sample.
+
+    It reports from the last step that finished (``samples`` is a list of the steps' outputs, latest first), so
+    that it can also run with ``trigger_rule="all_done"``; when no step after the plan finished it skips.
+
+    :param samples: the outputs of verify, wait, complete and create, latest first. (templated)
+    """
+
+    template_fields: Sequence[str] = aws_template_fields("samples")
+    ui_color = "#f0f0d7"
+
+    def __init__(self, *, samples: Sequence[Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.samples = samples
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        outputs = list(self.samples or [])
+        latest = next((i for i, output in enumerate(outputs) if output), None)
+        if latest is None:
+            raise AirflowSkipException("No step of the run finished after the plan: nothing to report.")
+        samples = run_samples(outputs[latest])
+        steps_missed = latest > 0
+        table: list[dict[str, Any]] = []
+        for key, sample in samples.items():
+            if sample.status not in ("verified", "stored", "failed") and steps_missed:
+                sample.fail("run", f"stopped at {sample.status}: a later step of the run did not finish")
+            table.append(
+                {
+                    "sample": key,
+                    "read_set_id": sample.read_set_id,
+                    "status": "skipped (already stored)" if sample.status == "stored" else sample.status,
+                    "verified": sample.verified,
+                    "bytes": sum(planned["size"] for planned in sample.sources.values()),
+                    "reason": sample.reason or "",
+                }
+            )
+        width = max([len(row["sample"]) for row in table] + [6])
+        lines = [f"{'sample':<{width}}  {'read set':<12}  {'status':<24}  verified  {'bytes':>12}  reason"]
+        lines += [
+            f"{row['sample']:<{width}}  {row['read_set_id'] or '-':<12}  {row['status']:<24}  "
+            f"{'yes' if row['verified'] else 'no':<8}  {row['bytes']:>12}  {row['reason']}"
+            for row in table
+        ]
+        self.log.info("Sequencing run summary:\n%s", "\n".join(lines))
+        failed = [s for s in samples.values() if s.status == "failed"]
+        if failed:
+            raise AirflowFailException(
+                f"{len(failed)} of {len(samples)} sample(s) failed: "
+                + "; ".join(f"{s.key} ({s.failed_step}: {s.reason})" for s in failed)
+            )
+        return table
+
+
+class OmicsAbortRunUploadsOperator(_RunStepOperator):
+    """
+    Abort every upload of a run that did not complete, so that no orphaned upload is left behind, as
+    :class:`~airflow_provider_omics.operators.omics.OmicsAbortReadSetUploadOperator` does for one read set (by
+    upload id and by request token, so a create whose answer was lost is covered too).
+
+    Meant to run last with ``trigger_rule="all_done"`` rather than as a teardown: Airflow lets only all_success
+    tasks follow a setup, and complete must see the part tasks that failed.
+
+    :param sequence_store_id: the sequence store's id. (templated)
+    :param upload_records: the create task's records (``XComArg(create, key="upload")``). (templated)
+    :param create_task_id: instead of ``upload_records``, the create task whose records to read; unlike an
+        XComArg this also works when create never ran (the plan failed): then nothing is aborted.
+    :param samples: the complete task's output: samples it completed are not aborted. (templated)
+    """
+
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "upload_records", "samples")
+    ui_color = "#f7d7d7"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        upload_records: Mapping[str, Any] | None = None,
+        create_task_id: str | None = None,
+        samples: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.upload_records = upload_records
+        self.create_task_id = create_task_id
+        self.samples = samples
+
+    def execute(self, context: Context) -> list[str]:
+        completed = {
+            key: sample.read_set_id
+            for key, sample in run_samples(self.samples).items()
+            if sample.read_set_id and sample.status != "failed"
+        }
+        records = self.upload_records
+        if self.create_task_id:
+            records = context["ti"].xcom_pull(task_ids=self.create_task_id, key=UPLOAD_RECORD_KEY)
+        aborted = []
+        for key, data in (records or {}).items():
+            record = UploadRecord.from_dict(data)
+            if record is None:
+                continue
+            if abort_request(
+                self.hook,
+                self.sequence_store_id,
+                record.upload_id,
+                completed.get(key),
+                record,
+                self.aws_conn_id,
+                self.log,
+            ):
+                aborted.append(key)
+        if aborted:
+            self.log.warning("Aborted the uploads of %s.", ", ".join(aborted))
+        return aborted
+
+
+__all__ = [
+    "RUN_SAMPLES_KEY",
+    "OmicsAbortRunUploadsOperator",
+    "OmicsCompleteRunUploadsOperator",
+    "OmicsCreateRunUploadsOperator",
+    "OmicsDigestRunSourcesOperator",
+    "OmicsPlanSequencingRunOperator",
+    "OmicsSequencingRunSummaryOperator",
+    "OmicsVerifyRunReadSetsOperator",
+    "OmicsWaitRunReadSetsOperator",
+    "find_uploaded",
+    "pack_run_parts",
+    "sample_key",
+]

@@ -1,0 +1,127 @@
+"""
+Upload every read set of a sequencing run into a HealthOmics sequence store, triggered from the Airflow UI with a
+form: the sequence store and the run's manifest (a CSV sample sheet or the JSON of StartReadSetImportJob).
+
+The manifest lists one read set per row: ``sample_id, subject_id, name, read1, read2, file_type, reference_arn,
+generated_from, description`` (CSV with a header; only the first four are required), each file a path on the
+workers' shared filesystem or an ``s3://`` URI. The form's file type and reference fill the empty cells. The
+whole manifest is checked before anything is created, and every problem is listed in one failure.
+
+All samples share one budget of upload tasks ("Upload tuning"): a run of 96 samples is at most that many upload
+tasks plus eight. A sample that fails (a file removed, invalid content) fails alone: its upload is aborted, the
+other samples are uploaded and verified, and the ``summary`` task fails naming it. Trigger the run again with
+the same manifest once the files are fixed: samples whose read set is already ACTIVE in the store are skipped.
+
+Whoever can trigger this DAG chooses which files the workers read, the manifest included: limit them with
+``[omics] allowed_local_roots`` and ``allowed_s3_prefixes`` in the Airflow configuration, as for
+``omics_upload_read_set``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG, Param
+
+from airflow_provider_omics.task_groups import upload_sequencing_run
+
+STORE_ID_PATTERN = "^[0-9]{10,36}$"
+STORE_ID_EXPECTED = "a sequence store id: 10 to 36 digits, such as 1234567890 (not the store name or ARN)"
+TUNING = "Upload tuning"
+
+with DAG(
+    dag_id="omics_upload_sequencing_run",
+    description="Upload every read set of a sequencing run's manifest into a HealthOmics sequence store",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["omics", "healthomics", "upload", "sequencing-run"],
+    params={
+        "sequence_store_id": Param(
+            "",
+            description=(
+                "The id of the destination sequence store: 10 to 36 digits, such as 1234567890. Not its name "
+                "or ARN: the HealthOmics console lists the id beside the name."
+            ),
+            schema={
+                "type": "string",
+                "title": "Sequence store id",
+                "pattern": STORE_ID_PATTERN,
+                # As in omics_upload_read_set: the `else` makes the form's refusal a sentence, not a regex.
+                "if": {"pattern": STORE_ID_PATTERN},
+                "else": {"const": STORE_ID_EXPECTED},
+            },
+        ),
+        "manifest": Param(
+            "",
+            type="string",
+            minLength=1,
+            title="Manifest",
+            description=(
+                "The run's manifest: a CSV sample sheet (header sample_id, subject_id, name, read1, read2, "
+                "file_type, reference_arn, generated_from, description) or the JSON of a StartReadSetImportJob "
+                "request. An absolute path on the workers' shared filesystem, file://..., or s3://bucket/key."
+            ),
+        ),
+        "default_file_type": Param(
+            "FASTQ",
+            type="string",
+            enum=["FASTQ", "BAM", "CRAM", "UBAM"],
+            title="Default file type",
+            description="The file type of the rows whose file_type cell is empty.",
+        ),
+        "default_reference_arn": Param(
+            None,
+            type=["null", "string"],
+            pattern="^arn:.+",
+            title="Default reference ARN (BAM and CRAM)",
+            description=(
+                "The reference of the BAM and CRAM rows whose reference_arn cell is empty: "
+                "arn:aws:omics:<region>:<account>:referenceStore/<id>/reference/<id>. Leave empty for FASTQ runs."
+            ),
+        ),
+        "part_size_mib": Param(
+            100,
+            type="integer",
+            minimum=1,
+            maximum=100,
+            title="Part size (MiB)",
+            description=(
+                "MiB per uploaded part, 1 to 100. HealthOmics takes at most 10,000 parts per file: raise it for "
+                "very large files."
+            ),
+            section=TUNING,
+        ),
+        "max_tasks": Param(
+            32,
+            type="integer",
+            minimum=1,
+            maximum=1024,
+            title="Upload tasks at most (whole run)",
+            description=(
+                "The parts of all samples are grouped so that at most this many mapped upload tasks run for the "
+                "whole run; parts of different samples share a task."
+            ),
+            section=TUNING,
+        ),
+        "max_concurrency": Param(
+            4,
+            type="integer",
+            minimum=1,
+            maximum=32,
+            title="Parts in flight per task",
+            description="How many parts each upload task sends at once, each over a connection of its own.",
+            section=TUNING,
+        ),
+    },
+) as dag:
+    upload_sequencing_run(
+        sequence_store_id="{{ params.sequence_store_id }}",
+        manifest="{{ params.manifest }}",
+        default_file_type="{{ params.default_file_type }}",
+        default_reference_arn="{{ params.default_reference_arn or '' }}",
+        part_size="{{ params.part_size_mib * 1048576 }}",
+        max_tasks="{{ params.max_tasks }}",
+        max_concurrency="{{ params.max_concurrency }}",
+        aws_conn_id="aws_default",
+    )

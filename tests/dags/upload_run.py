@@ -1,0 +1,64 @@
+"""Sequencing-run DAGs for tests/test_sequencing_run.py: ``upload_sequencing_run`` as a user writes it, and the
+same with a pause after create that a test can fill (a staged file removed after planning).
+
+Everything a run needs comes from its conf; the ``omics_test`` and ``s3_staging`` connections are defined by the
+tests in the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG
+
+from airflow_provider_omics.task_groups import upload_sequencing_run
+
+INTERLUDES: dict[str, Callable[[dict[str, Any]], None]] = {}
+PARAMS = {
+    "sequence_store_id": "",
+    "manifest": "",
+    "default_file_type": "FASTQ",
+    "default_reference_arn": "",
+    "part_size": 4096,
+    "max_tasks": 6,
+    "source_aws_conn_id": "",
+}
+DEFAULT_ARGS = {"retries": 0, "retry_delay": timedelta(0), "aws_conn_id": "omics_test"}
+RUN_ARGS: dict[str, Any] = {
+    "sequence_store_id": "{{ params.sequence_store_id }}",
+    "manifest": "{{ params.manifest }}",
+    "default_file_type": "{{ params.default_file_type }}",
+    "default_reference_arn": "{{ params.default_reference_arn or '' }}",
+    "part_size": "{{ params.part_size }}",
+    "max_tasks": "{{ params.max_tasks }}",
+    "source_aws_conn_id": "{{ params.source_aws_conn_id or '' }}",
+    "aws_conn_id": "omics_test",
+    # The emulator activates read sets within a fraction of a second.
+    "waiter_delay": 0.2,
+}
+
+
+def _interlude(name: str, **context: Any) -> None:
+    action = INTERLUDES.get(name)
+    if action is not None:
+        action(context)
+
+
+with DAG(
+    dag_id="omics_upload_run", schedule=None, catchup=False, params=PARAMS, default_args=DEFAULT_ARGS
+) as omics_upload_run:
+    upload_sequencing_run(**RUN_ARGS)
+
+with DAG(
+    dag_id="omics_upload_run_interludes", schedule=None, catchup=False, params=PARAMS, default_args=DEFAULT_ARGS
+) as omics_upload_run_interludes:
+    run = upload_sequencing_run(**RUN_ARGS)
+    after_create = PythonOperator(
+        task_id="after_create", python_callable=_interlude, op_kwargs={"name": "after_create"}
+    )
+    group_id = run.group_id
+    tasks = run.children
+    tasks[f"{group_id}.create"] >> after_create >> [tasks[f"{group_id}.upload_parts"], tasks[f"{group_id}.digest"]]

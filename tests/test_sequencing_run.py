@@ -1,0 +1,296 @@
+"""Sequencing runs end to end: one manifest, many read sets, one task budget (real Airflow ``dag.test()``, the
+emulator over HTTP, moto's S3 server for the staged files and the manifest)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_omics.operators.omics_run import pack_run_parts
+from airflow_provider_omics.testing import OmicsEmulator
+from airflow_provider_omics.testing.samples import write_bam, write_fastq
+from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSource, RunSample
+from tests.helpers import assert_no_upload_left, stored_bytes, task_states
+
+REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"
+GROUP = "upload_sequencing_run"
+BUDGET = 6
+# plan, create, digest, complete, wait_active, verify, summary, abort (and the test DAG's pause).
+FIXED_TASKS = 9
+COLUMNS = ["sample_id", "subject_id", "name", "read1", "read2", "file_type", "reference_arn"]
+
+
+def _run(dag_id: str, **conf: Any) -> Any:
+    from tests.dags import upload_run
+
+    return getattr(upload_run, dag_id).test(run_conf={**upload_run.PARAMS, **conf})
+
+
+def _manifest_csv(rows: list[dict[str, str]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({column: row.get(column, "") for column in COLUMNS})
+    return out.getvalue().encode()
+
+
+def _stage_run(tmp_path: Path, s3_staging: Any) -> tuple[str, dict[str, dict[str, bytes]], dict[str, Path]]:
+    """Twelve samples: single and paired FASTQ (gzipped and plain, local and on S3) and a BAM; the manifest on S3.
+
+    Returns the manifest's URI, per sample the staged bytes of each source, and the local path of each sample's
+    read 1 (when local).
+    """
+    rows: list[dict[str, str]] = []
+    originals: dict[str, dict[str, bytes]] = {}
+    local_read1: dict[str, Path] = {}
+    for n in range(1, 13):
+        sample = f"S{n}"
+        on_s3 = n % 3 == 0
+        paired = n % 2 == 0 and n != 12
+        if n == 12:
+            paths = [write_bam(tmp_path / f"{sample}.bam", 150, seed=n)]
+        else:
+            paths = [
+                write_fastq(
+                    tmp_path / f"{sample}_R{read}.fastq{'.gz' if n % 4 else ''}",
+                    40 + 5 * n,
+                    compress=bool(n % 4),
+                    seed=100 * n + read,
+                    prefix=f"{sample}r{read}",
+                )
+                for read in ((1, 2) if paired else (1,))
+            ]
+        uris = []
+        for path in paths:
+            if on_s3:
+                key = f"run-7/{path.name}"
+                s3_staging.client.upload_file(str(path), s3_staging.bucket, key)
+                uris.append(f"s3://{s3_staging.bucket}/{key}")
+            else:
+                uris.append(str(path))
+        if not on_s3:
+            local_read1[sample] = Path(paths[0])
+        originals[f"{sample}/{sample}-reads"] = {
+            f"SOURCE{i}": Path(path).read_bytes() for i, path in enumerate(paths, start=1)
+        }
+        rows.append(
+            {
+                "sample_id": sample,
+                "subject_id": f"subject-{n}",
+                "name": f"{sample}-reads",
+                "read1": uris[0],
+                "read2": uris[1] if len(uris) > 1 else "",
+                "file_type": "BAM" if n == 12 else "",
+            }
+        )
+    s3_staging.client.put_object(Bucket=s3_staging.bucket, Key="run-7/manifest.csv", Body=_manifest_csv(rows))
+    return f"s3://{s3_staging.bucket}/run-7/manifest.csv", originals, local_read1
+
+
+def _read_sets(client: Any, store_id: str) -> list[dict[str, Any]]:
+    return client.list_read_sets(sequenceStoreId=store_id)["readSets"]
+
+
+def _summary(dag_run: Any) -> dict[str, dict[str, Any]]:
+    rows = next(ti for ti in dag_run.get_task_instances() if ti.task_id == f"{GROUP}.summary").xcom_pull()
+    return {row["sample"]: row for row in rows}
+
+
+def _check_stored(client: Any, store_id: str, read_set_id: str, sources: dict[str, bytes]) -> None:
+    metadata = client.get_read_set_metadata(sequenceStoreId=store_id, id=read_set_id)
+    assert metadata["status"] == "ACTIVE"
+    for source, data in sources.items():
+        assert metadata["files"][source.lower()]["contentLength"] == len(data)
+        assert stored_bytes(client, store_id, read_set_id, source) == data
+        if metadata["fileType"] == "FASTQ":
+            plain = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+            assert metadata["etag"][source.lower()] == hashlib.md5(plain).hexdigest()
+
+
+def test_runs_of_parts_are_packed_into_the_budget_across_samples() -> None:
+    def sample(key: str, *parts: int) -> RunSample:
+        sources = {
+            f"SOURCE{i}": PlannedSource(uri=key, location=key, size=n, parts=n, part_size=1, fingerprint={})
+            for i, n in enumerate(parts, start=1)
+        }
+        row = ManifestRow(row=1, sample_id=key, subject_id=key, name=key, sources=[key], file_type="FASTQ")
+        return RunSample(key=key, row=row, sources=sources)
+
+    samples = [sample(f"S{n}", 3, 2) for n in range(96)] + [sample("big", 50)]
+    batches = pack_run_parts(samples, 8)
+    assert len(batches) <= 8
+    covered = sorted(
+        (seg["sample"], seg["part_source"], n)
+        for batch in batches
+        for seg in batch
+        for n in range(seg["first_part"], seg["last_part"] + 1)
+    )
+    expected = sorted(
+        (s.key, source, n) for s in samples for source, p in s.sources.items() for n in range(1, p["parts"] + 1)
+    )
+    assert covered == expected
+    assert pack_run_parts([], 8) == []
+
+
+def test_twelve_samples_from_a_manifest_on_s3_within_the_budget(
+    airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, store_id: str, s3_staging: Any, tmp_path: Path
+) -> None:
+    manifest, originals, _ = _stage_run(tmp_path, s3_staging)
+
+    dag_run = _run(
+        "omics_upload_run",
+        sequence_store_id=store_id,
+        manifest=manifest,
+        default_reference_arn=REFERENCE_ARN,
+        source_aws_conn_id="s3_staging",
+        max_tasks=BUDGET,
+    )
+
+    states = task_states(dag_run)
+    assert dag_run.state == "success", states
+    assert 1 < len(states["upload_parts"]) <= BUDGET, states
+    # The task count does not grow with the samples: the budget plus the run's fixed steps.
+    instances = len(dag_run.get_task_instances())
+    assert instances == len(states["upload_parts"]) + FIXED_TASKS - 1 <= BUDGET + FIXED_TASKS
+    print(f"12 samples: {instances} task instances, {len(states['upload_parts'])} upload tasks, budget {BUDGET}")
+    client = emulator.client()
+    summary = _summary(dag_run)
+    assert set(summary) == set(originals)
+    read_sets = _read_sets(client, store_id)
+    assert len(read_sets) == 12
+    for key, sources in originals.items():
+        row = summary[key]
+        assert row["status"] == "verified" and row["verified"], row
+        assert row["bytes"] == sum(len(data) for data in sources.values())
+        _check_stored(client, store_id, row["read_set_id"], sources)
+    assert_no_upload_left(client, store_id)
+
+
+def test_a_manifest_with_problems_fails_once_listing_every_row_and_creates_nothing(
+    airflow_db: Path,
+    emulator: OmicsEmulator,
+    omics_conn: str,
+    store_id: str,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    good = write_fastq(tmp_path / "good.fastq", 20, seed=1)
+    bam = write_bam(tmp_path / "aligned.bam", 20)
+    rows = [
+        {"sample_id": "S1", "subject_id": "p1", "name": "S1", "read1": str(good)},
+        {"sample_id": "S2", "subject_id": "p2", "name": "S2", "read1": str(tmp_path / "missing.fastq")},
+        {"sample_id": "S3", "subject_id": "p3", "name": "S3", "read1": str(bam), "file_type": "BAM"},
+        {"sample_id": "S4", "subject_id": "p4", "name": "S4", "read1": str(good)},
+        {"sample_id": "S5", "subject_id": "p5", "name": "S5", "read1": str(tmp_path / "x.fastq"), "file_type": "SAM"},
+    ]
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_bytes(_manifest_csv(rows))
+
+    dag_run = _run("omics_upload_run", sequence_store_id=store_id, manifest=str(manifest))
+
+    states = task_states(dag_run)
+    assert dag_run.state == "failed", states
+    # One failure, in the plan; nothing after it fails too.
+    failed = [ti.task_id for ti in dag_run.get_task_instances() if ti.state == "failed"]
+    assert failed == [f"{GROUP}.plan"], states
+    # dag.test() prints the task logs.
+    log = "".join(capfd.readouterr())
+    for row in (2, 3, 4, 5):
+        assert f"row {row}" in log, log[-3000:]
+    assert "missing.fastq" in log and "reference" in log and "SAM" in log
+    client = emulator.client()
+    assert _read_sets(client, store_id) == []
+    assert_no_upload_left(client, store_id)
+
+
+def test_failing_samples_fail_alone_and_a_second_run_uploads_only_them(
+    airflow_db: Path,
+    emulator: OmicsEmulator,
+    omics_conn: str,
+    store_id: str,
+    s3_staging: Any,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from tests.dags import upload_run
+
+    manifest, originals, local_read1 = _stage_run(tmp_path, s3_staging)
+    removed, invalid = "S1/S1-reads", "S5/S5-reads"
+    removed_path, invalid_path = local_read1["S1"], local_read1["S5"]
+    # Not FASTQ: the service takes the parts and fails the read set at activation (UPLOAD_FAILED).
+    good_s5 = invalid_path.read_bytes()
+    invalid_path.write_bytes(b"this is not a FASTQ record\n" * 200)
+    originals[invalid] = {"SOURCE1": invalid_path.read_bytes()}
+    conf = {
+        "sequence_store_id": store_id,
+        "manifest": manifest,
+        "default_reference_arn": REFERENCE_ARN,
+        "source_aws_conn_id": "s3_staging",
+        "max_tasks": BUDGET,
+    }
+    upload_run.INTERLUDES["after_create"] = lambda context: removed_path.unlink()
+    try:
+        dag_run = _run("omics_upload_run_interludes", **conf)
+    finally:
+        upload_run.INTERLUDES.clear()
+
+    states = task_states(dag_run)
+    assert dag_run.state == "failed", states
+    summary = _summary_of_failed(dag_run)
+    assert summary["failed"] == {removed, invalid}, summary
+    log = "".join(capfd.readouterr())
+    assert "2 of 12 sample(s) failed" in log and removed in log and invalid in log
+    reasons = {key: summary["samples"][key]["reason"] for key in (removed, invalid)}
+    assert "UPLOAD_FAILED" in reasons[invalid] and "no longer exists" in reasons[removed], reasons
+    client = emulator.client()
+    assert_no_upload_left(client, store_id)
+    by_name = {rs["name"]: rs for rs in _read_sets(client, store_id)}
+    for key, sources in originals.items():
+        if key in (removed, invalid):
+            continue
+        _check_stored(client, store_id, by_name[key.split("/")[1]]["id"], sources)
+    assert "S1-reads" not in by_name and by_name["S5-reads"]["status"] == "UPLOAD_FAILED"
+    first_ids = {rs["id"] for rs in _read_sets(client, store_id)}
+
+    # Resume: the files are staged again (S1 restored, S5 corrected) and the same manifest is triggered again.
+    write_fastq(removed_path, 45, compress=True, seed=101, prefix="S1r1")
+    invalid_path.write_bytes(good_s5)
+    dag_run = _run("omics_upload_run", **conf)
+
+    states = task_states(dag_run)
+    assert dag_run.state == "success", states
+    summary_rows = _summary(dag_run)
+    new = {rs["id"] for rs in _read_sets(client, store_id)} - first_ids
+    assert len(new) == 2
+    for key, row in summary_rows.items():
+        if key in (removed, invalid):
+            assert row["status"] == "verified" and row["read_set_id"] in new, row
+        else:
+            assert row["status"] == "skipped (already stored)" and row["read_set_id"] in first_ids, row
+    _check_stored(client, store_id, summary_rows[removed]["read_set_id"], {"SOURCE1": removed_path.read_bytes()})
+    _check_stored(client, store_id, summary_rows[invalid]["read_set_id"], {"SOURCE1": good_s5})
+    # Exactly one ACTIVE read set per sample.
+    active = [(rs["sampleId"], rs["name"]) for rs in _read_sets(client, store_id) if rs["status"] == "ACTIVE"]
+    assert sorted(active) == sorted(set(active)) and len(active) == 12
+    assert_no_upload_left(client, store_id)
+
+
+def _summary_of_failed(dag_run: Any) -> dict[str, Any]:
+    """What the run reported per sample although its summary failed: the samples of the last step."""
+    verify = next(ti for ti in dag_run.get_task_instances() if ti.task_id == f"{GROUP}.verify").xcom_pull()
+    return {"failed": {key for key, sample in verify.items() if sample["status"] == "failed"}, "samples": verify}
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_interludes() -> Any:
+    from tests.dags import upload_run
+
+    yield
+    upload_run.INTERLUDES.clear()
