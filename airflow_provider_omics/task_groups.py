@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +29,23 @@ DEFAULT_UPLOAD_RETRIES = 3
 # worker lost in the middle of one of them is retried rather than failing the run.
 DEFAULT_SERVICE_RETRIES = 2
 DEFAULT_RETRY_DELAY = timedelta(seconds=10)
+
+
+def _retries(group: TaskGroup, aws: dict[str, Any]) -> Callable[[int | None, int], dict[str, Any]]:
+    """The task arguments with a retry count: ``count`` when given; else what the user set for every task (the
+    DAG's default_args, the group's, ``task_kwargs``), left alone; else ``default``, 10 s apart unless a
+    ``retry_delay`` is set."""
+    user_defaults = {**((group.dag.default_args if group.dag else None) or {}), **group.default_args, **aws}
+
+    def with_retries(count: int | None, default: int) -> dict[str, Any]:
+        if count is not None:
+            return {**aws, "retries": count}
+        if "retries" in user_defaults:
+            return aws
+        delay = {} if "retry_delay" in user_defaults else {"retry_delay": DEFAULT_RETRY_DELAY}
+        return {**delay, **aws, "retries": default}
+
+    return with_retries
 
 
 def upload_read_set(
@@ -84,17 +101,7 @@ def upload_read_set(
     """
     aws = {"aws_conn_id": aws_conn_id, "region_name": region_name, **task_kwargs}
     with TaskGroup(group_id=group_id) as group:
-        # What the user set for every task (the DAG's default_args, the group's, task_kwargs) is left alone.
-        user_defaults = {**((group.dag.default_args if group.dag else None) or {}), **group.default_args, **aws}
-
-        def with_retries(count: int | None, default: int) -> dict[str, Any]:
-            if count is not None:
-                return {**aws, "retries": count}
-            if "retries" in user_defaults:
-                return aws
-            delay = {} if "retry_delay" in user_defaults else {"retry_delay": DEFAULT_RETRY_DELAY}
-            return {**delay, **aws, "retries": default}
-
+        with_retries = _retries(group, aws)
         service = with_retries(service_retries, DEFAULT_SERVICE_RETRIES)
         split = OmicsSplitReadSetOperator(
             task_id="split",
@@ -270,16 +277,7 @@ def upload_sequencing_run(
         "allowed_s3_prefixes": allowed_s3_prefixes,
     }
     with TaskGroup(group_id=group_id) as group:
-        user_defaults = {**((group.dag.default_args if group.dag else None) or {}), **group.default_args, **aws}
-
-        def with_retries(count: int | None, default: int) -> dict[str, Any]:
-            if count is not None:
-                return {**aws, "retries": count}
-            if "retries" in user_defaults:
-                return aws
-            delay = {} if "retry_delay" in user_defaults else {"retry_delay": DEFAULT_RETRY_DELAY}
-            return {**delay, **aws, "retries": default}
-
+        with_retries = _retries(group, aws)
         service = with_retries(service_retries, DEFAULT_SERVICE_RETRIES)
         plan = OmicsPlanSequencingRunOperator(
             task_id="plan",
