@@ -37,6 +37,13 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_omics.sensors.omics"]}],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_omics.triggers.omics"]}],
         "extra-links": ["airflow_provider_omics.links.omics.OmicsReadSetLink"],
+        "asset-uris": [
+            {
+                "schemes": ["omics"],
+                "handler": "airflow_provider_omics.assets.omics.sanitize_uri",
+                "factory": "airflow_provider_omics.assets.omics.create_asset",
+            }
+        ],
         "config": {
             "omics": {
                 "description": "Settings of the AWS HealthOmics provider.",

@@ -25,8 +25,11 @@ def test_every_example_dag_imports_without_errors(dagbag: Any) -> None:
         "omics_paired_fastq_s3",
         "omics_bam_with_reference",
         "omics_upload_sequencing_run",
+        "omics_analyze_arriving_read_sets",
     }
     for dag_id in dagbag.dag_ids:
+        if dag_id == "omics_analyze_arriving_read_sets":
+            continue
         task_ids = {t.task_id.rsplit(".", 1)[-1] for t in dagbag.get_dag(dag_id).tasks}
         first = "plan" if dag_id == "omics_upload_sequencing_run" else "split"
         assert {first, "create", "upload_parts", "complete", "abort", "wait_active", "digest", "verify"} <= task_ids
@@ -87,3 +90,10 @@ def test_the_form_has_titles_and_descriptions_for_the_ui(dagbag: Any) -> None:
         schema = params.get_param(name).schema
         assert schema.get("title"), name
     assert params.get_param("source_file_type").schema["enum"] == ["FASTQ", "BAM", "CRAM", "UBAM"]
+
+
+def test_the_downstream_example_is_scheduled_on_the_store_asset(dagbag: Any) -> None:
+    from airflow.sdk import Asset
+
+    dag = dagbag.get_dag("omics_analyze_arriving_read_sets")
+    assert dag.schedule == [Asset("omics://us-east-1/123456789012/sequence-store/1234567890")]

@@ -103,6 +103,42 @@ def _summary(dag_run: Any) -> dict[str, dict[str, Any]]:
     return {row["sample"]: row for row in rows}
 
 
+def _asset_events(dag_run: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The asset events the run emitted: (asset URI, extra) each."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetModel.uri, AssetEvent.extra)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetEvent.source_dag_id == dag_run.dag_id, AssetEvent.source_run_id == dag_run.run_id)
+        ).all()
+    return [(uri, dict(extra)) for uri, extra in rows]
+
+
+def _check_events(client: Any, store_id: str, dag_run: Any, read_set_ids: set[str]) -> None:
+    """One event per read set verified by the run, on the store's asset, naming the read set and its ETags."""
+    events = _asset_events(dag_run)
+    arn = client.get_sequence_store(id=store_id)["arn"]
+    region, account = arn.split(":")[3:5]
+    assert {uri for uri, _ in events} == (
+        {f"omics://{region}/{account}/sequence-store/{store_id}"} if events else set()
+    )
+    assert sorted(extra["read_set_id"] for _, extra in events) == sorted(read_set_ids)
+    for _, extra in events:
+        metadata = client.get_read_set_metadata(sequenceStoreId=store_id, id=extra["read_set_id"])
+        assert metadata["status"] == "ACTIVE" and extra["verified"] is True
+        assert (extra["sample_id"], extra["name"], extra["file_type"]) == (
+            metadata["sampleId"],
+            metadata["name"],
+            metadata["fileType"],
+        )
+        assert extra["etags"] == {k: v for k, v in metadata["etag"].items() if k.startswith("source")}
+        assert extra["etag_verified"] is (metadata["fileType"] == "FASTQ")
+
+
 def _check_stored(client: Any, store_id: str, read_set_id: str, sources: dict[str, bytes]) -> None:
     metadata = client.get_read_set_metadata(sequenceStoreId=store_id, id=read_set_id)
     assert metadata["status"] == "ACTIVE"
@@ -170,6 +206,56 @@ def test_twelve_samples_from_a_manifest_on_s3_within_the_budget(
         assert row["status"] == "verified" and row["verified"], row
         assert row["bytes"] == sum(len(data) for data in sources.values())
         _check_stored(client, store_id, row["read_set_id"], sources)
+    assert_no_upload_left(client, store_id)
+    _check_events(client, store_id, dag_run, {row["read_set_id"] for row in summary.values()})
+
+
+def test_checksums_too_many_for_xcom_are_read_back_from_the_service(
+    airflow_db: Path,
+    emulator: OmicsEmulator,
+    omics_conn: str,
+    store_id: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from airflow_provider_omics.operators import omics
+
+    # No checksum fits: every part task returns only which parts it uploaded.
+    monkeypatch.setattr(omics, "RUN_CHECKSUMS_LIMIT", 0)
+    rows, originals = [], {}
+    for n in (1, 2, 3):
+        reads = [write_fastq(tmp_path / f"S{n}_R{r}.fastq", 60, seed=10 * n + r) for r in (1, 2)[: n % 2 + 1]]
+        originals[f"S{n}/S{n}"] = {f"SOURCE{i}": p.read_bytes() for i, p in enumerate(reads, start=1)}
+        rows.append(
+            {
+                "sample_id": f"S{n}",
+                "subject_id": "p",
+                "name": f"S{n}",
+                "read1": str(reads[0]),
+                "read2": str(reads[1]) if len(reads) > 1 else "",
+            }
+        )
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_bytes(_manifest_csv(rows))
+
+    dag_run = _run("omics_upload_run", sequence_store_id=store_id, manifest=str(manifest), max_tasks=2)
+
+    assert dag_run.state == "success", task_states(dag_run)
+    parts = [
+        ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index)
+        for ti in dag_run.get_task_instances()
+        if ti.task_id == f"{GROUP}.upload_parts"
+    ]
+    runs = [run for result in parts for sample_runs in result["parts"].values() for run in sample_runs]
+    assert runs and all(run["checksums"] is None for run in runs), parts
+    log = "".join(capfd.readouterr())
+    assert "complete reads them back from the service" in log and "Parts missing from XCom, asking the service" in log
+    client = emulator.client()
+    summary = _summary(dag_run)
+    for key, sources in originals.items():
+        assert summary[key]["status"] == "verified", summary[key]
+        _check_stored(client, store_id, summary[key]["read_set_id"], sources)
     assert_no_upload_left(client, store_id)
 
 
@@ -258,6 +344,8 @@ def test_failing_samples_fail_alone_and_a_second_run_uploads_only_them(
         _check_stored(client, store_id, by_name[key.split("/")[1]]["id"], sources)
     assert "S1-reads" not in by_name and by_name["S5-reads"]["status"] == "UPLOAD_FAILED"
     first_ids = {rs["id"] for rs in _read_sets(client, store_id)}
+    # The verified read sets are announced, the failed samples are not.
+    _check_events(client, store_id, dag_run, {rs["id"] for rs in by_name.values() if rs["status"] == "ACTIVE"})
 
     # Resume: the files are staged again (S1 restored, S5 corrected) and the same manifest is triggered again.
     write_fastq(removed_path, 45, compress=True, seed=101, prefix="S1r1")
@@ -276,6 +364,8 @@ def test_failing_samples_fail_alone_and_a_second_run_uploads_only_them(
             assert row["status"] == "skipped (already stored)" and row["read_set_id"] in first_ids, row
     _check_stored(client, store_id, summary_rows[removed]["read_set_id"], {"SOURCE1": removed_path.read_bytes()})
     _check_stored(client, store_id, summary_rows[invalid]["read_set_id"], {"SOURCE1": good_s5})
+    # Only the two new read sets are announced: the skipped samples were announced by the first run.
+    _check_events(client, store_id, dag_run, new)
     # Exactly one ACTIVE read set per sample.
     active = [(rs["sampleId"], rs["name"]) for rs in _read_sets(client, store_id) if rs["status"] == "ACTIVE"]
     assert sorted(active) == sorted(set(active)) and len(active) == 12

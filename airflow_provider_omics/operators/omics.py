@@ -20,8 +20,15 @@ from airflow.providers.common.compat.sdk import (
     AirflowFailException,
     conf,
 )
+from airflow.sdk import AssetAlias, BaseOperator
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, NoCredentialsError
 
+from airflow_provider_omics.assets.omics import (
+    READ_SETS_ALIAS,
+    emit_read_set_event,
+    read_set_event_extra,
+    read_sets_alias,
+)
 from airflow_provider_omics.hooks.omics import REQUEST_TAG, OmicsHook, error_code, is_transient
 from airflow_provider_omics.links.omics import OmicsReadSetLink
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors, service_failure, source_errors
@@ -37,12 +44,15 @@ from airflow_provider_omics.utils.inputs import (
 from airflow_provider_omics.utils.parts import (
     MAX_PART_SIZE,
     PART_SOURCES,
+    RUN_CHECKSUMS_LIMIT,
     PartPlanError,
     PartRange,
     batch_parts,
     check_complete_parts,
     check_part_count,
     check_part_size,
+    checksum_chars,
+    compact_parts,
     flatten_part_results,
     missing_parts,
     part_range,
@@ -650,7 +660,8 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
 
         A sample whose segment cannot be uploaded for good (its source changed or vanished, a permanent service
         error) is reported in ``failed`` and the other samples' segments carry on; complete aborts that sample.
-        A transient failure fails the task after the other segments, so that Airflow retries it.
+        A transient failure fails the task after the other segments, so that Airflow retries it. The parts are
+        returned compact (:class:`~airflow_provider_omics.utils.payloads.PartRun`).
         """
         results = RunPartResults(parts={}, failed={})
         transient: list[str] = []
@@ -677,9 +688,20 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
                 self.log.error("%s: %s", sample, err)
                 transient.append(f"{sample}: {err}")
                 continue
-            results["parts"].setdefault(sample, []).extend(parts)
+            results["parts"].setdefault(sample, []).extend(compact_parts(parts))
         if transient:
             raise AirflowException("Parts of these samples failed and may succeed on a retry: " + "; ".join(transient))
+        carried = sum(checksum_chars(runs) for runs in results["parts"].values())
+        if carried > RUN_CHECKSUMS_LIMIT:
+            for runs in results["parts"].values():
+                for run in runs:
+                    run["checksums"] = None
+            self.log.info(
+                "%d characters of checksums are more than XCom should carry (%d): complete reads them back from "
+                "the service (ListReadSetUploadParts).",
+                carried,
+                RUN_CHECKSUMS_LIMIT,
+            )
         return results
 
     def upload_batch(self, upload_id: str, record: UploadRecord | None, segment: PartSegment) -> list[PartResult]:
@@ -955,6 +977,8 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
     :param read_set_id: the read set (``complete.output``). (templated)
     :param digests: the digest task's output. (templated)
     :param sources: the split plan (``XComArg(split, key="sources")``), for the staged sizes. (templated)
+    :param emit_asset_event: emit an asset event for the verified read set on its store's asset
+        (:mod:`airflow_provider_omics.assets.omics`), so that DAGs scheduled on the store run. (default: True)
     """
 
     aws_hook_class = OmicsHook
@@ -969,9 +993,10 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
         read_set_id: str,
         digests: DigestResult | None,
         sources: Mapping[str, PlannedSource],
+        emit_asset_event: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**with_read_sets_alias(kwargs, emit_asset_event))
         self.sequence_store_id = sequence_store_id
         self.read_set_id = read_set_id
         self.digests = digests
@@ -979,9 +1004,11 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
 
     def execute(self, context: Context) -> dict[str, Any]:
         _persist_read_set_link(context, self, self.sequence_store_id, self.read_set_id)
-        return verify_read_set(
+        verified = verify_read_set(
             self.hook, self.sequence_store_id, self.read_set_id, self.digests, self.sources, self.log
         )
+        announce_read_set(context, self, self.sequence_store_id, verified)
+        return verified
 
 
 # -- the steps, shared by the operators of one read set and those of a sequencing run ----------------------------
@@ -1192,6 +1219,10 @@ def digest_source(
     )
 
 
+# What a verified read set's asset event tells about it (GetReadSetMetadata's names).
+_EVENT_METADATA = ("id", "arn", "name", "sampleId", "subjectId", "fileType", "etag")
+
+
 def verify_read_set(
     hook: OmicsHook,
     sequence_store_id: str,
@@ -1247,7 +1278,37 @@ def verify_read_set(
             "The upload is not trustworthy: delete the read set and upload again."
         )
     log.info("Read set %s verified: %s", read_set_id, checked)
-    return {"read_set_id": read_set_id, "etag_verified": bool(digests.get("family")), "sources": checked}
+    return {
+        "read_set_id": read_set_id,
+        "etag_verified": bool(digests.get("family")),
+        "sources": checked,
+        "metadata": {key: metadata.get(key) for key in _EVENT_METADATA},
+    }
+
+
+def with_read_sets_alias(kwargs: dict[str, Any], emit: bool) -> dict[str, Any]:
+    """An operator's keyword arguments with the read sets' asset alias added to its outlets when ``emit``."""
+    if emit:
+        outlets = kwargs.get("outlets") or []
+        outlets = list(outlets) if isinstance(outlets, list | tuple) else [outlets]
+        if not any(isinstance(o, AssetAlias) and o.name == READ_SETS_ALIAS for o in outlets):
+            kwargs = {**kwargs, "outlets": [*outlets, read_sets_alias()]}
+    return kwargs
+
+
+def announce_read_set(
+    context: Context, task: BaseOperator, sequence_store_id: str, verified: Mapping[str, Any]
+) -> None:
+    """Emit the verified read set's asset event on its store's asset, when the task has the read sets' alias in
+    its outlets (:mod:`airflow_provider_omics.assets.omics`)."""
+    if not any(isinstance(o, AssetAlias) and o.name == READ_SETS_ALIAS for o in task.outlets or []):
+        return
+    metadata = verified["metadata"]
+    extra = read_set_event_extra(
+        sequence_store_id, metadata, verified=True, etag_verified=bool(verified.get("etag_verified"))
+    )
+    asset = emit_read_set_event(context, metadata, extra)
+    task.log.info("Asset event for read set %s on %s", metadata.get("id"), asset.uri)
 
 
 # The operators of a sequencing run live in omics_run.py, which builds on this module; importing them here lazily

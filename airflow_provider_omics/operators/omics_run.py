@@ -27,6 +27,7 @@ from airflow_provider_omics.operators.omics import (
     _check_store,
     _StagedSourceOperator,
     abort_request,
+    announce_read_set,
     check_request,
     complete_or_find,
     create_or_reuse,
@@ -34,15 +35,17 @@ from airflow_provider_omics.operators.omics import (
     digest_source,
     request_token,
     verify_read_set,
+    with_read_sets_alias,
 )
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
 from airflow_provider_omics.utils.inputs import allow_lists, as_int, check_store_id
 from airflow_provider_omics.utils.manifest import validate_manifest
-from airflow_provider_omics.utils.parts import MAX_PART_SIZE, PartPlanError, missing_parts
+from airflow_provider_omics.utils.parts import MAX_PART_SIZE, PartPlanError, expand_parts
 from airflow_provider_omics.utils.payloads import (
     UPLOAD_RECORD_KEY,
     DigestResult,
     ManifestRow,
+    PartResult,
     PartSegment,
     PlannedSource,
     RunSample,
@@ -353,13 +356,13 @@ class OmicsCompleteRunUploadsOperator(_RunStepOperator):
         if self.samples is None:
             raise AirflowSkipException("The create task did not finish: nothing to complete.")
         samples = run_samples(self.samples)
-        parts: dict[str, list[dict[str, Any]]] = {}
+        runs: dict[str, list[Mapping[str, Any]]] = {}
         part_failures: dict[str, str] = {}
         for result in self.parts or []:
             if not isinstance(result, Mapping):
                 continue
-            for key, sample_parts in (result.get("parts") or {}).items():
-                parts.setdefault(key, []).extend(dict(p) for p in sample_parts)
+            for key, sample_runs in (result.get("parts") or {}).items():
+                runs.setdefault(key, []).extend(sample_runs)
             part_failures.update(result.get("failed") or {})
         for sample in samples.values():
             if sample.status != "created" or sample.record is None:
@@ -370,19 +373,29 @@ class OmicsCompleteRunUploadsOperator(_RunStepOperator):
                 continue
             expected = {source: planned["parts"] for source, planned in sample.sources.items()}
             reason = part_failures.get(sample.key)
+            parts: list[PartResult] = []
             if reason is None:
-                missing = missing_parts(parts.get(sample.key, []), expected)
-                if missing:
+                try:
+                    parts, covered = expand_parts(runs.get(sample.key, []))
+                except PartPlanError as err:
+                    reason = f"the part tasks' results are malformed: {err}"
+                    covered = {}
+                missing = {
+                    source: total - len(covered.get(source, set()) & set(range(1, total + 1)))
+                    for source, total in expected.items()
+                }
+                if reason is None and any(missing.values()):
                     reason = "parts did not arrive (an upload task failed: see upload_parts): " + ", ".join(
-                        f"{source} {len(numbers)} of {expected[source]}" for source, numbers in missing.items()
+                        f"{source} {count} of {expected[source]}" for source, count in missing.items() if count
                     )
             if reason is None:
                 try:
+                    # Parts whose checksums were left with the service are read back from it by complete.
                     sample.read_set_id = complete_or_find(
                         self.hook,
                         record.sequence_store_id,
                         record.upload_id,
-                        [parts[sample.key]],
+                        [parts],
                         expected,
                         record,
                         self.aws_conn_id,
@@ -542,15 +555,23 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
     :param sequence_store_id: the sequence store's id. (templated)
     :param samples: the wait task's output. (templated)
     :param digests: the digest task's output. (templated)
+    :param emit_asset_event: emit an asset event for each verified read set on its store's asset
+        (:mod:`airflow_provider_omics.assets.omics`), so that DAGs scheduled on the store run. (default: True)
     """
 
     template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples", "digests")
     ui_color = "#e8f0d7"
 
     def __init__(
-        self, *, sequence_store_id: str, samples: Mapping[str, Any] | None, digests: Any = None, **kwargs: Any
+        self,
+        *,
+        sequence_store_id: str,
+        samples: Mapping[str, Any] | None,
+        digests: Any = None,
+        emit_asset_event: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**with_read_sets_alias(kwargs, emit_asset_event))
         self.sequence_store_id = sequence_store_id
         self.samples = samples
         self.digests = digests
@@ -569,13 +590,14 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
                 self.failed(sample, "digest", "no digest was computed (see the digest task)")
                 continue
             try:
-                verify_read_set(
+                verified = verify_read_set(
                     self.hook, self.sequence_store_id, sample.read_set_id, digests[key], sample.sources, self.log
                 )
             except AirflowFailException as err:
                 self.failed(sample, "verify", str(err))
                 continue
             sample.status, sample.verified = "verified", True
+            announce_read_set(context, self, self.sequence_store_id, verified)
         return {key: sample.to_dict() for key, sample in samples.items()}
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_omics.utils.payloads import PartResult
+from airflow_provider_omics.utils.payloads import PartResult, PartRun
 
 # HealthOmics API reference, UploadReadSetPart: "Each part cannot be larger than 100 MB"; AWS's own uploader
 # (aws-healthomics-tools) uses 100 MiB parts, and so does the user guide's `split -b 100MiB`.
@@ -181,3 +181,48 @@ def _ranges(numbers: Sequence[int]) -> str:
         if n is not None:
             start = prev = n
     return ", ".join(spans)
+
+
+# The checksums a run's part task carries through XCom at most (characters of checksums, about the bytes of its
+# XCom value): beyond it the task returns only which parts it uploaded, and complete reads their checksums back
+# from the service (ListReadSetUploadParts), so that no XCom value nears Airflow's and the database's limits.
+RUN_CHECKSUMS_LIMIT = 256 * 1024
+
+
+def compact_parts(parts: Iterable[Mapping[str, Any]]) -> list[PartRun]:
+    """Uploaded parts as runs of consecutive part numbers per source, each with its checksums in order."""
+    runs: list[PartRun] = []
+    for part in sorted(parts, key=lambda p: (p["partSource"], int(p["partNumber"]))):
+        source, number = part["partSource"], int(part["partNumber"])
+        last = runs[-1] if runs else None
+        if last is not None and last["partSource"] == source and last["last"] + 1 == number:
+            last["last"] = number
+            assert last["checksums"] is not None
+            last["checksums"].append(str(part["checksum"]))
+        else:
+            runs.append(PartRun(partSource=source, first=number, last=number, checksums=[str(part["checksum"])]))
+    return runs
+
+
+def checksum_chars(runs: Iterable[PartRun]) -> int:
+    """How many characters of checksums ``runs`` carry."""
+    return sum(len(c) + 3 for run in runs for c in run["checksums"] or [])
+
+
+def expand_parts(runs: Iterable[Mapping[str, Any]]) -> tuple[list[PartResult], dict[str, set[int]]]:
+    """The parts of ``runs`` (see :func:`compact_parts`): those whose checksums were carried, as PartResult, and
+    per source every part number the runs cover (carried or left with the service)."""
+    parts: list[PartResult] = []
+    covered: dict[str, set[int]] = {}
+    for run in runs:
+        source, first, last = run["partSource"], int(run["first"]), int(run["last"])
+        covered.setdefault(source, set()).update(range(first, last + 1))
+        checksums = run.get("checksums")
+        if checksums is not None:
+            if len(checksums) != last - first + 1:
+                raise PartPlanError(f"{source} parts {first}-{last} carry {len(checksums)} checksums")
+            parts.extend(
+                PartResult(partNumber=first + i, partSource=source, checksum=checksum)
+                for i, checksum in enumerate(checksums)
+            )
+    return parts, covered

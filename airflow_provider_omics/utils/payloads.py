@@ -191,10 +191,25 @@ class PartSegment(TypedDict):
     fingerprint: dict[str, Any]
 
 
+class PartRun(TypedDict):
+    """Consecutive uploaded parts of one source, as a sequencing run's part task returns them (compact: a run of
+    230,000 parts must not carry 230,000 dicts through XCom).
+
+    ``checksums[i]`` is the checksum of part ``first + i``. ``checksums`` is None when the task left them with
+    the service because they were too many to carry (see ``RUN_CHECKSUMS_LIMIT`` in ``utils/parts.py``); the
+    complete step then reads them back with ListReadSetUploadParts.
+    """
+
+    partSource: str
+    first: int
+    last: int
+    checksums: list[str] | None
+
+
 class RunPartResults(TypedDict):
     """What a part task of a sequencing run returns: the uploaded parts per sample, and the samples that failed."""
 
-    parts: dict[str, list[PartResult]]
+    parts: dict[str, list[PartRun]]
     failed: dict[str, str]  # sample -> why its parts could not be uploaded
 
 

@@ -1,0 +1,94 @@
+"""The sequence store's asset: its URI, the scheme Airflow normalizes through the provider, and the event extra."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_omics.assets.omics import (
+    READ_SETS_ALIAS,
+    read_set_event_extra,
+    sequence_store_asset,
+    sequence_store_uri,
+)
+
+STORE_ARN = "arn:aws:omics:us-east-1:123456789012:sequenceStore/1234567890"
+URI = "omics://us-east-1/123456789012/sequence-store/1234567890"
+
+
+def test_a_store_or_read_set_arn_names_the_stores_asset() -> None:
+    assert sequence_store_uri("us-east-1", "123456789012", "1234567890") == URI
+    assert sequence_store_asset(STORE_ARN).uri == URI
+    assert sequence_store_asset(STORE_ARN).name == URI
+    assert sequence_store_asset(f"{STORE_ARN}/readSet/9876543210").uri == URI
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "1234567890",
+        "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890",
+        f"{STORE_ARN}/readSet/x",
+        f"{STORE_ARN}/extra",
+    ],
+)
+def test_anything_else_than_a_store_arn_is_refused_with_the_expected_form(arn: str) -> None:
+    with pytest.raises(ValueError, match="not a sequence store ARN: expected arn:aws:omics"):
+        sequence_store_asset(arn)
+
+
+def test_airflow_normalizes_the_scheme_through_the_provider(airflow_db: Path) -> None:
+    from airflow.sdk import Asset
+
+    assert Asset("omics://US-EAST-1/123456789012/sequence-store/1234567890/").uri == URI
+    with pytest.raises(ValueError, match="the path must be /<12-digit account>/sequence-store/"):
+        Asset("omics://us-east-1/1234/sequence-store/1234567890")
+    with pytest.raises(ValueError, match="the host must be an AWS region"):
+        Asset("omics://bucket/123456789012/sequence-store/1234567890")
+
+
+def test_the_event_extra_names_the_read_set_and_its_etags() -> None:
+    metadata: dict[str, Any] = {
+        "id": "9876543210",
+        "arn": f"{STORE_ARN}/readSet/9876543210",
+        "name": "S1-reads",
+        "sampleId": "S1",
+        "subjectId": "P1",
+        "fileType": "FASTQ",
+        "etag": {"algorithm": "FASTQ_MD5up", "source1": "a" * 32, "source2": "b" * 32},
+    }
+    extra = read_set_event_extra("1234567890", metadata, verified=True, etag_verified=True)
+    assert extra == {
+        "sequence_store_id": "1234567890",
+        "read_set_id": "9876543210",
+        "read_set_arn": metadata["arn"],
+        "name": "S1-reads",
+        "sample_id": "S1",
+        "subject_id": "P1",
+        "file_type": "FASTQ",
+        "etag_algorithm": "FASTQ_MD5up",
+        "etags": {"source1": "a" * 32, "source2": "b" * 32},
+        "verified": True,
+        "etag_verified": True,
+    }
+
+
+def test_the_verify_steps_emit_through_the_alias_unless_told_not_to() -> None:
+    from airflow.sdk import AssetAlias
+
+    from airflow_provider_omics.operators.omics import OmicsVerifyReadSetOperator
+    from airflow_provider_omics.operators.omics_run import OmicsVerifyRunReadSetsOperator
+
+    def verify(**kwargs: Any) -> Any:
+        return OmicsVerifyReadSetOperator(
+            task_id="verify", sequence_store_id="1234567890", read_set_id="1", digests=None, sources={}, **kwargs
+        )
+
+    assert verify().outlets == [AssetAlias(READ_SETS_ALIAS)]
+    assert verify(emit_asset_event=False).outlets == []
+    mine = AssetAlias("mine")
+    assert verify(outlets=[mine]).outlets == [mine, AssetAlias(READ_SETS_ALIAS)]
+    run = OmicsVerifyRunReadSetsOperator(task_id="verify", sequence_store_id="1234567890", samples={})
+    assert run.outlets == [AssetAlias(READ_SETS_ALIAS)]
