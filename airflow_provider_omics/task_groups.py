@@ -312,6 +312,7 @@ def upload_sequencing_run(
             sequence_store_id=sequence_store_id,
             samples=created,
             parts=part_results,
+            plan_task_id=plan.task_id,
             trigger_rule="all_done",
             **service,
         )
@@ -328,6 +329,7 @@ def upload_sequencing_run(
             task_id="wait_active",
             sequence_store_id=sequence_store_id,
             samples=completed,
+            plan=planned,
             waiter_delay=waiter_delay,
             waiter_max_attempts=waiter_max_attempts,
             **aws,
@@ -336,6 +338,7 @@ def upload_sequencing_run(
             task_id="digest",
             sequence_store_id=sequence_store_id,
             samples=created,
+            plan=planned,
             max_concurrency=digest_concurrency,
             **sources,
             **aws,
@@ -343,12 +346,17 @@ def upload_sequencing_run(
         digests: Any = digest.output
         waited: Any = wait.output
         verify = OmicsVerifyRunReadSetsOperator(
-            task_id="verify", sequence_store_id=sequence_store_id, samples=waited, digests=digests, **aws
+            task_id="verify",
+            sequence_store_id=sequence_store_id,
+            samples=waited,
+            digests=digests,
+            plan=planned,
+            **aws,
         )
         outputs: Any = [verify.output, waited, completed, created]
         # all_success: a step that failed as a whole (not one sample) leaves the summary upstream_failed, which
         # fails the run; per-sample failures reach it as data and it fails naming them.
-        summary = OmicsSequencingRunSummaryOperator(task_id="summary", samples=outputs, **aws)
+        summary = OmicsSequencingRunSummaryOperator(task_id="summary", samples=outputs, plan=planned, **aws)
         plan >> create
         [create, complete] >> abort
         [verify, wait, complete, create] >> summary

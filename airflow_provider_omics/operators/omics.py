@@ -51,8 +51,8 @@ from airflow_provider_omics.utils.parts import (
     check_complete_parts,
     check_part_count,
     check_part_size,
-    checksum_chars,
     compact_parts,
+    fit_part_runs,
     flatten_part_results,
     missing_parts,
     part_range,
@@ -691,11 +691,8 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
             results["parts"].setdefault(sample, []).extend(compact_parts(parts))
         if transient:
             raise AirflowException("Parts of these samples failed and may succeed on a retry: " + "; ".join(transient))
-        carried = sum(checksum_chars(runs) for runs in results["parts"].values())
+        carried = fit_part_runs(results["parts"], RUN_CHECKSUMS_LIMIT)
         if carried > RUN_CHECKSUMS_LIMIT:
-            for runs in results["parts"].values():
-                for run in runs:
-                    run["checksums"] = None
             self.log.info(
                 "%d characters of checksums are more than XCom should carry (%d): complete reads them back from "
                 "the service (ListReadSetUploadParts).",

@@ -51,6 +51,7 @@ from airflow_provider_omics.utils.payloads import (
     RunSample,
     UploadRecord,
     run_samples,
+    run_states,
 )
 
 if TYPE_CHECKING:
@@ -324,7 +325,7 @@ class OmicsCreateRunUploadsOperator(_RunStepOperator):
                 self.log.info("%s: started upload %s", sample.key, record.upload_id)
         if transient:
             raise AirflowException("Creating these uploads may succeed on a retry: " + "; ".join(transient))
-        return {key: sample.to_dict() for key, sample in samples.items()}
+        return run_states(samples)
 
 
 class OmicsCompleteRunUploadsOperator(_RunStepOperator):
@@ -339,23 +340,39 @@ class OmicsCompleteRunUploadsOperator(_RunStepOperator):
     :param sequence_store_id: the sequence store's id. (templated)
     :param samples: the create task's output. (templated)
     :param parts: the mapped part tasks' output (``upload.output``). (templated)
+    :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
+        which the steps' outputs do not repeat. (templated)
+    :param plan_task_id: instead of ``plan``, the plan task whose samples to read; unlike an XComArg this also
+        works when the plan failed (then there is nothing to complete).
     """
 
-    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples", "parts")
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples", "parts", "plan")
     ui_color = "#d7e8f7"
 
     def __init__(
-        self, *, sequence_store_id: str, samples: Mapping[str, Any] | None, parts: Any = None, **kwargs: Any
+        self,
+        *,
+        sequence_store_id: str,
+        samples: Mapping[str, Any] | None,
+        parts: Any = None,
+        plan: Mapping[str, Any] | None = None,
+        plan_task_id: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.sequence_store_id = sequence_store_id
         self.samples = samples
         self.parts = parts
+        self.plan = plan
+        self.plan_task_id = plan_task_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         if self.samples is None:
             raise AirflowSkipException("The create task did not finish: nothing to complete.")
-        samples = run_samples(self.samples)
+        plan = self.plan
+        if self.plan_task_id:
+            plan = context["ti"].xcom_pull(task_ids=self.plan_task_id, key=RUN_SAMPLES_KEY)
+        samples = run_samples(self.samples, plan)
         runs: dict[str, list[Mapping[str, Any]]] = {}
         part_failures: dict[str, str] = {}
         for result in self.parts or []:
@@ -409,7 +426,7 @@ class OmicsCompleteRunUploadsOperator(_RunStepOperator):
             abort_request(
                 self.hook, record.sequence_store_id, record.upload_id, None, record, self.aws_conn_id, self.log
             )
-        return {key: sample.to_dict() for key, sample in samples.items()}
+        return run_states(samples)
 
 
 class OmicsWaitRunReadSetsOperator(_RunStepOperator):
@@ -423,9 +440,11 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
     :param samples: the complete task's output. (templated)
     :param waiter_delay: seconds between two rounds. (default: 10)
     :param waiter_max_attempts: rounds at most. (default: 360)
+    :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
+        which the steps' outputs do not repeat. (templated)
     """
 
-    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples")
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples", "plan")
     ui_color = "#66c3ff"
 
     def __init__(
@@ -435,6 +454,7 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
         samples: Mapping[str, Any] | None,
         waiter_delay: float = 10,
         waiter_max_attempts: int = 360,
+        plan: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -442,9 +462,10 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
         self.samples = samples
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
+        self.plan = plan
 
     def execute(self, context: Context) -> dict[str, Any]:
-        samples = run_samples(self.samples)
+        samples = run_samples(self.samples, self.plan)
         pending = {key: s for key, s in samples.items() if s.status == "completed" and s.read_set_id}
         for attempt in range(self.waiter_max_attempts):
             with service_errors("GetReadSetMetadata", self.aws_conn_id):
@@ -466,7 +487,7 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
                             f"{metadata.get('statusMessage') or 'no status message'}",
                         )
             if not pending:
-                return {key: sample.to_dict() for key, sample in samples.items()}
+                return run_states(samples)
             if attempt + 1 < self.waiter_max_attempts:
                 time.sleep(self.waiter_delay)
         raise AirflowException(
@@ -488,10 +509,12 @@ class OmicsDigestRunSourcesOperator(_StagedSourceOperator):
     :param sequence_store_id: the sequence store's id, whose ``eTagAlgorithmFamily`` is used. (templated)
     :param samples: the create task's output. (templated)
     :param max_concurrency: sources digested at once. (templated)
+    :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
+        which the steps' outputs do not repeat. (templated)
     """
 
     template_fields: Sequence[str] = aws_template_fields(
-        "sequence_store_id", "samples", "max_concurrency", "source_aws_conn_id"
+        "sequence_store_id", "samples", "max_concurrency", "source_aws_conn_id", "plan"
     )
     ui_color = "#e8f0d7"
 
@@ -504,6 +527,7 @@ class OmicsDigestRunSourcesOperator(_StagedSourceOperator):
         source_aws_conn_id: str | None = None,
         allowed_local_roots: str | Sequence[str] | None = None,
         allowed_s3_prefixes: str | Sequence[str] | None = None,
+        plan: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -513,9 +537,10 @@ class OmicsDigestRunSourcesOperator(_StagedSourceOperator):
         self.source_aws_conn_id = source_aws_conn_id
         self.allowed_local_roots = allowed_local_roots
         self.allowed_s3_prefixes = allowed_s3_prefixes
+        self.plan = plan
 
     def execute(self, context: Context) -> dict[str, Any]:
-        samples = {key: s for key, s in run_samples(self.samples).items() if s.status == "created"}
+        samples = {key: s for key, s in run_samples(self.samples, self.plan).items() if s.status == "created"}
         store = _check_store(self.hook, check_store_id(self.sequence_store_id), self.aws_conn_id)
         family = store.get("eTagAlgorithmFamily") or "MD5up"
         roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
@@ -555,11 +580,13 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
     :param sequence_store_id: the sequence store's id. (templated)
     :param samples: the wait task's output. (templated)
     :param digests: the digest task's output. (templated)
+    :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
+        which the steps' outputs do not repeat. (templated)
     :param emit_asset_event: emit an asset event for each verified read set on its store's asset
         (:mod:`airflow_provider_omics.assets.omics`), so that DAGs scheduled on the store run. (default: True)
     """
 
-    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples", "digests")
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples", "digests", "plan")
     ui_color = "#e8f0d7"
 
     def __init__(
@@ -569,15 +596,17 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
         samples: Mapping[str, Any] | None,
         digests: Any = None,
         emit_asset_event: bool = True,
+        plan: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**with_read_sets_alias(kwargs, emit_asset_event))
         self.sequence_store_id = sequence_store_id
         self.samples = samples
         self.digests = digests
+        self.plan = plan
 
     def execute(self, context: Context) -> dict[str, Any]:
-        samples = run_samples(self.samples)
+        samples = run_samples(self.samples, self.plan)
         digests: Mapping[str, Any] = (self.digests or {}).get("digests") or {}
         digest_failures: Mapping[str, str] = (self.digests or {}).get("failed") or {}
         for key, sample in samples.items():
@@ -598,7 +627,7 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
                 continue
             sample.status, sample.verified = "verified", True
             announce_read_set(context, self, self.sequence_store_id, verified)
-        return {key: sample.to_dict() for key, sample in samples.items()}
+        return run_states(samples)
 
 
 class OmicsSequencingRunSummaryOperator(_RunStepOperator):
@@ -610,21 +639,24 @@ class OmicsSequencingRunSummaryOperator(_RunStepOperator):
     that it can also run with ``trigger_rule="all_done"``; when no step after the plan finished it skips.
 
     :param samples: the outputs of verify, wait, complete and create, latest first. (templated)
+    :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
+        which the steps' outputs do not repeat. (templated)
     """
 
-    template_fields: Sequence[str] = aws_template_fields("samples")
+    template_fields: Sequence[str] = aws_template_fields("samples", "plan")
     ui_color = "#f0f0d7"
 
-    def __init__(self, *, samples: Sequence[Any], **kwargs: Any) -> None:
+    def __init__(self, *, samples: Sequence[Any], plan: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.samples = samples
+        self.plan = plan
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         outputs = list(self.samples or [])
         latest = next((i for i, output in enumerate(outputs) if output), None)
         if latest is None:
             raise AirflowSkipException("No step of the run finished after the plan: nothing to report.")
-        samples = run_samples(outputs[latest])
+        samples = run_samples(outputs[latest], self.plan)
         steps_missed = latest > 0
         table: list[dict[str, Any]] = []
         for key, sample in samples.items():
@@ -693,9 +725,9 @@ class OmicsAbortRunUploadsOperator(_RunStepOperator):
 
     def execute(self, context: Context) -> list[str]:
         completed = {
-            key: sample.read_set_id
-            for key, sample in run_samples(self.samples).items()
-            if sample.read_set_id and sample.status != "failed"
+            key: state["read_set_id"]
+            for key, state in (self.samples or {}).items()
+            if state.get("read_set_id") and state.get("status") != "failed"
         }
         records = self.upload_records
         if self.create_task_id:

@@ -209,6 +209,18 @@ def checksum_chars(runs: Iterable[PartRun]) -> int:
     return sum(len(c) + 3 for run in runs for c in run["checksums"] or [])
 
 
+def fit_part_runs(runs_by_sample: Mapping[str, list[PartRun]], limit: int = RUN_CHECKSUMS_LIMIT) -> int:
+    """Leave the checksums of ``runs_by_sample`` with the service when they are more than ``limit`` characters
+    (each run keeps which parts it covers; complete reads the checksums back). Returns the characters carried
+    before; the runs are changed in place."""
+    carried = sum(checksum_chars(runs) for runs in runs_by_sample.values())
+    if carried > limit:
+        for runs in runs_by_sample.values():
+            for run in runs:
+                run["checksums"] = None
+    return carried
+
+
 def expand_parts(runs: Iterable[Mapping[str, Any]]) -> tuple[list[PartResult], dict[str, set[int]]]:
     """The parts of ``runs`` (see :func:`compact_parts`): those whose checksums were carried, as PartResult, and
     per source every part number the runs cover (carried or left with the service)."""

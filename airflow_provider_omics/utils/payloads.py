@@ -7,6 +7,7 @@ what an older version of the provider pushed (unknown keys are ignored, missing 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -247,6 +248,13 @@ class RunSample:
         data["record"] = self.record.to_dict() if self.record else None
         return data
 
+    def state_dict(self) -> dict[str, Any]:
+        """The sample's state without its row and sources, which the plan's ``samples`` XCom holds once: what
+        the run's steps after the plan return, so that no step's XCom repeats the whole manifest."""
+        data = self.to_dict()
+        del data["row"], data["sources"]
+        return data
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSample:
         names = {f.name for f in dataclasses.fields(cls)}
@@ -257,6 +265,20 @@ class RunSample:
         return cls(**values)
 
 
-def run_samples(data: Any) -> dict[str, RunSample]:
-    """A run step's output (sample key -> RunSample dict) as objects; empty when the step pushed nothing."""
-    return {key: RunSample.from_dict(value) for key, value in (data or {}).items()}
+def run_samples(data: Any, plan: Any = None) -> dict[str, RunSample]:
+    """A run step's output (sample key -> RunSample dict or state dict) as objects, each state completed with its
+    row and sources from ``plan`` (the plan's ``samples`` XCom); empty when the step pushed nothing."""
+    plan = plan or {}
+    samples = {}
+    for key, value in (data or {}).items():
+        if "row" not in value:
+            if key not in plan:
+                raise ValueError(f"Sample {key} is not in the run's plan: pass the plan's samples as plan=.")
+            value = {**plan[key], **value}
+        samples[key] = RunSample.from_dict(value)
+    return samples
+
+
+def run_states(samples: Mapping[str, RunSample]) -> dict[str, Any]:
+    """What a run step after the plan returns: each sample's state (:meth:`RunSample.state_dict`)."""
+    return {key: sample.state_dict() for key, sample in samples.items()}

@@ -12,8 +12,13 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG
+from airflow.sdk import DAG, XComArg
 
+from airflow_provider_omics.operators.omics_run import (
+    OmicsAbortRunUploadsOperator,
+    OmicsCreateRunUploadsOperator,
+    OmicsPlanSequencingRunOperator,
+)
 from airflow_provider_omics.task_groups import upload_sequencing_run
 
 INTERLUDES: dict[str, Callable[[dict[str, Any]], None]] = {}
@@ -62,3 +67,26 @@ with DAG(
     group_id = run.group_id
     tasks = run.children
     tasks[f"{group_id}.create"] >> after_create >> [tasks[f"{group_id}.upload_parts"], tasks[f"{group_id}.digest"]]
+
+with DAG(
+    dag_id="omics_plan_run_only", schedule=None, catchup=False, params=PARAMS, default_args=DEFAULT_ARGS
+) as omics_plan_run_only:
+    # A run's plan and create without its bytes (tests/test_run_scale.py), its uploads aborted at the end.
+    plan = OmicsPlanSequencingRunOperator(
+        task_id="plan",
+        sequence_store_id="{{ params.sequence_store_id }}",
+        manifest="{{ params.manifest }}",
+        default_file_type="{{ params.default_file_type }}",
+        part_size="{{ params.part_size }}",
+        max_tasks="{{ params.max_tasks }}",
+    )
+    create = OmicsCreateRunUploadsOperator(
+        task_id="create", sequence_store_id="{{ params.sequence_store_id }}", samples=XComArg(plan, key="samples")
+    )
+    abort = OmicsAbortRunUploadsOperator(
+        task_id="abort",
+        sequence_store_id="{{ params.sequence_store_id }}",
+        create_task_id="create",
+        trigger_rule="all_done",
+    )
+    plan >> create >> abort
