@@ -1,11 +1,11 @@
 """
 Run downstream work on every read set that arrives, verified, in a HealthOmics sequence store.
 
-The upload DAGs (``omics_upload_read_set``, ``omics_upload_sequencing_run``) emit an asset event for each read
-set they verify, on the store's asset ``omics://<region>/<account>/sequence-store/<store id>``. This DAG is
-scheduled on that asset: Airflow runs it after read sets arrive, and its run receives one event per read set
-(several at once when they arrive together). Each event's extra holds the read set's id, ARN, name, sample,
-subject, file type and ETags.
+The upload DAGs (``omics_upload_read_set``, ``omics_upload_sequencing_run``) emit an asset event for each
+task that verified read sets, on the store's asset ``omics://<region>/<account>/sequence-store/<store id>``. This
+DAG is scheduled on that asset: Airflow runs it after read sets arrive, and its run receives the events since its
+last run. Each event's extra lists the read sets verified (``read_sets``: id, ARN, name, sample, subject, file
+type and ETags each); ``analyze`` runs once per read set.
 
 ``analyze`` is where an analysis starts (a HealthOmics workflow run with the read set as its input, say); here it
 checks that the read set is ACTIVE and logs what it would analyze. Set ``OMICS_SEQUENCE_STORE_ARN`` (the store's
@@ -38,9 +38,13 @@ with DAG(
 
     @task
     def arrived_read_sets(*, triggering_asset_events: Any = None) -> list[dict[str, Any]]:
-        """One entry per asset event that triggered this run: the read sets to analyze."""
+        """Every read set of the asset events that triggered this run: the read sets to analyze."""
         events = triggering_asset_events[SEQUENCE_STORE] if triggering_asset_events else []
-        return [dict(event.extra) for event in events]
+        return [
+            {"sequence_store_id": event.extra["sequence_store_id"], **read_set}
+            for event in events
+            for read_set in event.extra.get("read_sets", [])
+        ]
 
     @task(map_index_template="{{ read_set.sample_id }} {{ read_set.read_set_id }}")
     def analyze(read_set: dict[str, Any]) -> str:

@@ -9,7 +9,8 @@ import pytest
 
 from airflow_provider_omics.assets.omics import (
     READ_SETS_ALIAS,
-    read_set_event_extra,
+    read_set_entry,
+    read_sets_event_extra,
     sequence_store_asset,
     sequence_store_uri,
 )
@@ -49,7 +50,7 @@ def test_airflow_normalizes_the_scheme_through_the_provider(airflow_db: Path) ->
         Asset("omics://bucket/123456789012/sequence-store/1234567890")
 
 
-def test_the_event_extra_names_the_read_set_and_its_etags() -> None:
+def test_the_event_extra_lists_each_read_set_with_its_etags() -> None:
     metadata: dict[str, Any] = {
         "id": "9876543210",
         "arn": f"{STORE_ARN}/readSet/9876543210",
@@ -59,9 +60,8 @@ def test_the_event_extra_names_the_read_set_and_its_etags() -> None:
         "fileType": "FASTQ",
         "etag": {"algorithm": "FASTQ_MD5up", "source1": "a" * 32, "source2": "b" * 32},
     }
-    extra = read_set_event_extra("1234567890", metadata, verified=True, etag_verified=True)
-    assert extra == {
-        "sequence_store_id": "1234567890",
+    entry = read_set_entry(metadata, etag_verified=True)
+    assert entry == {
         "read_set_id": "9876543210",
         "read_set_arn": metadata["arn"],
         "name": "S1-reads",
@@ -70,9 +70,9 @@ def test_the_event_extra_names_the_read_set_and_its_etags() -> None:
         "file_type": "FASTQ",
         "etag_algorithm": "FASTQ_MD5up",
         "etags": {"source1": "a" * 32, "source2": "b" * 32},
-        "verified": True,
         "etag_verified": True,
     }
+    assert read_sets_event_extra("1234567890", [entry]) == {"sequence_store_id": "1234567890", "read_sets": [entry]}
 
 
 def test_the_verify_steps_emit_through_the_alias_unless_told_not_to() -> None:

@@ -119,24 +119,27 @@ def _asset_events(dag_run: Any) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _check_events(client: Any, store_id: str, dag_run: Any, read_set_ids: set[str]) -> None:
-    """One event per read set verified by the run, on the store's asset, naming the read set and its ETags."""
+    """One event for the read sets the run verified, on the store's asset, naming each and its ETags."""
     events = _asset_events(dag_run)
+    if not read_set_ids:
+        assert events == []
+        return
     arn = client.get_sequence_store(id=store_id)["arn"]
     region, account = arn.split(":")[3:5]
-    assert {uri for uri, _ in events} == (
-        {f"omics://{region}/{account}/sequence-store/{store_id}"} if events else set()
-    )
-    assert sorted(extra["read_set_id"] for _, extra in events) == sorted(read_set_ids)
-    for _, extra in events:
-        metadata = client.get_read_set_metadata(sequenceStoreId=store_id, id=extra["read_set_id"])
-        assert metadata["status"] == "ACTIVE" and extra["verified"] is True
-        assert (extra["sample_id"], extra["name"], extra["file_type"]) == (
+    [(uri, extra)] = events
+    assert uri == f"omics://{region}/{account}/sequence-store/{store_id}"
+    assert extra["sequence_store_id"] == store_id
+    assert sorted(entry["read_set_id"] for entry in extra["read_sets"]) == sorted(read_set_ids)
+    for entry in extra["read_sets"]:
+        metadata = client.get_read_set_metadata(sequenceStoreId=store_id, id=entry["read_set_id"])
+        assert metadata["status"] == "ACTIVE" and entry["read_set_arn"] == metadata["arn"]
+        assert (entry["sample_id"], entry["name"], entry["file_type"]) == (
             metadata["sampleId"],
             metadata["name"],
             metadata["fileType"],
         )
-        assert extra["etags"] == {k: v for k, v in metadata["etag"].items() if k.startswith("source")}
-        assert extra["etag_verified"] is (metadata["fileType"] == "FASTQ")
+        assert entry["etags"] == {k: v for k, v in metadata["etag"].items() if k.startswith("source")}
+        assert entry["etag_verified"] is (metadata["fileType"] == "FASTQ")
 
 
 def _check_stored(client: Any, store_id: str, read_set_id: str, sources: dict[str, bytes]) -> None:

@@ -1,4 +1,4 @@
-"""Airflow assets for HealthOmics sequence stores: an asset event per read set stored and verified.
+"""Airflow assets for HealthOmics sequence stores: an asset event for the read sets a task stored and verified.
 
 One asset per sequence store, ``omics://<region>/<account>/sequence-store/<store id>``
 (:func:`sequence_store_uri`), so that a downstream DAG (an analysis workflow) can be scheduled on the read sets
@@ -9,15 +9,18 @@ arriving in a store::
     with DAG(schedule=[sequence_store_asset("arn:aws:omics:us-east-1:123456789012:sequenceStore/1234567890")]):
         ...
 
-The verify steps emit one event per verified read set through the asset alias :data:`READ_SETS_ALIAS` (the
-store is known only at run time); the event's extra is :func:`read_set_event_extra`'s. The scheme ``omics`` is
+The verify steps emit one event per task that verified read sets, through the asset alias :data:`READ_SETS_ALIAS`
+(the store is known only at run time); the event's extra (:func:`read_sets_event_extra`) lists every read set
+the task verified: its id, ARN, name, sample, subject, file type and ETags. One event per task, not per read set:
+Airflow 3.3 hands an asset-triggered run only the events up to the first one that queued it, so the other events
+of the same task would wait for the next arrival (apache/airflow#54659). The scheme ``omics`` is
 registered in the provider's info, with :func:`sanitize_uri` as its normalizer.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult
 
@@ -74,13 +77,10 @@ def sanitize_uri(uri: SplitResult) -> SplitResult:
     raise ValueError(f"Invalid HealthOmics asset URI {uri.geturl()!r}: {problem}.")
 
 
-def read_set_event_extra(
-    sequence_store_id: str, metadata: Mapping[str, Any], *, verified: bool, etag_verified: bool
-) -> dict[str, Any]:
-    """The extra of a read set's asset event: what a downstream DAG needs to find and trust the read set."""
+def read_set_entry(metadata: Mapping[str, Any], *, etag_verified: bool) -> dict[str, Any]:
+    """One verified read set in an event's ``read_sets``: what a downstream DAG needs to find and trust it."""
     etag = metadata.get("etag") or {}
     return {
-        "sequence_store_id": sequence_store_id,
         "read_set_id": metadata.get("id"),
         "read_set_arn": metadata.get("arn"),
         "name": metadata.get("name"),
@@ -89,9 +89,14 @@ def read_set_event_extra(
         "file_type": metadata.get("fileType"),
         "etag_algorithm": etag.get("algorithm"),
         "etags": {key: value for key, value in etag.items() if key.startswith("source")},
-        "verified": verified,
         "etag_verified": etag_verified,
     }
+
+
+def read_sets_event_extra(sequence_store_id: str, entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The extra of a verify step's event: the store and every read set the step verified
+    (:func:`read_set_entry` each)."""
+    return {"sequence_store_id": sequence_store_id, "read_sets": [dict(entry) for entry in entries]}
 
 
 def read_sets_alias() -> AssetAlias:
@@ -99,9 +104,9 @@ def read_sets_alias() -> AssetAlias:
     return AssetAlias(READ_SETS_ALIAS)
 
 
-def emit_read_set_event(context: Context, metadata: Mapping[str, Any], extra: Mapping[str, Any]) -> Asset:
-    """Record an event on the read set's store asset through :data:`READ_SETS_ALIAS` (the task must have the
-    alias in its outlets; Airflow registers the event when the task succeeds)."""
-    asset = sequence_store_asset(str(metadata.get("arn") or ""))
+def emit_read_sets_event(context: Context, store_arn: str, extra: Mapping[str, Any]) -> Asset:
+    """Record the event on the store's asset through :data:`READ_SETS_ALIAS` (the task must have the alias in its
+    outlets; Airflow registers the event when the task succeeds)."""
+    asset = sequence_store_asset(store_arn)
     context["outlet_events"][read_sets_alias()].add(asset, extra=dict(extra))
     return asset

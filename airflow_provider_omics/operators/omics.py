@@ -25,9 +25,10 @@ from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, N
 
 from airflow_provider_omics.assets.omics import (
     READ_SETS_ALIAS,
-    emit_read_set_event,
-    read_set_event_extra,
+    emit_read_sets_event,
+    read_set_entry,
     read_sets_alias,
+    read_sets_event_extra,
 )
 from airflow_provider_omics.hooks.omics import REQUEST_TAG, OmicsHook, error_code, is_transient
 from airflow_provider_omics.links.omics import OmicsReadSetLink
@@ -1004,7 +1005,7 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
         verified = verify_read_set(
             self.hook, self.sequence_store_id, self.read_set_id, self.digests, self.sources, self.log
         )
-        announce_read_set(context, self, self.sequence_store_id, verified)
+        announce_read_sets(context, self, self.sequence_store_id, [verified])
         return verified
 
 
@@ -1293,19 +1294,19 @@ def with_read_sets_alias(kwargs: dict[str, Any], emit: bool) -> dict[str, Any]:
     return kwargs
 
 
-def announce_read_set(
-    context: Context, task: BaseOperator, sequence_store_id: str, verified: Mapping[str, Any]
+def announce_read_sets(
+    context: Context, task: BaseOperator, sequence_store_id: str, verified: Sequence[Mapping[str, Any]]
 ) -> None:
-    """Emit the verified read set's asset event on its store's asset, when the task has the read sets' alias in
-    its outlets (:mod:`airflow_provider_omics.assets.omics`)."""
-    if not any(isinstance(o, AssetAlias) and o.name == READ_SETS_ALIAS for o in task.outlets or []):
+    """Emit one asset event on the store's asset for the read sets a task verified (``verify_read_set``'s results),
+    when the task has the read sets' alias in its outlets (:mod:`airflow_provider_omics.assets.omics`)."""
+    if not verified or not any(isinstance(o, AssetAlias) and o.name == READ_SETS_ALIAS for o in task.outlets or []):
         return
-    metadata = verified["metadata"]
-    extra = read_set_event_extra(
-        sequence_store_id, metadata, verified=True, etag_verified=bool(verified.get("etag_verified"))
-    )
-    asset = emit_read_set_event(context, metadata, extra)
-    task.log.info("Asset event for read set %s on %s", metadata.get("id"), asset.uri)
+    entries = [
+        read_set_entry(result["metadata"], etag_verified=bool(result.get("etag_verified"))) for result in verified
+    ]
+    store_arn = str(verified[0]["metadata"].get("arn") or "").partition("/readSet/")[0]
+    asset = emit_read_sets_event(context, store_arn, read_sets_event_extra(sequence_store_id, entries))
+    task.log.info("Asset event on %s for %d read set(s)", asset.uri, len(entries))
 
 
 # The operators of a sequencing run live in omics_run.py, which builds on this module; importing them here lazily

@@ -27,7 +27,7 @@ from airflow_provider_omics.operators.omics import (
     _check_store,
     _StagedSourceOperator,
     abort_request,
-    announce_read_set,
+    announce_read_sets,
     check_request,
     complete_or_find,
     create_or_reuse,
@@ -582,7 +582,7 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
     :param digests: the digest task's output. (templated)
     :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
         which the steps' outputs do not repeat. (templated)
-    :param emit_asset_event: emit an asset event for each verified read set on its store's asset
+    :param emit_asset_event: emit an asset event on the store's asset listing the read sets verified
         (:mod:`airflow_provider_omics.assets.omics`), so that DAGs scheduled on the store run. (default: True)
     """
 
@@ -609,6 +609,7 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
         samples = run_samples(self.samples, self.plan)
         digests: Mapping[str, Any] = (self.digests or {}).get("digests") or {}
         digest_failures: Mapping[str, str] = (self.digests or {}).get("failed") or {}
+        announced: list[dict[str, Any]] = []
         for key, sample in samples.items():
             if sample.status != "active" or not sample.read_set_id:
                 continue
@@ -626,7 +627,8 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
                 self.failed(sample, "verify", str(err))
                 continue
             sample.status, sample.verified = "verified", True
-            announce_read_set(context, self, self.sequence_store_id, verified)
+            announced.append(verified)
+        announce_read_sets(context, self, self.sequence_store_id, announced)
         return run_states(samples)
 
 
