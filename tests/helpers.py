@@ -138,3 +138,18 @@ def assert_uploaded(client: Any, store_id: str, originals: dict[str, bytes]) -> 
         assert stored_bytes(client, store_id, read_set_id, source) == data
     assert_no_upload_left(client, store_id)
     return metadata
+
+
+def asset_events(dag_run: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The asset events the run emitted: (asset URI, extra) each."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetModel.uri, AssetEvent.extra)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetEvent.source_dag_id == dag_run.dag_id, AssetEvent.source_run_id == dag_run.run_id)
+        ).all()
+    return [(uri, dict(extra)) for uri, extra in rows]

@@ -13,7 +13,7 @@ import pytest
 
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
-from tests.helpers import assert_no_upload_left, assert_uploaded, run_dag, task_states
+from tests.helpers import assert_no_upload_left, assert_uploaded, asset_events, run_dag, task_states
 
 REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"
 
@@ -52,6 +52,13 @@ def test_local_gzipped_fastq_in_many_parts(
         # The group waited for ACTIVE and verified the ETag; abort (teardown) had nothing to do.
         assert states["wait_active"] == ["success"] and states["verify"] == ["success"]
         assert states["abort"] == ["success"]
+        # verify announced the read set on the store's asset.
+        [(uri, extra)] = asset_events(dag_run)
+        assert uri.startswith("omics://us-east-1/") and uri.endswith(f"/sequence-store/{store_id}")
+        [entry] = extra["read_sets"]
+        assert entry["read_set_arn"] == metadata["arn"] and entry["etags"]["source1"] == metadata["etag"]["source1"]
+    else:
+        assert asset_events(dag_run) == []
 
 
 @pytest.mark.parametrize("dag_id", ["omics_upload_operators", "omics_upload_group"])

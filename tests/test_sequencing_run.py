@@ -16,7 +16,7 @@ from airflow_provider_omics.operators.omics_run import pack_run_parts
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
 from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSource, RunSample
-from tests.helpers import assert_no_upload_left, stored_bytes, task_states
+from tests.helpers import assert_no_upload_left, asset_events, stored_bytes, task_states
 
 REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"
 GROUP = "upload_sequencing_run"
@@ -103,24 +103,9 @@ def _summary(dag_run: Any) -> dict[str, dict[str, Any]]:
     return {row["sample"]: row for row in rows}
 
 
-def _asset_events(dag_run: Any) -> list[tuple[str, dict[str, Any]]]:
-    """The asset events the run emitted: (asset URI, extra) each."""
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.execute(
-            select(AssetModel.uri, AssetEvent.extra)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetEvent.source_dag_id == dag_run.dag_id, AssetEvent.source_run_id == dag_run.run_id)
-        ).all()
-    return [(uri, dict(extra)) for uri, extra in rows]
-
-
 def _check_events(client: Any, store_id: str, dag_run: Any, read_set_ids: set[str]) -> None:
     """One event for the read sets the run verified, on the store's asset, naming each and its ETags."""
-    events = _asset_events(dag_run)
+    events = asset_events(dag_run)
     if not read_set_ids:
         assert events == []
         return
