@@ -321,6 +321,7 @@ def upload_sequencing_run(
             task_id="abort",
             sequence_store_id=sequence_store_id,
             create_task_id=create.task_id,
+            plan_task_id=plan.task_id,
             samples=completed,
             trigger_rule="all_done",
             **service,

@@ -360,6 +360,47 @@ def test_failing_samples_fail_alone_and_a_second_run_uploads_only_them(
     assert_no_upload_left(client, store_id)
 
 
+def test_uploads_are_aborted_by_their_tokens_when_creates_records_are_gone(
+    airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, store_id: str, tmp_path: Path
+) -> None:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    from tests.dags import upload_run
+
+    rows = []
+    for n in (1, 2, 3):
+        read = write_fastq(tmp_path / f"S{n}.fastq", 30, seed=n)
+        rows.append({"sample_id": f"S{n}", "subject_id": "p", "name": f"S{n}", "read1": str(read)})
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_bytes(_manifest_csv(rows))
+
+    def forget_create(context: dict[str, Any]) -> None:
+        # What a retry of create that died before it pushed anything leaves: no records, no output. The part
+        # tasks then fail to resolve their input, and complete has nothing to complete.
+        with create_session() as session:
+            session.execute(
+                delete(XComModel).where(
+                    XComModel.dag_id == context["dag"].dag_id,
+                    XComModel.run_id == context["run_id"],
+                    XComModel.task_id == f"{GROUP}.create",
+                )
+            )
+
+    client = emulator.client()
+    upload_run.INTERLUDES["after_create"] = forget_create
+    dag_run = _run("omics_upload_run_interludes", sequence_store_id=store_id, manifest=str(manifest))
+
+    states = task_states(dag_run)
+    assert dag_run.state == "failed" and states["abort"] == ["success"], states
+    assert states["create"] == ["success"] and states["complete"] == ["failed"], states
+    aborted = next(ti for ti in dag_run.get_task_instances() if ti.task_id == f"{GROUP}.abort").xcom_pull()
+    assert sorted(aborted) == ["S1/S1", "S2/S2", "S3/S3"]
+    assert_no_upload_left(client, store_id)
+    assert _read_sets(client, store_id) == []
+
+
 def _summary_of_failed(dag_run: Any) -> dict[str, Any]:
     """What the run reported per sample although its summary failed: the samples of the last step."""
     verify = next(ti for ti in dag_run.get_task_instances() if ti.task_id == f"{GROUP}.verify").xcom_pull()

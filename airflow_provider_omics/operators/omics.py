@@ -1146,6 +1146,24 @@ def abort_request(
             for upload in hook.find_uploads(record.sequence_store_id, record.client_token):
                 if upload["uploadId"] not in upload_ids:
                     upload_ids.append(upload["uploadId"])
+    return abort_uploads(hook, sequence_store_id, upload_ids, None, record, aws_conn_id, log)
+
+
+def abort_uploads(
+    hook: OmicsHook,
+    sequence_store_id: str,
+    upload_ids: Sequence[str],
+    read_set_id: str | None,
+    record: UploadRecord | None,
+    aws_conn_id: str | None,
+    log: Logger,
+) -> bool:
+    """Abort these uploads of one request, unless a read set came out of it. Returns whether anything was
+    aborted; an upload already gone is looked for as the request's read set and reported."""
+    stored = read_set_id or (record.read_set_id if record else None)
+    if stored:
+        log.info("The request was stored as read set %s: nothing to abort.", stored)
+        return False
     if not upload_ids:
         log.info("No upload was started: nothing to abort.")
         return False

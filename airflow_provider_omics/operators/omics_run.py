@@ -22,11 +22,12 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException, conf
 
-from airflow_provider_omics.hooks.omics import OmicsHook
+from airflow_provider_omics.hooks.omics import REQUEST_TAG, OmicsHook
 from airflow_provider_omics.operators.omics import (
     _check_store,
     _StagedSourceOperator,
     abort_request,
+    abort_uploads,
     announce_read_sets,
     check_request,
     complete_or_find,
@@ -106,6 +107,27 @@ def pack_run_parts(samples: Sequence[RunSample], max_tasks: int) -> list[list[Pa
                 room -= last - first + 1
                 first = last + 1
     return batches
+
+
+def sample_request(store_id: str, sample: RunSample, run: Sequence[Any]) -> tuple[dict[str, Any], str]:
+    """The create request of a sample and its token, as the run's create task (``run``: its dag, run, task and
+    map index) sends it: the abort step derives the same tokens to find every upload create may have started.
+
+    :raises AirflowFailException: the request is invalid (see :func:`check_request`).
+    """
+    row = sample.row
+    request = check_request(
+        sequence_store_id=store_id,
+        source_file_type=row.file_type,
+        reference_arn=row.reference_arn,
+        name=row.name,
+        subject_id=row.subject_id,
+        sample_id=row.sample_id,
+        generated_from=row.generated_from,
+        description=row.description,
+        tags=row.tags,
+    )
+    return request, request_token(run, request, sample.sources)
 
 
 def find_uploaded(hook: OmicsHook, store_id: str, sample: RunSample) -> dict[str, Any] | None:
@@ -282,20 +304,8 @@ class OmicsCreateRunUploadsOperator(_RunStepOperator):
         for sample in samples.values():
             if sample.status != "planned":
                 continue
-            row = sample.row
             try:
-                request = check_request(
-                    sequence_store_id=store_id,
-                    source_file_type=row.file_type,
-                    reference_arn=row.reference_arn,
-                    name=row.name,
-                    subject_id=row.subject_id,
-                    sample_id=row.sample_id,
-                    generated_from=row.generated_from,
-                    description=row.description,
-                    tags=row.tags,
-                )
-                token = request_token([ti.dag_id, ti.run_id, ti.task_id, ti.map_index], request, sample.sources)
+                request, token = sample_request(store_id, sample, [ti.dag_id, ti.run_id, ti.task_id, ti.map_index])
                 record = UploadRecord(
                     sequence_store_id=store_id,
                     client_token=token,
@@ -367,11 +377,14 @@ class OmicsCompleteRunUploadsOperator(_RunStepOperator):
         self.plan_task_id = plan_task_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        if self.samples is None:
-            raise AirflowSkipException("The create task did not finish: nothing to complete.")
         plan = self.plan
         if self.plan_task_id:
             plan = context["ti"].xcom_pull(task_ids=self.plan_task_id, key=RUN_SAMPLES_KEY)
+        if self.samples is None:
+            if not plan:
+                raise AirflowSkipException("The plan did not finish: nothing to complete.")
+            # Never a green run without its read sets: the abort step aborts whatever create started.
+            raise AirflowFailException("The create task reported no uploads: nothing can be completed.")
         samples = run_samples(self.samples, plan)
         runs: dict[str, list[Mapping[str, Any]]] = {}
         part_failures: dict[str, str] = {}
@@ -697,14 +710,21 @@ class OmicsAbortRunUploadsOperator(_RunStepOperator):
     :class:`~airflow_provider_omics.operators.omics.OmicsAbortReadSetUploadOperator` does for one read set (by
     upload id and by request token, so a create whose answer was lost is covered too).
 
+    The uploads in progress are listed once. An upload is aborted when it carries the request token of a sample
+    that did not complete: the tokens of create's records, and, with ``plan``, the token of every planned
+    sample derived as create derives it (:func:`sample_request`), so that an upload is found even when create's
+    records are gone (a retry of create that died before it pushed them again).
+
     Meant to run last with ``trigger_rule="all_done"`` rather than as a teardown: Airflow lets only all_success
     tasks follow a setup, and complete must see the part tasks that failed.
 
     :param sequence_store_id: the sequence store's id. (templated)
     :param upload_records: the create task's records (``XComArg(create, key="upload")``). (templated)
     :param create_task_id: instead of ``upload_records``, the create task whose records to read; unlike an
-        XComArg this also works when create never ran (the plan failed): then nothing is aborted.
+        XComArg this also works when create never ran (the plan failed): then nothing is aborted. Required for
+        the tokens derived from ``plan``.
     :param samples: the complete task's output: samples it completed are not aborted. (templated)
+    :param plan_task_id: the plan task whose samples' tokens to derive (see above).
     """
 
     template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "upload_records", "samples")
@@ -717,6 +737,7 @@ class OmicsAbortRunUploadsOperator(_RunStepOperator):
         upload_records: Mapping[str, Any] | None = None,
         create_task_id: str | None = None,
         samples: Mapping[str, Any] | None = None,
+        plan_task_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -724,30 +745,49 @@ class OmicsAbortRunUploadsOperator(_RunStepOperator):
         self.upload_records = upload_records
         self.create_task_id = create_task_id
         self.samples = samples
+        self.plan_task_id = plan_task_id
 
     def execute(self, context: Context) -> list[str]:
+        ti = context["ti"]
+        store_id = check_store_id(self.sequence_store_id)
         completed = {
             key: state["read_set_id"]
             for key, state in (self.samples or {}).items()
             if state.get("read_set_id") and state.get("status") != "failed"
         }
-        records = self.upload_records
-        if self.create_task_id:
-            records = context["ti"].xcom_pull(task_ids=self.create_task_id, key=UPLOAD_RECORD_KEY)
+        records = {
+            key: record
+            for key, data in (
+                (ti.xcom_pull(task_ids=self.create_task_id, key=UPLOAD_RECORD_KEY) if self.create_task_id else None)
+                or self.upload_records
+                or {}
+            ).items()
+            if (record := UploadRecord.from_dict(data)) is not None
+        }
+        tokens = {key: {record.client_token} for key, record in records.items()}
+        plan = ti.xcom_pull(task_ids=self.plan_task_id, key=RUN_SAMPLES_KEY) if self.plan_task_id else None
+        if plan and self.create_task_id:
+            create_run = [ti.dag_id, ti.run_id, self.create_task_id, -1]
+            for key, sample in run_samples(plan).items():
+                if sample.status != "planned":
+                    continue
+                try:
+                    tokens.setdefault(key, set()).add(sample_request(store_id, sample, create_run)[1])
+                except AirflowFailException:
+                    continue  # create refused it too: nothing was started
+        with service_errors("ListMultipartReadSetUploads", self.aws_conn_id):
+            in_progress = self.hook.list_multipart_read_set_uploads(store_id)
+        by_token: dict[str, list[str]] = {}
+        for upload in in_progress:
+            token = (upload.get("tags") or {}).get(REQUEST_TAG)
+            if token:
+                by_token.setdefault(token, []).append(upload["uploadId"])
         aborted = []
-        for key, data in (records or {}).items():
-            record = UploadRecord.from_dict(data)
-            if record is None:
-                continue
-            if abort_request(
-                self.hook,
-                self.sequence_store_id,
-                record.upload_id,
-                completed.get(key),
-                record,
-                self.aws_conn_id,
-                self.log,
-            ):
+        for key in sorted(tokens):
+            record = records.get(key)
+            upload_ids = [record.upload_id] if record is not None and record.upload_id else []
+            upload_ids += [u for token in sorted(tokens[key]) for u in by_token.get(token, []) if u not in upload_ids]
+            if abort_uploads(self.hook, store_id, upload_ids, completed.get(key), record, self.aws_conn_id, self.log):
                 aborted.append(key)
         if aborted:
             self.log.warning("Aborted the uploads of %s.", ", ".join(aborted))
@@ -767,4 +807,5 @@ __all__ = [
     "find_uploaded",
     "pack_run_parts",
     "sample_key",
+    "sample_request",
 ]
