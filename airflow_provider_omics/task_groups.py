@@ -238,6 +238,7 @@ def upload_sequencing_run(
     waiter_max_attempts: int = 360,
     upload_retries: int | None = None,
     service_retries: int | None = None,
+    summary_csv: bool | str = False,
     **task_kwargs: Any,
 ) -> TaskGroup:
     """
@@ -253,12 +254,13 @@ def upload_sequencing_run(
     missing.
 
     Arguments are those of the run operators (templated where they are); ``pool`` puts the part tasks in an
-    Airflow pool; ``digest_concurrency`` is how many sources the digest task hashes at once. Retries as for
-    :func:`upload_read_set`.
+    Airflow pool; ``digest_concurrency`` is how many sources the digest task hashes at once; ``summary_csv``
+    writes the summary's table as CSV next to the manifest. Retries as for :func:`upload_read_set`.
 
     :return: the task group; its summary task's XCom is the per-sample table.
     """
     from airflow_provider_omics.operators.omics_run import (
+        RUN_MANIFEST_KEY,
         RUN_SAMPLES_KEY,
         OmicsAbortRunUploadsOperator,
         OmicsCompleteRunUploadsOperator,
@@ -357,7 +359,15 @@ def upload_sequencing_run(
         outputs: Any = [verify.output, waited, completed, created]
         # all_success: a step that failed as a whole (not one sample) leaves the summary upstream_failed, which
         # fails the run; per-sample failures reach it as data and it fails naming them.
-        summary = OmicsSequencingRunSummaryOperator(task_id="summary", samples=outputs, plan=planned, **aws)
+        summary = OmicsSequencingRunSummaryOperator(
+            task_id="summary",
+            samples=outputs,
+            plan=planned,
+            manifest=XComArg(plan, key=RUN_MANIFEST_KEY),
+            write_csv=summary_csv,
+            source_aws_conn_id=source_aws_conn_id,
+            **aws,
+        )
         plan >> create
         [create, complete] >> abort
         [verify, wait, complete, create] >> summary

@@ -80,6 +80,15 @@ with DAG(
                 "arn:aws:omics:<region>:<account>:referenceStore/<id>/reference/<id>. Leave empty for FASTQ runs."
             ),
         ),
+        "write_summary_csv": Param(
+            False,
+            type="boolean",
+            title="Write the summary next to the manifest",
+            description=(
+                "Also write the run's per-sample table (read set, status, verified, bytes, seconds, reason) as "
+                "<manifest name>.summary.<run id>.csv beside the manifest (the workers need write access there)."
+            ),
+        ),
         "part_size_mib": Param(
             100,
             type="integer",
@@ -123,5 +132,6 @@ with DAG(
         part_size="{{ params.part_size_mib * 1048576 }}",
         max_tasks="{{ params.max_tasks }}",
         max_concurrency="{{ params.max_concurrency }}",
+        summary_csv="{{ params.write_summary_csv }}",
         aws_conn_id="aws_default",
     )

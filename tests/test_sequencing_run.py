@@ -7,12 +7,13 @@ import csv
 import gzip
 import hashlib
 import io
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_provider_omics.operators.omics_run import pack_run_parts
+from airflow_provider_omics.operators.omics_run import pack_run_parts, summary_location
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
 from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSource, RunSample
@@ -138,6 +139,23 @@ def _check_stored(client: Any, store_id: str, read_set_id: str, sources: dict[st
             assert metadata["etag"][source.lower()] == hashlib.md5(plain).hexdigest()
 
 
+@pytest.mark.parametrize(
+    ("manifest", "run_id", "expected"),
+    [
+        (
+            "/data/run-7/SampleSheet.csv",
+            "manual__2026-11-30T01:12:23+00:00",
+            "/data/run-7/SampleSheet.summary.manual__2026-11-30T01_12_23_00_00.csv",
+        ),
+        ("s3://bucket/runs/run-7/import.json", "r1", "s3://bucket/runs/run-7/import.summary.r1.csv"),
+        ("/data/.hidden", "r/../x", "/data/.hidden.summary.r_.._x.csv"),
+    ],
+)
+def test_the_summary_goes_next_to_the_manifest_named_after_the_run(manifest: str, run_id: str, expected: str) -> None:
+    assert summary_location(manifest, run_id) == expected
+    assert "/" not in summary_location(manifest, run_id).rpartition("/")[2]
+
+
 def test_runs_of_parts_are_packed_into_the_budget_across_samples() -> None:
     def sample(key: str, *parts: int) -> RunSample:
         sources = {
@@ -175,6 +193,7 @@ def test_twelve_samples_from_a_manifest_on_s3_within_the_budget(
         default_reference_arn=REFERENCE_ARN,
         source_aws_conn_id="s3_staging",
         max_tasks=BUDGET,
+        summary_csv=True,
     )
 
     states = task_states(dag_run)
@@ -196,6 +215,20 @@ def test_twelve_samples_from_a_manifest_on_s3_within_the_budget(
         _check_stored(client, store_id, row["read_set_id"], sources)
     assert_no_upload_left(client, store_id)
     _check_events(client, store_id, dag_run, {row["read_set_id"] for row in summary.values()})
+    # The table, as CSV next to the manifest on S3.
+    safe_run = re.sub(r"[^A-Za-z0-9._-]+", "_", dag_run.run_id)
+    key = f"run-7/manifest.summary.{safe_run}.csv"
+    body = s3_staging.client.get_object(Bucket=s3_staging.bucket, Key=key)["Body"].read().decode()
+    written = {row["sample"]: row for row in csv.DictReader(io.StringIO(body))}
+    assert set(written) == set(summary)
+    for key, row in written.items():
+        assert (row["read_set_id"], row["status"], row["verified"], int(row["bytes"])) == (
+            summary[key]["read_set_id"],
+            "verified",
+            "True",
+            summary[key]["bytes"],
+        )
+        assert float(row["seconds"]) == summary[key]["seconds"] > 0
 
 
 def test_checksums_too_many_for_xcom_are_read_back_from_the_service(
@@ -227,9 +260,14 @@ def test_checksums_too_many_for_xcom_are_read_back_from_the_service(
     manifest = tmp_path / "manifest.csv"
     manifest.write_bytes(_manifest_csv(rows))
 
-    dag_run = _run("omics_upload_run", sequence_store_id=store_id, manifest=str(manifest), max_tasks=2)
+    dag_run = _run(
+        "omics_upload_run", sequence_store_id=store_id, manifest=str(manifest), max_tasks=2, summary_csv="true"
+    )
 
     assert dag_run.state == "success", task_states(dag_run)
+    [written] = tmp_path.glob("manifest.summary.*.csv")
+    assert [row["status"] for row in csv.DictReader(io.StringIO(written.read_text()))] == ["verified"] * 3
+    assert not list(tmp_path.glob(".*partial"))
     parts = [
         ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index)
         for ti in dag_run.get_task_instances()

@@ -6,6 +6,7 @@ and the part-upload loop that the mapped tasks (and the benchmark) run.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -398,6 +399,25 @@ class OmicsHook(AwsBaseHook):
     def staged_source(self, uri: str) -> StagedSource:
         """A reader for a local path, ``file://`` or ``s3://`` staged source."""
         return parse_source(uri, s3_client_factory=self._s3_client)
+
+    def write_next_to_manifest(self, location: str, data: bytes) -> None:
+        """Write a small report (a run's summary CSV) at ``location``: an ``s3://`` URI (PutObject through the
+        sources' connection) or a local path, written to a new file beside it and renamed into place, never
+        through a symlink."""
+        if location.startswith("s3://"):
+            bucket, _, key = location.removeprefix("s3://").partition("/")
+            self._s3_client().put_object(Bucket=bucket, Key=key, Body=data, ContentType="text/csv")
+            return
+        path = Path(location)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
 
     def upload_parts(
         self,

@@ -12,7 +12,10 @@ with the others, and the summary fails the run naming the failed samples.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +42,7 @@ from airflow_provider_omics.operators.omics import (
     with_read_sets_alias,
 )
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
-from airflow_provider_omics.utils.inputs import allow_lists, as_int, check_store_id
+from airflow_provider_omics.utils.inputs import allow_lists, as_bool, as_int, check_store_id
 from airflow_provider_omics.utils.manifest import validate_manifest
 from airflow_provider_omics.utils.parts import MAX_PART_SIZE, PartPlanError, expand_parts
 from airflow_provider_omics.utils.payloads import (
@@ -60,6 +63,8 @@ if TYPE_CHECKING:
 
 # The XCom key under which the plan task pushes the run's samples (its return value is the list of part batches).
 RUN_SAMPLES_KEY = "samples"
+# The XCom key under which the plan task pushes where the manifest was read (the summary's CSV goes next to it).
+RUN_MANIFEST_KEY = "manifest"
 # Read set statuses that are still on their way to ACTIVE.
 PENDING_STATUSES = frozenset({"PROCESSING_UPLOAD", "ACTIVATING"})
 
@@ -247,6 +252,9 @@ class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
         except PartPlanError as err:
             raise OmicsInputError(str(err)) from None
         context["ti"].xcom_push(key=RUN_SAMPLES_KEY, value={s.key: s.to_dict() for s in samples})
+        context["ti"].xcom_push(
+            key=RUN_MANIFEST_KEY, value={"uri": manifest.uri, "location": manifest.location, "format": manifest.format}
+        )
         self.log.info(
             "Manifest %s: %d sample(s), %d to upload, %d parts in %d upload tasks (budget %d)",
             manifest.uri,
@@ -304,6 +312,7 @@ class OmicsCreateRunUploadsOperator(_RunStepOperator):
         for sample in samples.values():
             if sample.status != "planned":
                 continue
+            sample.start()
             try:
                 request, token = sample_request(store_id, sample, [ti.dag_id, ti.run_id, ti.task_id, ti.map_index])
                 record = UploadRecord(
@@ -639,16 +648,19 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
             except AirflowFailException as err:
                 self.failed(sample, "verify", str(err))
                 continue
-            sample.status, sample.verified = "verified", True
+            sample.verified = True
+            sample.finish("verified")
             announced.append(verified)
         announce_read_sets(context, self, self.sequence_store_id, announced)
         return run_states(samples)
 
 
-class OmicsSequencingRunSummaryOperator(_RunStepOperator):
+class OmicsSequencingRunSummaryOperator(_StagedSourceOperator):
     """
     Log and return the run's table: per sample its read set id, status, whether it was verified, the bytes
-    staged, and why it failed or was skipped. Fails the run naming every failed sample.
+    staged, the seconds from its create to its end, and why it failed or was skipped. Fails the run naming every
+    failed sample. With ``write_csv``, also writes the table as CSV next to the manifest (see
+    :func:`summary_location`), before it fails.
 
     It reports from the last step that finished (``samples`` is a list of the steps' outputs, latest first), so
     that it can also run with ``trigger_rule="all_done"``; when no step after the plan finished it skips.
@@ -656,15 +668,34 @@ class OmicsSequencingRunSummaryOperator(_RunStepOperator):
     :param samples: the outputs of verify, wait, complete and create, latest first. (templated)
     :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
         which the steps' outputs do not repeat. (templated)
+    :param manifest: where the plan read the manifest (``XComArg(plan, key="manifest")``). (templated)
+    :param write_csv: write the table as CSV next to the manifest (a local directory, or the manifest's S3
+        prefix through ``source_aws_conn_id``). A CSV that cannot be written is logged, not failed: the read sets
+        are what the run is for. (templated)
+    :param source_aws_conn_id: connection that writes next to an ``s3://`` manifest. (templated)
     """
 
-    template_fields: Sequence[str] = aws_template_fields("samples", "plan")
+    template_fields: Sequence[str] = aws_template_fields(
+        "samples", "plan", "manifest", "write_csv", "source_aws_conn_id"
+    )
     ui_color = "#f0f0d7"
 
-    def __init__(self, *, samples: Sequence[Any], plan: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        samples: Sequence[Any],
+        plan: Mapping[str, Any] | None = None,
+        manifest: Mapping[str, Any] | None = None,
+        write_csv: bool | str = False,
+        source_aws_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.samples = samples
         self.plan = plan
+        self.manifest = manifest
+        self.write_csv = write_csv
+        self.source_aws_conn_id = source_aws_conn_id
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         outputs = list(self.samples or [])
@@ -684,17 +715,21 @@ class OmicsSequencingRunSummaryOperator(_RunStepOperator):
                     "status": "skipped (already stored)" if sample.status == "stored" else sample.status,
                     "verified": sample.verified,
                     "bytes": sum(planned["size"] for planned in sample.sources.values()),
+                    "seconds": sample.seconds(),
                     "reason": sample.reason or "",
                 }
             )
         width = max([len(row["sample"]) for row in table] + [6])
-        lines = [f"{'sample':<{width}}  {'read set':<12}  {'status':<24}  verified  {'bytes':>12}  reason"]
+        lines = [f"{'sample':<{width}}  {'read set':<12}  {'status':<24}  verified  {'bytes':>12}  seconds  reason"]
         lines += [
             f"{row['sample']:<{width}}  {row['read_set_id'] or '-':<12}  {row['status']:<24}  "
-            f"{'yes' if row['verified'] else 'no':<8}  {row['bytes']:>12}  {row['reason']}"
+            f"{'yes' if row['verified'] else 'no':<8}  {row['bytes']:>12}  "
+            f"{'-' if row['seconds'] is None else format(row['seconds'], '.1f'):>7}  {row['reason']}"
             for row in table
         ]
         self.log.info("Sequencing run summary:\n%s", "\n".join(lines))
+        if as_bool("write_csv", self.write_csv):
+            self.write_table(table, context["ti"].run_id)
         failed = [s for s in samples.values() if s.status == "failed"]
         if failed:
             raise AirflowFailException(
@@ -702,6 +737,38 @@ class OmicsSequencingRunSummaryOperator(_RunStepOperator):
                 + "; ".join(f"{s.key} ({s.failed_step}: {s.reason})" for s in failed)
             )
         return table
+
+    def write_table(self, table: Sequence[Mapping[str, Any]], run_id: str) -> str | None:
+        """Write ``table`` as CSV next to the manifest; returns where, or None when it could not be written."""
+        location = (self.manifest or {}).get("location")
+        if not location:
+            self.log.warning("The plan did not say where the manifest is: no summary CSV written.")
+            return None
+        target = summary_location(str(location), run_id)
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(SUMMARY_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({column: row.get(column) for column in SUMMARY_COLUMNS} for row in table)
+        try:
+            self.hook.write_next_to_manifest(target, out.getvalue().encode())
+        except Exception as err:
+            self.log.warning("Could not write the summary CSV %s: %s", target, err)
+            return None
+        self.log.info("Summary written to %s", target)
+        return target
+
+
+# The columns of the summary CSV, in order.
+SUMMARY_COLUMNS = ("sample", "read_set_id", "status", "verified", "bytes", "seconds", "reason")
+
+
+def summary_location(manifest_location: str, run_id: str) -> str:
+    """Where a run's summary CSV goes: next to the manifest, named after it and the run
+    (``runs/SampleSheet.csv`` -> ``runs/SampleSheet.summary.<run id>.csv``)."""
+    directory, _, name = manifest_location.rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    safe_run = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._") or "run"
+    return f"{directory}/{stem}.summary.{safe_run}.csv"
 
 
 class OmicsAbortRunUploadsOperator(_RunStepOperator):
@@ -711,7 +778,7 @@ class OmicsAbortRunUploadsOperator(_RunStepOperator):
     upload id and by request token, so a create whose answer was lost is covered too).
 
     The uploads in progress are listed once. An upload is aborted when it carries the request token of a sample
-    that did not complete: the tokens of create's records, and, with ``plan``, the token of every planned
+    that did not complete: the tokens of create's records, and, with ``plan_task_id``, the token of every planned
     sample derived as create derives it (:func:`sample_request`), so that an upload is found even when create's
     records are gone (a retry of create that died before it pushed them again).
 
@@ -795,7 +862,9 @@ class OmicsAbortRunUploadsOperator(_RunStepOperator):
 
 
 __all__ = [
+    "RUN_MANIFEST_KEY",
     "RUN_SAMPLES_KEY",
+    "SUMMARY_COLUMNS",
     "OmicsAbortRunUploadsOperator",
     "OmicsCompleteRunUploadsOperator",
     "OmicsCreateRunUploadsOperator",
@@ -808,4 +877,5 @@ __all__ = [
     "pack_run_parts",
     "sample_key",
     "sample_request",
+    "summary_location",
 ]

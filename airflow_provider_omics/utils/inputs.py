@@ -76,6 +76,17 @@ def as_int(name: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
+def as_bool(name: str, value: Any) -> bool:
+    """Accept a bool or a bool rendered by a template ("True", "false"; empty means False)."""
+    if isinstance(value, bool):
+        return value
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "false", "0", "no")):
+        return False
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes"):
+        return True
+    raise OmicsInputError(f"{name}={value!r} must be true or false.")
+
+
 def normalize_sources(sources: Any) -> list[str]:
     """One path/URI or two (read 1, read 2); an empty read 2 (an optional form field left blank) is dropped.
 

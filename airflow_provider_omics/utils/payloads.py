@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 # The XCom key under which the create task pushes its UploadRecord (its return value stays the upload id).
@@ -228,6 +229,8 @@ class RunSample:
     :param reason: why the sample failed, or why it was skipped.
     :param verified: whether the stored read set was checked against the staged data (ETags for FASTQ).
     :param failed_step: the step the sample failed in.
+    :param started_at: when the run's create step took the sample up (ISO 8601, the worker's clock).
+    :param finished_at: when the sample was verified or failed (ISO 8601, the worker's clock).
     """
 
     key: str
@@ -239,9 +242,25 @@ class RunSample:
     reason: str | None = None
     verified: bool = False
     failed_step: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    def start(self) -> None:
+        self.started_at = _now()
+
+    def finish(self, status: str) -> None:
+        self.status, self.finished_at = status, _now()
 
     def fail(self, step: str, reason: str) -> None:
-        self.status, self.failed_step, self.reason = "failed", step, reason
+        self.failed_step, self.reason = step, reason
+        self.finish("failed")
+
+    def seconds(self) -> float | None:
+        """Seconds from create to verified or failed; None for a sample the run did not take up."""
+        if not self.started_at or not self.finished_at:
+            return None
+        elapsed = datetime.fromisoformat(self.finished_at) - datetime.fromisoformat(self.started_at)
+        return round(elapsed.total_seconds(), 1)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -282,3 +301,7 @@ def run_samples(data: Any, plan: Any = None) -> dict[str, RunSample]:
 def run_states(samples: Mapping[str, RunSample]) -> dict[str, Any]:
     """What a run step after the plan returns: each sample's state (:meth:`RunSample.state_dict`)."""
     return {key: sample.state_dict() for key, sample in samples.items()}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

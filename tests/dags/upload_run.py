@@ -30,6 +30,7 @@ PARAMS = {
     "part_size": 4096,
     "max_tasks": 6,
     "source_aws_conn_id": "",
+    "summary_csv": False,
 }
 DEFAULT_ARGS = {"retries": 0, "retry_delay": timedelta(0), "aws_conn_id": "omics_test"}
 RUN_ARGS: dict[str, Any] = {
@@ -40,6 +41,7 @@ RUN_ARGS: dict[str, Any] = {
     "part_size": "{{ params.part_size }}",
     "max_tasks": "{{ params.max_tasks }}",
     "source_aws_conn_id": "{{ params.source_aws_conn_id or '' }}",
+    "summary_csv": "{{ params.summary_csv }}",
     "aws_conn_id": "omics_test",
     # The emulator activates read sets within a fraction of a second.
     "waiter_delay": 0.2,
