@@ -294,6 +294,7 @@ def upload_sequencing_run(
         )
         # XComArgs stand for the values they resolve to at run time.
         planned: Any = XComArg(plan, key=RUN_SAMPLES_KEY)
+        manifest_read: Any = XComArg(plan, key=RUN_MANIFEST_KEY)
         create = OmicsCreateRunUploadsOperator(
             task_id="create", sequence_store_id=sequence_store_id, samples=planned, **service
         )
@@ -363,7 +364,7 @@ def upload_sequencing_run(
             task_id="summary",
             samples=outputs,
             plan=planned,
-            manifest=XComArg(plan, key=RUN_MANIFEST_KEY),
+            manifest=manifest_read,
             write_csv=summary_csv,
             source_aws_conn_id=source_aws_conn_id,
             **aws,

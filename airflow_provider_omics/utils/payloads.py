@@ -263,9 +263,19 @@ class RunSample:
         return round(elapsed.total_seconds(), 1)
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        """Compact, for the plan's XCom of hundreds of samples: what :meth:`from_dict` can restore is left out
+        (fields at their default, the row's sources (the sources' URIs), a location equal to its URI)."""
+        data = {key: value for key, value in dataclasses.asdict(self).items() if value not in (None, False)}
         data["record"] = self.record.to_dict() if self.record else None
-        return data
+        row = {key: value for key, value in self.row.to_dict().items() if value not in (None, {})}
+        if row["sources"] == [planned["uri"] for _, planned in sorted(self.sources.items())]:
+            del row["sources"]
+        data["row"] = row
+        data["sources"] = {
+            part_source: {key: value for key, value in planned.items() if key != "location" or value != planned["uri"]}
+            for part_source, planned in self.sources.items()
+        }
+        return {key: value for key, value in data.items() if value is not None}
 
     def state_dict(self) -> dict[str, Any]:
         """The sample's state without its row and sources, which the plan's ``samples`` XCom holds once: what
@@ -278,8 +288,15 @@ class RunSample:
     def from_dict(cls, data: dict[str, Any]) -> RunSample:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {key: value for key, value in data.items() if key in names}
-        values["row"] = ManifestRow.from_dict(data["row"])
-        values["sources"] = dict(data.get("sources") or {})
+        sources: dict[str, PlannedSource] = {
+            part_source: {**planned, "location": planned.get("location") or planned["uri"]}  # type: ignore[typeddict-item]
+            for part_source, planned in (data.get("sources") or {}).items()
+        }
+        row = dict(data["row"])
+        if "sources" not in row:
+            row["sources"] = [planned["uri"] for _, planned in sorted(sources.items())]
+        values["row"] = ManifestRow.from_dict(row)
+        values["sources"] = sources
         values["record"] = UploadRecord.from_dict(data.get("record"))
         return cls(**values)
 
