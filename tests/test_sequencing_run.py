@@ -398,6 +398,36 @@ def test_failing_samples_fail_alone_and_a_second_run_uploads_only_them(
     assert_no_upload_left(client, store_id)
 
 
+def test_a_permanent_service_error_on_one_samples_part_fails_that_sample_alone(
+    airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, store_id: str, tmp_path: Path
+) -> None:
+    rows, originals = [], {}
+    for n in (1, 2, 3):
+        read = write_fastq(tmp_path / f"S{n}.fastq.gz", 80, compress=True, seed=n)
+        originals[f"S{n}/S{n}"] = read.read_bytes()
+        rows.append({"sample_id": f"S{n}", "subject_id": "p", "name": f"S{n}", "read1": str(read)})
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_bytes(_manifest_csv(rows))
+    # The first part request of the run belongs to the first batch's first segment: sample S1.
+    emulator.inject("ValidationException", "UploadReadSetPart")
+
+    dag_run = _run("omics_upload_run", sequence_store_id=store_id, manifest=str(manifest), max_tasks=2)
+
+    states = task_states(dag_run)
+    assert dag_run.state == "failed" and states["summary"] == ["failed"], states
+    assert set(states["upload_parts"]) == {"success"}, states
+    summary = _summary_of_failed(dag_run)
+    assert summary["failed"] == {"S1/S1"}, summary
+    assert "ValidationException" in summary["samples"]["S1/S1"]["reason"], summary["samples"]["S1/S1"]
+    client = emulator.client()
+    by_name = {rs["name"]: rs for rs in _read_sets(client, store_id)}
+    assert set(by_name) == {"S2", "S3"}
+    for n in (2, 3):
+        assert summary["samples"][f"S{n}/S{n}"]["status"] == "verified"
+        _check_stored(client, store_id, by_name[f"S{n}"]["id"], {"SOURCE1": originals[f"S{n}/S{n}"]})
+    assert_no_upload_left(client, store_id)
+
+
 def test_uploads_are_aborted_by_their_tokens_when_creates_records_are_gone(
     airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, store_id: str, tmp_path: Path
 ) -> None:
