@@ -30,13 +30,17 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": _INTEGRATION,
                 "python-modules": [
                     "airflow_provider_omics.operators.omics",
+                    "airflow_provider_omics.operators.omics_import",
                     "airflow_provider_omics.operators.omics_run",
                 ],
             }
         ],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_omics.sensors.omics"]}],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_omics.triggers.omics"]}],
-        "extra-links": ["airflow_provider_omics.links.omics.OmicsReadSetLink"],
+        "extra-links": [
+            "airflow_provider_omics.links.omics.OmicsReadSetLink",
+            "airflow_provider_omics.links.omics.OmicsReadSetImportJobLink",
+        ],
         "asset-uris": [
             {
                 "schemes": ["omics"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from functools import cached_property
 from pathlib import Path
@@ -292,6 +292,64 @@ class OmicsHook(AwsBaseHook):
         paginator = self.conn.get_paginator("list_multipart_read_set_uploads")
         pages = paginator.paginate(sequenceStoreId=sequence_store_id)
         return [dict(upload) for page in pages for upload in page.get("uploads", [])]
+
+    def start_read_set_import_job(
+        self,
+        sequence_store_id: str,
+        role_arn: str,
+        sources: Sequence[Mapping[str, Any]],
+        client_token: str | None = None,
+    ) -> dict[str, Any]:
+        """Start a job in which HealthOmics reads up to 100 read sets from S3 itself, as ``role_arn``.
+
+        :param sources: the service's ``sources`` items (``sourceFiles``, ``sourceFileType``, ``sampleId``, ...).
+        :param client_token: the idempotency token: the same token and request give back the same job.
+        :return: the job (``id``, ``status``, ``creationTime``, ...).
+
+        .. seealso::
+            - :external+boto3:py:meth:`Omics.Client.start_read_set_import_job`
+        """
+        kwargs: dict[str, Any] = {
+            "sequenceStoreId": sequence_store_id,
+            "roleArn": role_arn,
+            "sources": [dict(source) for source in sources],
+        }
+        if client_token:
+            kwargs["clientToken"] = client_token
+        return dict(self.conn.start_read_set_import_job(**kwargs))
+
+    def get_read_set_import_job(self, sequence_store_id: str, job_id: str) -> dict[str, Any]:
+        """The job, its status and each source's status, ``statusMessage`` and ``readSetId``.
+
+        .. seealso::
+            - :external+boto3:py:meth:`Omics.Client.get_read_set_import_job`
+        """
+        return dict(self.conn.get_read_set_import_job(sequenceStoreId=sequence_store_id, id=job_id))
+
+    def list_read_set_import_jobs(
+        self,
+        sequence_store_id: str,
+        *,
+        status: str | None = None,
+        created_after: Any = None,
+        created_before: Any = None,
+    ) -> list[dict[str, Any]]:
+        """The store's import jobs that match every filter given (all pages).
+
+        .. seealso::
+            - :external+boto3:py:meth:`Omics.Client.list_read_set_import_jobs`
+        """
+        filters = {"status": status, "createdAfter": created_after, "createdBefore": created_before}
+        kwargs: dict[str, Any] = {"sequenceStoreId": sequence_store_id}
+        if any(value is not None for value in filters.values()):
+            kwargs["filter"] = {key: value for key, value in filters.items() if value is not None}
+        paginator = self.conn.get_paginator("list_read_set_import_jobs")
+        return [dict(job) for page in paginator.paginate(**kwargs) for job in page.get("importJobs", [])]
+
+    def import_role_arn(self) -> str | None:
+        """The import role the connection names in its extra (``omics_import_role_arn``), if any."""
+        value = self.conn_config.extra_config.get("omics_import_role_arn")
+        return str(value) if value else None
 
     def get_read_set_metadata(self, sequence_store_id: str, read_set_id: str) -> dict[str, Any]:
         """.. seealso:: :external+boto3:py:meth:`Omics.Client.get_read_set_metadata`"""

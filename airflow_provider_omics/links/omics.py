@@ -19,3 +19,18 @@ class OmicsReadSetLink(BaseAwsLink):
         BASE_AWS_CONSOLE_LINK
         + "/omics/home?region={region_name}#/sequenceStore/{sequence_store_id}/readSet/{read_set_id}"
     )
+
+
+class OmicsReadSetImportJobLink(BaseAwsLink):
+    """
+    Link to a read set import job of a sequence store in the AWS HealthOmics console.
+
+    Persist it with ``OmicsReadSetImportJobLink.persist(context=..., operator=..., region_name=...,
+    aws_partition=..., sequence_store_id=..., job_id=...)``.
+    """
+
+    name = "HealthOmics Import Job"
+    key = "omics_read_set_import_job"
+    format_str = (
+        BASE_AWS_CONSOLE_LINK + "/omics/home?region={region_name}#/sequenceStore/{sequence_store_id}/importJob/{job_id}"
+    )

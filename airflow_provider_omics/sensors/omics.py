@@ -11,8 +11,9 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
 
 from airflow_provider_omics.hooks.omics import OmicsHook
-from airflow_provider_omics.links.omics import OmicsReadSetLink
-from airflow_provider_omics.triggers.omics import OmicsReadSetActiveTrigger
+from airflow_provider_omics.links.omics import OmicsReadSetImportJobLink, OmicsReadSetLink
+from airflow_provider_omics.operators.omics_import import JOB_DONE, import_outcome
+from airflow_provider_omics.triggers.omics import OmicsReadSetActiveTrigger, OmicsReadSetImportJobCompleteTrigger
 from airflow_provider_omics.utils.payloads import ReadSetEvent
 
 if TYPE_CHECKING:
@@ -157,3 +158,96 @@ class OmicsReadSetStatusSensor(AwsBaseSensor[OmicsHook]):
     def _failure_message(self, status: str, status_message: str | None) -> str:
         message = f"HealthOmics read set {self.read_set_id} in sequence store {self.sequence_store_id} is {status}"
         return f"{message}: {status_message}" if status_message else message
+
+
+class OmicsReadSetImportJobSensor(AwsBaseSensor[OmicsHook]):
+    """
+    Wait until a read set import job, started elsewhere, has finished, and report each source.
+
+    Succeeds when the job is ``COMPLETED`` and returns, per source, its sample, name, read set id, status and
+    message. Fails without retrying when the job is ``FAILED`` or ``CANCELLED`` (with the service's message), or
+    ``COMPLETED_WITH_FAILURES`` (naming each failed source with its ``statusMessage`` and the read sets that were
+    imported). Keeps waiting on ``SUBMITTED``, ``IN_PROGRESS`` and ``CANCELLING``.
+
+    In deferrable mode the sensor looks once, then hands the wait to
+    :class:`~airflow_provider_omics.triggers.omics.OmicsReadSetImportJobCompleteTrigger`.
+
+    .. seealso::
+        GetReadSetImportJob in the AWS HealthOmics API reference:
+        https://docs.aws.amazon.com/omics/latest/api/API_GetReadSetImportJob.html
+
+    :param sequence_store_id: The ID of the sequence store the job imports into. (templated)
+    :param job_id: The import job's ID. (templated)
+    :param deferrable: wait in the triggerer. (default: ``[operators] default_deferrable``)
+    :param waiter_delay: Time in seconds between two looks at the job. (default: 30)
+    :param waiter_max_attempts: The maximum number of looks at the job in deferrable mode; with ``waiter_delay``
+        it also sets the default ``timeout`` of the blocking mode. (default: 720)
+    """
+
+    aws_hook_class = OmicsHook
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "job_id")
+    operator_extra_links = (OmicsReadSetImportJobLink(),)
+    ui_color = "#66c3ff"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        job_id: str,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        waiter_delay: int = 30,
+        waiter_max_attempts: int = 720,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", waiter_delay)
+        kwargs.setdefault("timeout", waiter_delay * waiter_max_attempts)
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.job_id = job_id
+        self.deferrable = deferrable
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+
+    def execute(self, context: Context) -> Any:
+        OmicsReadSetImportJobLink.persist(
+            context=context,
+            operator=self,
+            region_name=self.hook.conn_region_name,
+            aws_partition=self.hook.conn_partition,
+            sequence_store_id=self.sequence_store_id,
+            job_id=self.job_id,
+        )
+        if self.poke(context):
+            return self.report()
+        if not self.deferrable:
+            super().execute(context=context)
+            return self.report()
+        self.defer(
+            trigger=OmicsReadSetImportJobCompleteTrigger(
+                sequence_store_id=self.sequence_store_id,
+                job_id=self.job_id,
+                waiter_delay=int(self.waiter_delay),
+                waiter_max_attempts=int(self.waiter_max_attempts),
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+                verify=self.verify,
+                botocore_config=self.botocore_config,
+            ),
+            method_name="execute_complete",
+        )
+
+    def poke(self, context: Context) -> bool:
+        status = self.hook.get_read_set_import_job(self.sequence_store_id, self.job_id).get("status")
+        self.log.info("Import job %s in sequence store %s is %s", self.job_id, self.sequence_store_id, status)
+        return status in JOB_DONE
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        validated = validate_execute_complete_event(event)
+        if validated.get("status") != "success":
+            status = self.hook.get_read_set_import_job(self.sequence_store_id, self.job_id).get("status")
+            if status not in JOB_DONE:
+                raise AirflowException(f"Waiting for import job {self.job_id} failed: {validated.get('message')}")
+        return self.report()
+
+    def report(self) -> list[dict[str, Any]]:
+        return import_outcome(self.hook, self.sequence_store_id, [self.job_id], self.log)

@@ -10,6 +10,7 @@ one data directory, so that an emulator restarted on the same directory carries 
 <data_dir>/uploads/<uploadId>/SOURCE1/<partNumber>.json        part metadata (checksum, size, data file)
 <data_dir>/uploads/<uploadId>/SOURCE1/<partNumber>-<token>.part part bytes
 <data_dir>/readsets/<readSetId>/readset.json                   (parts moved here on complete)
+<data_dir>/importjobs/<jobId>.json                              read set import jobs and their sources
 <data_dir>/tmp/                                                 parts being received
 ```
 
@@ -23,13 +24,35 @@ After complete, a background thread waits ``activation_delay`` seconds, checks t
 see PROCESSING_UPLOAD (or must not) hold that move with :meth:`OmicsBackend.hold_activations` instead of
 racing the delay; the hold is the emulator's own and is not persisted.
 
+A read set import job (StartReadSetImportJob) runs in a background thread of its own: after
+``import_job_delay`` seconds it moves from SUBMITTED to IN_PROGRESS, reads each source's objects from the S3
+endpoint the backend was given (``s3_endpoint_url``; boto3's own configuration without one), streaming them in
+1 MiB reads into the parts of a new read set (100 MiB each, like the parts of a direct upload), and hands each
+read set to the same activation as a completed upload: the same content check, ETags, PROCESSING_UPLOAD ->
+ACTIVE / UPLOAD_FAILED, gated by :meth:`OmicsBackend.hold_activations`. Once every read set has settled, the job
+is COMPLETED, COMPLETED_WITH_FAILURES (some sources FAILED) or FAILED (all of them). :meth:`OmicsBackend.
+hold_import_jobs` keeps jobs at SUBMITTED, or at IN_PROGRESS, until released (not persisted either). A job
+interrupted by a stop carries on from its last persisted step on the next start.
+
 Facts the service does not document and the emulator chooses:
 
 - for paired FASTQ ``totalReadCount``/``totalBaseCount`` count the reads of both sources and the two sources
   must hold the same number of records;
 - GetReadSet streams back the parts as uploaded (``files.*.partSize`` is the size of the first part) and
   answers ConflictException until the read set is ACTIVE;
-- ``creationJobId`` of a read set made by a direct upload is the ``uploadId`` of that upload;
+- ``creationJobId`` of a read set made by a direct upload is the ``uploadId`` of that upload; that of an
+  imported read set is the id of its import job (``creationType`` IMPORT);
+- an import job does not assume its ``roleArn`` (which must still be an IAM role ARN): the emulator reads the
+  objects with its own S3 credentials. A source that cannot be read (no such bucket or object, access denied,
+  an empty object, a connection error) is FAILED with a ``statusMessage`` naming the object and gets no read
+  set; a source whose content fails the check gets a read set in UPLOAD_FAILED and is FAILED with the read
+  set's message (and its ``readSetId``). ``readSetId`` shows once the read set exists. A source's ``name`` is
+  optional in the model: a read set imported without one has no ``name``;
+- like CreateMultipartReadSetUpload, an import source may name a ``referenceArn`` for FASTQ and uBAM too, and
+  keeps it;
+- a ``clientToken`` of StartReadSetImportJob is scoped to the sequence store and never expires: reused with
+  the same ``roleArn`` and sources it returns the same job (its status now), with different ones it is refused
+  (ValidationException);
 - CreateMultipartReadSetUpload and ListMultipartReadSetUploads leave out ``referenceArn`` and ``generatedFrom``
   when the upload was created without them, although the model marks them required in those answers: no value
   fits their patterns and means "none", and a client that copes with their absence copes with the service;
@@ -54,6 +77,10 @@ a wrong value would pass every test. Where each value comes from:
   ``PART_SOURCES`` (``ReadSetPartSource``), ``READ_SET_FILES`` (``ReadSetFile``), ``ETAG_FAMILIES``
   (``ETagAlgorithmFamily``), ``ID_PATTERN`` (``SequenceStoreId``, ``UploadId``, ``ReadSetId``),
   ``MAX_RESULTS`` (the ``maxResults`` of the List operations), ``MAX_TAG_ARN_LENGTH`` (``TagArn``),
+  ``MAX_IMPORT_SOURCES`` (``StartReadSetImportJobRequestSourcesList``), ``IMPORT_JOB_STATUSES``
+  (``ReadSetImportJobStatus``), ``IMPORT_SOURCE_STATUSES`` (``ReadSetImportJobItemStatus``),
+  ``JOB_STATUS_MESSAGE_LENGTH`` (``JobStatusMessage``), ``ROLE_ARN_LENGTH`` (``RoleArn``), ``S3_URI_PATTERN``
+  (``S3Uri``),
   ``TAG_KEY_LENGTH`` and ``MAX_TAG_VALUE_LENGTH`` (``TagKey``, ``TagValue``): the botocore service model
   ``omics`` 2022-11-28; ``tests/emulator/test_emulator_constants.py`` checks them against it.
 - ``MAX_TAGS_PER_RESOURCE``: the per-resource quota of AWS tagging, which is also the most tags one
@@ -74,7 +101,7 @@ import threading
 import time
 import unicodedata
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,6 +144,24 @@ MAX_TAG_ARN_LENGTH = 150
 TAG_KEY_LENGTH = (1, 128)
 MAX_TAG_VALUE_LENGTH = 256
 MAX_TAGS_PER_RESOURCE = 50
+MAX_IMPORT_SOURCES = 100
+IMPORT_JOB_STATUSES = (
+    "SUBMITTED",
+    "IN_PROGRESS",
+    "CANCELLING",
+    "CANCELLED",
+    "FAILED",
+    "COMPLETED",
+    "COMPLETED_WITH_FAILURES",
+)
+IMPORT_SOURCE_STATUSES = ("NOT_STARTED", "IN_PROGRESS", "FINISHED", "FAILED")
+# The statuses at which hold_import_jobs can keep a job.
+IMPORT_HOLD_STATUSES = ("SUBMITTED", "IN_PROGRESS")
+JOB_STATUS_MESSAGE_LENGTH = 127
+ROLE_ARN_LENGTH = (20, 2048)
+S3_URI_PATTERN = re.compile(r"s3://([a-z0-9][a-z0-9-.]{1,61}[a-z0-9])/(.{1,1024})", re.DOTALL)
+# The model only asks for arn:.* ; the service wants the ARN of an IAM role it can assume.
+_ROLE_ARN_RE = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+")
 # The operations the emulator serves (the names fault injection filters on).
 OPERATIONS = frozenset(
     {
@@ -134,6 +179,9 @@ OPERATIONS = frozenset(
         "ListReadSets",
         "ListTagsForResource",
         "TagResource",
+        "StartReadSetImportJob",
+        "GetReadSetImportJob",
+        "ListReadSetImportJobs",
     }
 )
 _ARN_RE = re.compile(r"arn:.+", re.DOTALL)
@@ -204,6 +252,26 @@ def _check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
 def _check_reference_arn(value: str | None) -> None:
     if value is not None and (not 1 <= len(value) <= 127 or not _ARN_RE.fullmatch(value)):
         raise ValidationException(f"referenceArn must be an ARN (pattern arn:.+, 1 to 127 characters), got {value!r}")
+
+
+def _check_role_arn(value: str) -> None:
+    low, high = ROLE_ARN_LENGTH
+    if not low <= len(value) <= high or not _ROLE_ARN_RE.fullmatch(value):
+        raise ValidationException(
+            f"roleArn must be the ARN of an IAM role (arn:aws:iam::<account>:role/<name>), got {value!r}"
+        )
+
+
+def _check_s3_uri(key: str, value: str | None) -> None:
+    if value is not None and not S3_URI_PATTERN.fullmatch(value):
+        raise ValidationException(f"{key} must be an S3 URI (s3://<bucket>/<key>), got {value!r}")
+
+
+def job_status_message(text: str) -> str:
+    """``text`` as a ``JobStatusMessage``: printable characters only, at most 127 of them."""
+    cleaned = "".join(ch if _printable(ch) else " " for ch in text).strip() or "failed"
+    limit = JOB_STATUS_MESSAGE_LENGTH
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
 
 
 def check_release_after_reads(value: Any) -> int | None:
@@ -278,6 +346,78 @@ class CompletedPart:
     part_source: str
     part_number: int
     checksum: str
+
+
+@dataclass(frozen=True)
+class ImportReadSetFilter:
+    """The ``filter`` of ListReadSetImportJobs (``ImportReadSetFilter``)."""
+
+    status: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass
+class ReadSetImportSource:
+    """One source of an import job: what StartReadSetImportJob asked for (``StartReadSetImportJobSourceItem``,
+    ``sourceFiles`` flattened into ``source1``/``source2``) and, in a job, how it went (``status``,
+    ``status_message``, ``read_set_id``; ``ImportReadSetSourceItem``)."""
+
+    source1: str
+    source_file_type: str
+    subject_id: str
+    sample_id: str
+    source2: str | None = None
+    generated_from: str | None = None
+    reference_arn: str | None = None
+    name: str | None = None
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    status: str = "NOT_STARTED"
+    status_message: str | None = None
+    # Reserved before the read set is written, so that a job resumed after a crash writes the same read set.
+    read_set_id: str | None = None
+
+    def parameters(self) -> dict[str, Any]:
+        """The request's members: what a reused clientToken must match."""
+        return {
+            "source1": self.source1,
+            "source2": self.source2,
+            "sourceFileType": self.source_file_type,
+            "subjectId": self.subject_id,
+            "sampleId": self.sample_id,
+            "generatedFrom": self.generated_from,
+            "referenceArn": self.reference_arn,
+            "name": self.name,
+            "description": self.description,
+            "tags": self.tags,
+        }
+
+    def objects(self) -> dict[str, str]:
+        """The S3 URI of each part source: ``{"SOURCE1": uri, "SOURCE2": uri}``."""
+        return {"SOURCE1": self.source1, **({"SOURCE2": self.source2} if self.source2 is not None else {})}
+
+    def describe(self, read_set_exists: bool) -> dict[str, Any]:
+        files = {"source1": self.source1, **({"source2": self.source2} if self.source2 is not None else {})}
+        out: dict[str, Any] = {
+            "sourceFiles": files,
+            "sourceFileType": self.source_file_type,
+            "status": self.status,
+            "subjectId": self.subject_id,
+            "sampleId": self.sample_id,
+        }
+        for key, value in (
+            ("statusMessage", self.status_message),
+            ("generatedFrom", self.generated_from),
+            ("referenceArn", self.reference_arn),
+            ("name", self.name),
+            ("description", self.description),
+            ("tags", self.tags or None),
+            ("readSetId", self.read_set_id if read_set_exists else None),
+        ):
+            if value is not None:
+                out[key] = value
+        return out
 
 
 # --- records ------------------------------------------------------------------------------------------------
@@ -391,6 +531,49 @@ class Upload:
 
 
 @dataclass
+class ImportJob:
+    id: str
+    store_id: str
+    role_arn: str
+    creation_time: float
+    sources: list[ReadSetImportSource]
+    status: str = "SUBMITTED"
+    status_message: str | None = None
+    completion_time: float | None = None
+    client_token: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImportJob:
+        data = dict(data)
+        data["sources"] = [ReadSetImportSource(**item) for item in data["sources"]]
+        return cls(**data)
+
+    def parameters(self) -> dict[str, Any]:
+        return {"roleArn": self.role_arn, "sources": [source.parameters() for source in self.sources]}
+
+    def summary(self) -> dict[str, Any]:
+        """``ImportReadSetJobItem``; StartReadSetImportJob answers the same members."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "sequenceStoreId": self.store_id,
+            "roleArn": self.role_arn,
+            "status": self.status,
+            "creationTime": _ts(self.creation_time),
+        }
+        if self.completion_time is not None:
+            out["completionTime"] = _ts(self.completion_time)
+        return out
+
+    def describe(self, read_sets: Container[str]) -> dict[str, Any]:
+        """GetReadSetImportJob; ``read_sets``: the ids of the read sets that exist."""
+        out = self.summary()
+        if self.status_message is not None:
+            out["statusMessage"] = self.status_message
+        out["sources"] = [source.describe(source.read_set_id in read_sets) for source in self.sources]
+        return out
+
+
+@dataclass
 class StoredPart:
     part_number: int
     size: int
@@ -401,11 +584,11 @@ class StoredPart:
 class ReadSet:
     id: str
     store_id: str
-    upload_id: str
+    upload_id: str  # the job that made it (creationJobId): the upload, or the import job
     file_type: str
     subject_id: str
     sample_id: str
-    name: str
+    name: str | None
     creation_time: float
     status: str = "PROCESSING_UPLOAD"
     status_message: str | None = None
@@ -418,6 +601,7 @@ class ReadSet:
     etags: dict[str, str] = field(default_factory=dict)
     read_count: int | None = None
     base_count: int | None = None
+    creation_type: str = "UPLOAD"
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReadSet:
@@ -446,12 +630,12 @@ class ReadSet:
             "subjectId": self.subject_id,
             "sampleId": self.sample_id,
             "status": self.status,
-            "name": self.name,
             "fileType": self.file_type,
             "creationTime": _ts(self.creation_time),
-            "creationType": "UPLOAD",
+            "creationType": self.creation_type,
         }
         for key, value in (
+            ("name", self.name),
             ("description", self.description),
             ("referenceArn", self.reference_arn),
             ("statusMessage", self.status_message),
@@ -515,18 +699,59 @@ class _PartHash:
         return f"{self._crc:08x}{self._adler:08x}-{self.size:x}"
 
 
+def _etag_algorithm(file_type: str, family: str) -> str:
+    """The ``etag.algorithm`` of a read set of ``file_type`` in a store of ETag ``family`` (uBAM is BAM_)."""
+    return f"{'BAM' if file_type == 'UBAM' else file_type}_{family}"
+
+
+class SourceUnreadable(Exception):
+    """An S3 object of an import source cannot be read; the message names it."""
+
+
 class OmicsBackend:
-    """The sequence-store service: stores, uploads, parts, read sets, persisted under ``data_dir``."""
+    """The sequence-store service: stores, uploads, parts, read sets, import jobs, persisted under ``data_dir``.
+
+    :param activation_delay: seconds a completed (or imported) read set stays PROCESSING_UPLOAD, at least.
+    :param import_job_delay: seconds an import job stays SUBMITTED, at least.
+    :param s3_endpoint_url: the S3 endpoint import jobs read their sources from (moto's server, MinIO, ...);
+        ``None``: boto3's own configuration (``AWS_ENDPOINT_URL_S3``, ... or AWS itself).
+    :param s3_region: the region of that S3 client (default: ``region``).
+    :param s3_access_key: with ``s3_secret_key``, the keys of that S3 client; without them, boto3's credential
+        chain (environment variables, profile, ...).
+    """
 
     def __init__(
-        self, data_dir: str | os.PathLike[str], *, region: str = "us-east-1", activation_delay: float = 0.2
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        region: str = "us-east-1",
+        activation_delay: float = 0.2,
+        import_job_delay: float = 0.2,
+        s3_endpoint_url: str | None = None,
+        s3_region: str | None = None,
+        s3_access_key: str | None = None,
+        s3_secret_key: str | None = None,
     ) -> None:
+        if (s3_access_key is None) != (s3_secret_key is None):
+            raise ValueError("give both s3_access_key and s3_secret_key, or neither")
         self.data_dir = Path(data_dir).resolve()
         self.region = region
         self.activation_delay = activation_delay
+        self.import_job_delay = import_job_delay
+        self.s3_endpoint_url = s3_endpoint_url
+        self.s3_region = s3_region or region
+        self._s3_keys = (s3_access_key, s3_secret_key)
+        self._s3: Any = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._activations: dict[str, threading.Thread] = {}
+        self._import_threads: dict[str, threading.Thread] = {}
+        # The import job hold (see hold_import_jobs): like the activation hold, on the same condition, which
+        # is also notified whenever a read set or a job changes status.
+        self._job_hold: str | None = None
+        self._job_release_after_reads: int | None = None
+        self._job_reads: dict[str, int] = {}
+        self._jobs_released: set[str] = set()
         # The activation hold (see hold_activations): a read set leaves PROCESSING_UPLOAD only when the gate
         # lets it, and every change that may open the gate notifies this condition.
         self._gate = threading.Condition(self._lock)
@@ -538,7 +763,8 @@ class OmicsBackend:
         self.stores: dict[str, SequenceStore] = {}
         self.uploads: dict[str, Upload] = {}
         self.read_sets: dict[str, ReadSet] = {}
-        for sub in ("stores", "uploads", "readsets", "tmp"):
+        self.import_jobs: dict[str, ImportJob] = {}
+        for sub in ("stores", "uploads", "readsets", "importjobs", "tmp"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         self._load()
 
@@ -585,22 +811,31 @@ class OmicsBackend:
         for readset_json in sorted(self._path("readsets").glob("*/readset.json")):
             read_set = ReadSet.from_json(_read_json(readset_json))
             self.read_sets[read_set.id] = read_set
+        for job_json in sorted(self._path("importjobs").glob("*.json")):
+            job = ImportJob.from_json(_read_json(job_json))
+            self.import_jobs[job.id] = job
 
     def start(self) -> None:
-        """Resume the activation of read sets that were still PROCESSING_UPLOAD when the emulator stopped."""
+        """Resume the activation of read sets that were still PROCESSING_UPLOAD when the emulator stopped, and
+        the import jobs that had not finished."""
         self._stop.clear()
         with self._lock:
             pending = [rs.id for rs in self.read_sets.values() if rs.status == "PROCESSING_UPLOAD"]
+            jobs = [job.id for job in self.import_jobs.values() if job.status in IMPORT_HOLD_STATUSES]
         for read_set_id in pending:
             self._schedule_activation(read_set_id)
+        for job_id in jobs:
+            self._schedule_import_job(job_id)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop background activations (they resume on the next start) and wait for them."""
+        """Stop background activations and import jobs (they resume on the next start) and wait for them."""
         self._stop.set()
-        with self._gate:  # wakes activations held at the gate: they end without changing the read set
+        with self._gate:  # wakes activations and jobs held at the gate: they end without changing anything
             self._gate.notify_all()
         deadline = time.monotonic() + timeout
-        for thread in list(self._activations.values()):
+        with self._lock:
+            threads = [*self._activations.values(), *self._import_threads.values()]
+        for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def _save_store(self, store: SequenceStore) -> None:
@@ -612,10 +847,17 @@ class OmicsBackend:
     def _save_read_set(self, read_set: ReadSet) -> None:
         _write_json(self._read_set_dir(read_set.id) / "readset.json", dataclasses.asdict(read_set))
 
+    def _save_import_job(self, job: ImportJob) -> None:
+        _write_json(self._path("importjobs", f"{check_id(job.id, 'id')}.json"), dataclasses.asdict(job))
+
     def _new_id(self) -> str:
+        """A new id of a store, upload, read set or job (ids are unique across all of them)."""
+        reserved = {source.read_set_id for job in self.import_jobs.values() for source in job.sources}
         while True:
             candidate = str(self._rng.randrange(10**9, 10**10))
-            if candidate not in self.stores and candidate not in self.uploads and candidate not in self.read_sets:
+            if not any(
+                candidate in taken for taken in (self.stores, self.uploads, self.read_sets, self.import_jobs, reserved)
+            ):
                 return candidate
 
     # -- lookups -------------------------------------------------------------------------------------------
@@ -986,8 +1228,7 @@ class OmicsBackend:
                 reference_arn=upload.reference_arn,
                 description=upload.description,
                 tags=upload.tags,
-                etag_algorithm=f"{'BAM' if upload.source_file_type == 'UBAM' else upload.source_file_type}_"
-                f"{store.etag_family}",
+                etag_algorithm=_etag_algorithm(upload.source_file_type, store.etag_family),
             )
             upload_dir = self._upload_dir(upload.upload_id)
             read_set_dir = self._read_set_dir(read_set.id)
@@ -1039,7 +1280,7 @@ class OmicsBackend:
                 and filt.subject_id in (None, rs.subject_id)
                 and filt.generated_from in (None, rs.generated_from)
                 and (not filt.reference_arn or rs.reference_arn == filt.reference_arn)
-                and filt.creation_type in (None, "UPLOAD")
+                and filt.creation_type in (None, rs.creation_type)
                 and _created_within(rs.creation_time, filt.created_after, filt.created_before)
             ]
             page, token = paginate(read_sets, max_results, next_token)
@@ -1222,6 +1463,7 @@ class OmicsBackend:
                 else:
                     read_set.etag_algorithm = None
                 self._save_read_set(read_set)
+                self._gate.notify_all()  # import jobs wait for their read sets to settle
         except Exception:  # a bug here must not kill the emulator silently
             log.exception("activation of read set %s failed", read_set_id)
         finally:

@@ -84,3 +84,57 @@ class OmicsReadSetActiveTrigger(AwsBaseWaiterTrigger):
             event["read_set_status"] = last_response["status"]
             event["status_message"] = last_response.get("statusMessage")
         return TriggerEvent(event)
+
+
+class OmicsReadSetImportJobCompleteTrigger(AwsBaseWaiterTrigger):
+    """
+    Fire when a read set import job of a sequence store has finished: ``COMPLETED`` or
+    ``COMPLETED_WITH_FAILURES`` (the deferring task then reads each source's outcome), with
+    ``{"status": "success", "job_id": ...}``.
+
+    Polls GetReadSetImportJob with the provider's ``read_set_import_job_complete`` waiter. ``FAILED`` and
+    ``CANCELLED``, a non-retriable error and running out of attempts end with
+    ``{"status": "error", "message": ..., "job_id": ...}`` (the message holds the job's ``statusMessage``).
+
+    :param sequence_store_id: The ID of the sequence store the job imports into.
+    :param job_id: The ID of the import job.
+    :param waiter_delay: The amount of time in seconds to wait between attempts. (default: 30)
+    :param waiter_max_attempts: The maximum number of attempts to be made. (default: 720)
+    :param aws_conn_id: The Airflow connection used for AWS credentials.
+    :param region_name: The AWS region of the sequence store. Uses the connection's region if not set.
+    :param verify: Whether or not to verify SSL certificates.
+    :param botocore_config: Configuration dictionary (key-values) for botocore client.
+    """
+
+    aws_hook_class = OmicsHook
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        job_id: str,
+        waiter_delay: int = 30,
+        waiter_max_attempts: int = 720,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict | None = None,
+    ) -> None:
+        super().__init__(
+            serialized_fields={"sequence_store_id": sequence_store_id, "job_id": job_id},
+            waiter_name="read_set_import_job_complete",
+            waiter_args={"sequenceStoreId": sequence_store_id, "id": job_id},
+            failure_message=f"HealthOmics read set import job {job_id} in sequence store {sequence_store_id} failed",
+            status_message=f"Status of HealthOmics read set import job {job_id} is",
+            status_queries=["status", "statusMessage"],
+            return_key="job_id",
+            return_value=job_id,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            verify=verify,
+            botocore_config=botocore_config,
+        )
+        self.sequence_store_id = sequence_store_id
+        self.job_id = job_id

@@ -1,0 +1,363 @@
+"""Import read sets from S3 with StartReadSetImportJob: HealthOmics reads the objects itself, as a role the user
+gives, up to 100 read sets per job, and no byte passes through an Airflow worker."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
+
+from airflow_provider_omics.hooks.omics import OmicsHook
+from airflow_provider_omics.links.omics import OmicsReadSetImportJobLink
+from airflow_provider_omics.operators.omics import Logger, _check_store
+from airflow_provider_omics.triggers.omics import OmicsReadSetImportJobCompleteTrigger
+from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
+from airflow_provider_omics.utils.inputs import check_store_id
+from airflow_provider_omics.utils.manifest import check_manifest_sources, parse_manifest, read_manifest
+from airflow_provider_omics.utils.payloads import ManifestRow
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+# StartReadSetImportJob takes 1 to 100 sources (service model: StartReadSetImportJobRequest.sources).
+MAX_SOURCES_PER_JOB = 100
+# The XCom key under which the operator pushes its job ids as soon as they exist, and its per-source outcome.
+IMPORT_JOBS_KEY = "import_jobs"
+IMPORTED_KEY = "read_sets"
+# An IAM role ARN: arn:<partition>:iam::<12-digit account>:role/<path and name>.
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+JOB_FAILED = frozenset({"FAILED", "CANCELLED"})
+JOB_DONE = frozenset({"COMPLETED", "COMPLETED_WITH_FAILURES", *JOB_FAILED})
+
+
+def check_role_arn(role_arn: Any) -> str:
+    """The import role's ARN, or an input error that says what one looks like and where to give it."""
+    if not role_arn:
+        raise OmicsInputError(
+            "No import role: give role_arn, or set omics_import_role_arn in the AWS connection's extra. HealthOmics "
+            "reads the S3 objects as this role (a role HealthOmics may assume, allowed to read the objects)."
+        )
+    if not isinstance(role_arn, str) or not _ROLE_ARN.fullmatch(role_arn):
+        raise OmicsInputError(
+            f"role_arn={role_arn!r} is not an IAM role ARN: expected arn:aws:iam::<12-digit account>:role/<name>."
+        )
+    return role_arn
+
+
+def import_sources(rows: Sequence[ManifestRow]) -> list[dict[str, Any]]:
+    """The service's ``sources`` items for checked manifest rows, in their order."""
+    items = []
+    for row in rows:
+        files = {"source1": row.sources[0], **({"source2": row.sources[1]} if len(row.sources) > 1 else {})}
+        item: dict[str, Any] = {
+            "sourceFiles": files,
+            "sourceFileType": row.file_type,
+            "subjectId": row.subject_id,
+            "sampleId": row.sample_id,
+            "name": row.name,
+        }
+        optional = {
+            "referenceArn": row.reference_arn,
+            "generatedFrom": row.generated_from,
+            "description": row.description,
+            "tags": dict(row.tags) or None,
+        }
+        item.update({key: value for key, value in optional.items() if value})
+        items.append(item)
+    return items
+
+
+def import_token(run: Sequence[Any], sources: Sequence[Mapping[str, Any]]) -> str:
+    """The clientToken of one job: the run, the task and the job's sources, so that a retry of the task gets
+    back the job an earlier try started instead of starting a second one."""
+    payload = json.dumps([list(map(str, run)), list(sources)], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def import_outcome(
+    hook: OmicsHook, sequence_store_id: str, job_ids: Sequence[str], log: Logger
+) -> list[dict[str, Any]]:
+    """Each source of the jobs, in order: its sample, name, read set id (when imported), status and message.
+
+    :raises AirflowFailException: a job FAILED or was CANCELLED, or sources failed (COMPLETED_WITH_FAILURES):
+        naming each failed source with the service's ``statusMessage`` and the read sets that were imported.
+    """
+    outcome: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for job_id in job_ids:
+        job = hook.get_read_set_import_job(sequence_store_id, job_id)
+        status = job.get("status")
+        if status in JOB_FAILED:
+            problems.append(f"job {job_id} is {status}: {job.get('statusMessage') or 'no status message'}")
+        for source in job.get("sources") or []:
+            entry = {
+                "job_id": job_id,
+                "sample_id": source.get("sampleId"),
+                "name": source.get("name"),
+                "source1": (source.get("sourceFiles") or {}).get("source1"),
+                "read_set_id": source.get("readSetId"),
+                "status": source.get("status"),
+                "status_message": source.get("statusMessage"),
+            }
+            outcome.append(entry)
+            if entry["status"] != "FINISHED" and status not in JOB_FAILED:
+                problems.append(
+                    f"{entry['sample_id']}/{entry['name']} ({entry['source1']}): {entry['status']}: "
+                    f"{entry['status_message'] or 'no status message'}"
+                )
+    imported = [entry for entry in outcome if entry["read_set_id"] and entry["status"] == "FINISHED"]
+    for entry in imported:
+        log.info("Imported %s/%s as read set %s", entry["sample_id"], entry["name"], entry["read_set_id"])
+    if problems:
+        raise AirflowFailException(
+            f"The import failed for {len(outcome) - len(imported)} of {len(outcome)} source(s): "
+            + "; ".join(problems)
+            + (
+                ". Imported: " + ", ".join(f"{e['sample_id']}/{e['name']} -> {e['read_set_id']}" for e in imported)
+                if imported
+                else ". Nothing was imported."
+            )
+        )
+    return outcome
+
+
+class OmicsStartReadSetImportJobOperator(AwsBaseOperator[OmicsHook]):
+    """
+    Import read sets from S3 into a sequence store with StartReadSetImportJob, and wait for the jobs.
+
+    HealthOmics reads the objects itself, as ``role_arn``. The sources are the service's ``sources`` items, or the
+    rows of a manifest (CSV or import JSON, as for a sequencing run). Everything is checked before a job starts:
+    the rows as a manifest's (file types, a reference for BAM and CRAM, two sources only for FASTQ, names and
+    text limits, duplicates), every source an ``s3://`` object that exists inside ``allowed_s3_prefixes``, the
+    role ARN, the store. More than 100 sources are imported in several jobs. Each job's ``clientToken`` is
+    derived from the run, the task and its sources, so a retry of the task does not start a second job.
+
+    Returns, per source in order, ``{"job_id", "sample_id", "name", "source1", "read_set_id", "status",
+    "status_message"}``. A job that ends FAILED or CANCELLED fails the task with the service's message;
+    COMPLETED_WITH_FAILURES fails it naming each failed source with its ``statusMessage``, after logging and
+    pushing (XCom key ``read_sets``) the read sets that were imported. The job ids are pushed under
+    ``import_jobs`` as soon as the jobs exist.
+
+    .. seealso::
+        StartReadSetImportJob in the AWS HealthOmics API reference:
+        https://docs.aws.amazon.com/omics/latest/api/API_StartReadSetImportJob.html
+
+    :param sequence_store_id: the destination sequence store's id. (templated)
+    :param role_arn: the IAM role HealthOmics assumes to read the objects; default: ``omics_import_role_arn``
+        in the connection's extra. (templated)
+    :param sources: the service's ``sources`` items (``sourceFiles.source1/source2``, ``sourceFileType``,
+        ``sampleId``, ``subjectId``, ``name``, ``referenceArn``, ...). (templated)
+    :param manifest: instead of ``sources``, a manifest's local path, ``file://`` or ``s3://`` URI. (templated)
+    :param default_file_type: fills empty file types. (templated)
+    :param default_reference_arn: fills empty references of BAM and CRAM sources. (templated)
+    :param source_aws_conn_id: connection that checks the objects (and reads an ``s3://`` manifest); default
+        ``aws_conn_id``. (templated)
+    :param allowed_s3_prefixes: narrows ``[omics] allowed_s3_prefixes``.
+    :param wait_for_completion: wait for the jobs; otherwise return the job ids at once. (default: True)
+    :param deferrable: wait in the triggerer (:class:`~airflow_provider_omics.triggers.omics.
+        OmicsReadSetImportJobCompleteTrigger`). (default: ``[operators] default_deferrable``)
+    :param waiter_delay: seconds between two looks at a job. (default: 30)
+    :param waiter_max_attempts: looks at a job at most. (default: 720)
+    """
+
+    aws_hook_class = OmicsHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "sequence_store_id",
+        "role_arn",
+        "sources",
+        "manifest",
+        "default_file_type",
+        "default_reference_arn",
+        "source_aws_conn_id",
+    )
+    template_fields_renderers = {"sources": "json"}
+    operator_extra_links = (OmicsReadSetImportJobLink(),)
+    ui_color = "#c9e2f5"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        role_arn: str | None = None,
+        sources: Sequence[Mapping[str, Any]] | None = None,
+        manifest: str | None = None,
+        default_file_type: str | None = None,
+        default_reference_arn: str | None = None,
+        source_aws_conn_id: str | None = None,
+        allowed_s3_prefixes: str | Sequence[str] | None = None,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        waiter_delay: int = 30,
+        waiter_max_attempts: int = 720,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.role_arn = role_arn
+        self.sources = sources
+        self.manifest = manifest
+        self.default_file_type = default_file_type
+        self.default_reference_arn = default_reference_arn
+        self.source_aws_conn_id = source_aws_conn_id
+        self.allowed_s3_prefixes = allowed_s3_prefixes
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+
+    @property
+    def _hook_parameters(self) -> dict[str, Any]:
+        return {**super()._hook_parameters, "source_aws_conn_id": self.source_aws_conn_id}
+
+    def checked_rows(self) -> list[ManifestRow]:
+        """The sources as checked manifest rows: every problem of every source in one failure."""
+        if bool(self.sources) == bool(self.manifest):
+            raise OmicsInputError("Give either sources (the service's sources items) or manifest, not both.")
+        file_type, reference_arn = self.default_file_type or None, self.default_reference_arn or None
+        if self.manifest:
+            rows = read_manifest(
+                self.manifest,
+                s3_client_factory=self.hook._s3_client,
+                allowed_s3_prefixes=self.allowed_s3_prefixes,
+                default_file_type=file_type,
+                default_reference_arn=reference_arn,
+            ).rows
+            name = self.manifest
+        else:
+            name = "sources"
+            rows = parse_manifest(
+                json.dumps({"sources": list(self.sources or [])}),
+                source_name="sources.json",
+                default_file_type=file_type,
+                default_reference_arn=reference_arn,
+            )
+        local = [
+            f"row {row.row} ({row.sample_id}/{row.name}): {source}"
+            for row in rows
+            for source in row.sources
+            if not source.startswith("s3://")
+        ]
+        if local:
+            raise OmicsInputError(
+                "An import job reads only S3 objects, and these are not: " + "; ".join(local) + ". Stage them on S3, "
+                "or upload them directly (upload_read_set, upload_sequencing_run)."
+            )
+        check_manifest_sources(
+            rows,
+            source_factory=self.hook.staged_source,
+            allowed_s3_prefixes=self.allowed_s3_prefixes,
+            manifest_name=name,
+        )
+        return rows
+
+    def execute(self, context: Context) -> Any:
+        store_id = check_store_id(self.sequence_store_id)
+        role_arn = check_role_arn(self.role_arn or self.hook.import_role_arn())
+        items = import_sources(self.checked_rows())
+        _check_store(self.hook, store_id, self.aws_conn_id)
+        ti = context["ti"]
+        job_ids: list[str] = []
+        for index in range(0, len(items), MAX_SOURCES_PER_JOB):
+            chunk = items[index : index + MAX_SOURCES_PER_JOB]
+            token = import_token([ti.dag_id, ti.run_id, ti.task_id, ti.map_index, index], chunk)
+            with service_errors("StartReadSetImportJob", self.aws_conn_id):
+                job = self.hook.start_read_set_import_job(store_id, role_arn, chunk, client_token=token)
+            job_ids.append(str(job["id"]))
+            self.log.info("Import job %s: %d source(s), %s", job["id"], len(chunk), job.get("status"))
+            ti.xcom_push(key=IMPORT_JOBS_KEY, value=job_ids)
+        OmicsReadSetImportJobLink.persist(
+            context=context,
+            operator=self,
+            region_name=self.hook.conn_region_name,
+            aws_partition=self.hook.conn_partition,
+            sequence_store_id=store_id,
+            job_id=job_ids[0],
+        )
+        if not self.wait_for_completion:
+            return job_ids
+        return self.wait_for_jobs(context, store_id, job_ids)
+
+    def wait_for_jobs(self, context: Context, store_id: str, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Wait for every job (in the triggerer when deferrable), then report each source."""
+        for job_id in job_ids:
+            if self.deferrable:
+                job = self.hook.get_read_set_import_job(store_id, job_id)
+                if job.get("status") in JOB_DONE:
+                    continue
+                self.defer(
+                    trigger=OmicsReadSetImportJobCompleteTrigger(
+                        sequence_store_id=store_id,
+                        job_id=job_id,
+                        waiter_delay=int(self.waiter_delay),
+                        waiter_max_attempts=int(self.waiter_max_attempts),
+                        aws_conn_id=self.aws_conn_id,
+                        region_name=self.region_name,
+                        verify=self.verify,
+                        botocore_config=self.botocore_config,
+                    ),
+                    method_name="execute_complete",
+                )
+            try:
+                wait(
+                    waiter=self.hook.get_waiter("read_set_import_job_complete"),
+                    waiter_delay=int(self.waiter_delay),
+                    waiter_max_attempts=int(self.waiter_max_attempts),
+                    args={"sequenceStoreId": store_id, "id": job_id},
+                    failure_message=f"Import job {job_id} failed",
+                    status_message=f"Import job {job_id} is",
+                    status_args=["status"],
+                )
+            except AirflowException:
+                if self.hook.get_read_set_import_job(store_id, job_id).get("status") not in JOB_FAILED:
+                    raise
+        return self.report(context, store_id, job_ids)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Carry on after a job finished in the triggerer: the next job, or the report."""
+        validated = validate_execute_complete_event(event)
+        store_id = check_store_id(self.sequence_store_id)
+        job_ids = context["ti"].xcom_pull(task_ids=self.task_id, key=IMPORT_JOBS_KEY) or []
+        if validated.get("status") != "success":
+            job_id = str(validated.get("job_id"))
+            if self.hook.get_read_set_import_job(store_id, job_id).get("status") not in JOB_FAILED:
+                raise AirflowException(f"Waiting for import job {job_id} failed: {validated.get('message')}")
+        return self.wait_for_jobs(context, store_id, job_ids)
+
+    def report(self, context: Context, store_id: str, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+        try:
+            return import_outcome(self.hook, store_id, job_ids, self.log)
+        except AirflowFailException:
+            outcome = [
+                source
+                for job_id in job_ids
+                for source in self.hook.get_read_set_import_job(store_id, job_id).get("sources") or []
+                if source.get("readSetId")
+            ]
+            context["ti"].xcom_push(
+                key=IMPORTED_KEY,
+                value=[
+                    {"sample_id": s.get("sampleId"), "name": s.get("name"), "read_set_id": s["readSetId"]}
+                    for s in outcome
+                ],
+            )
+            raise
+
+
+__all__ = [
+    "IMPORTED_KEY",
+    "IMPORT_JOBS_KEY",
+    "MAX_SOURCES_PER_JOB",
+    "OmicsStartReadSetImportJobOperator",
+    "check_role_arn",
+    "import_outcome",
+    "import_sources",
+    "import_token",
+]
