@@ -26,9 +26,10 @@ def test_every_example_dag_imports_without_errors(dagbag: Any) -> None:
         "omics_bam_with_reference",
         "omics_upload_sequencing_run",
         "omics_analyze_arriving_read_sets",
+        "omics_import_from_s3",
     }
     for dag_id in dagbag.dag_ids:
-        if dag_id == "omics_analyze_arriving_read_sets":
+        if dag_id in ("omics_analyze_arriving_read_sets", "omics_import_from_s3"):
             continue
         task_ids = {t.task_id.rsplit(".", 1)[-1] for t in dagbag.get_dag(dag_id).tasks}
         first = "plan" if dag_id == "omics_upload_sequencing_run" else "split"
@@ -97,3 +98,34 @@ def test_the_downstream_example_is_scheduled_on_the_store_asset(dagbag: Any) -> 
 
     dag = dagbag.get_dag("omics_analyze_arriving_read_sets")
     assert dag.schedule == [Asset("omics://us-east-1/123456789012/sequence-store/1234567890")]
+
+
+def test_the_import_form_renders_one_read_set_as_the_services_sources(dagbag: Any) -> None:
+    import json
+
+    dag = dagbag.get_dag("omics_import_from_s3")
+    task = dag.get_task("import_read_sets")
+    params = copy.deepcopy(dag.params)
+    params.update(
+        {
+            "sequence_store_id": "1234567890",
+            "role_arn": "arn:aws:iam::123456789012:role/omics-import",
+            "read1": "s3://staging/S1_R1.fastq.gz",
+            "read2": "s3://staging/S1_R2.fastq.gz",
+            "sample_id": "S1",
+            "subject_id": "P1",
+        }
+    )
+    env = dag.get_template_env()
+    rendered = env.from_string(task.sources).render(params=params.validate())
+    assert json.loads(rendered) == [
+        {
+            "sourceFiles": {"source1": "s3://staging/S1_R1.fastq.gz", "source2": "s3://staging/S1_R2.fastq.gz"},
+            "sourceFileType": "FASTQ",
+            "sampleId": "S1",
+            "subjectId": "P1",
+            "name": "S1",
+        }
+    ]
+    params.update({"manifest": "s3://staging/run-1/manifest.csv"})
+    assert json.loads(env.from_string(task.sources).render(params=params.validate())) == []

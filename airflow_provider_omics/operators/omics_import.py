@@ -154,7 +154,7 @@ class OmicsStartReadSetImportJobOperator(AwsBaseOperator[OmicsHook]):
     :param role_arn: the IAM role HealthOmics assumes to read the objects; default: ``omics_import_role_arn``
         in the connection's extra. (templated)
     :param sources: the service's ``sources`` items (``sourceFiles.source1/source2``, ``sourceFileType``,
-        ``sampleId``, ``subjectId``, ``name``, ``referenceArn``, ...). (templated)
+        ``sampleId``, ``subjectId``, ``name``, ``referenceArn``, ...), or their JSON text. (templated)
     :param manifest: instead of ``sources``, a manifest's local path, ``file://`` or ``s3://`` URI. (templated)
     :param default_file_type: fills empty file types. (templated)
     :param default_reference_arn: fills empty references of BAM and CRAM sources. (templated)
@@ -219,6 +219,14 @@ class OmicsStartReadSetImportJobOperator(AwsBaseOperator[OmicsHook]):
 
     def checked_rows(self) -> list[ManifestRow]:
         """The sources as checked manifest rows: every problem of every source in one failure."""
+        if isinstance(self.sources, str):
+            # A template rendered to JSON text (the example DAG's form).
+            try:
+                self.sources = json.loads(self.sources) if self.sources.strip() else None
+            except json.JSONDecodeError as err:
+                raise OmicsInputError(
+                    f"sources is not JSON: {err}. Give a list of the service's sources items."
+                ) from None
         if bool(self.sources) == bool(self.manifest):
             raise OmicsInputError("Give either sources (the service's sources items) or manifest, not both.")
         file_type, reference_arn = self.default_file_type or None, self.default_reference_arn or None
