@@ -131,7 +131,7 @@ class RecordingTI:
 
 def test_waiter_json_is_a_botocore_waiter_on_get_read_set_metadata() -> None:
     model = WaiterModel(json.loads(WAITER_JSON.read_text()))
-    assert model.waiter_names == ["read_set_active"]
+    assert model.waiter_names == ["read_set_active", "read_set_import_job_complete"]
     waiter = model.get_waiter("read_set_active")
     assert waiter.operation == "GetReadSetMetadata"
     by_state: dict[str, set[str]] = {}
@@ -147,6 +147,24 @@ def test_waiter_json_is_a_botocore_waiter_on_get_read_set_metadata() -> None:
     assert output_shape is not None
     status_enum = getattr(output_shape.members["status"], "enum", [])
     assert set(status_enum) == set().union(*by_state.values())
+
+
+def test_the_import_job_waiter_handles_every_job_status() -> None:
+    model = WaiterModel(json.loads(WAITER_JSON.read_text()))
+    waiter = model.get_waiter("read_set_import_job_complete")
+    assert waiter.operation == "GetReadSetImportJob"
+    by_state: dict[str, set[str]] = {}
+    for acceptor in waiter.acceptors:
+        assert (acceptor.matcher, acceptor.argument) == ("path", "status")
+        by_state.setdefault(acceptor.state, set()).add(acceptor.expected)
+    # Finished, with or without failed sources: the operator then reads each source's outcome.
+    assert by_state["success"] == {"COMPLETED", "COMPLETED_WITH_FAILURES"}
+    assert by_state["failure"] == {"FAILED", "CANCELLED"}
+    assert by_state["retry"] == {"SUBMITTED", "IN_PROGRESS", "CANCELLING"}
+    service_model = OmicsHook(aws_conn_id=CONN_ID).conn.meta.service_model
+    output_shape = service_model.operation_model("GetReadSetImportJob").output_shape
+    assert output_shape is not None
+    assert set(output_shape.members["status"].enum) == set().union(*by_state.values())
 
 
 def test_blocking_waiter_waits_until_active(emulator: OmicsEmulator, store_id: str) -> None:

@@ -1319,6 +1319,9 @@ def announce_read_sets(
     when the task has the read sets' alias in its outlets (:mod:`airflow_provider_omics.assets.omics`)."""
     if not verified or not any(isinstance(o, AssetAlias) and o.name == READ_SETS_ALIAS for o in task.outlets or []):
         return
+    if "outlet_events" not in context:
+        task.log.info("No outlet events in this context (the task runs outside Airflow's task runner): no event.")
+        return
     entries = [
         read_set_entry(result["metadata"], etag_verified=bool(result.get("etag_verified"))) for result in verified
     ]

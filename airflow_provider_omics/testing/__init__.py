@@ -2,15 +2,17 @@
 
 moto has no HealthOmics backend. :class:`OmicsEmulator` serves CreateSequenceStore, the multipart read set
 upload calls, read set metadata, GetReadSet and the tags of stores and read sets over real HTTP, with the
-service's validation, error shapes, PROCESSING_UPLOAD -> ACTIVE / UPLOAD_FAILED transition and FASTQ ETags;
+service's validation, error shapes, PROCESSING_UPLOAD -> ACTIVE / UPLOAD_FAILED transition and FASTQ ETags,
+and read set import jobs from an S3 endpoint (``s3_endpoint_url``; :meth:`OmicsEmulator.hold_import_jobs`);
 :class:`FaultConfig` injects throttles, server errors, latency, dropped connections and answers lost after the
 request was served; :meth:`OmicsEmulator.hold_activations` keeps read sets in PROCESSING_UPLOAD until released.
 ``python -m airflow_provider_omics.testing.emulator`` runs it in the foreground; processes that did not start
 it steer it over HTTP (``GET /_emulator/health``, ``GET``/``POST /_emulator/faults`` with
 :meth:`FaultConfig.to_dict` JSON, ``POST /_emulator/inject`` with ``{"error", "operation", "count"}``,
 ``GET``/``POST /_emulator/activations`` with ``{"hold": true, "release_after_reads": n}`` or
-``{"hold": false}``, ``GET``/``POST /_emulator/requests`` to hold requests of an operation at a gate and release
-them one by one) and build clients with :func:`emulator_client`.
+``{"hold": false}``, ``GET``/``POST /_emulator/importjobs`` likewise for import jobs, ``GET``/``POST
+/_emulator/requests`` to hold requests of an operation at a gate and release them one by one) and build clients
+with :func:`emulator_client`.
 
 Layout, after moto: :mod:`.models` (state and the service's rules, no HTTP; its methods take a request's
 members as named arguments), :mod:`.responses` (the HTTP layer: parse the request, call the backend, answer),

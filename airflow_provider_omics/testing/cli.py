@@ -5,7 +5,9 @@ workers in other processes; :func:`spawn` starts it as a child process.
 
 prints ``OmicsEmulator listening on http://127.0.0.1:8787`` once it accepts requests, and stops cleanly on
 SIGTERM or SIGINT. ``--hold-activations`` starts it with read sets held in PROCESSING_UPLOAD (release them
-with ``POST /_emulator/activations {"hold": false}``).
+with ``POST /_emulator/activations {"hold": false}``). ``--s3-endpoint-url`` names the S3 endpoint that read set
+import jobs read from; ``--hold-import-jobs`` starts it with import jobs held at SUBMITTED (release them with
+``POST /_emulator/importjobs {"hold": false}``).
 """
 
 from __future__ import annotations
@@ -45,12 +47,30 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="with --hold-activations: release each read set once GetReadSetMetadata saw it PROCESSING_UPLOAD N times",
     )
+    parser.add_argument(
+        "--import-job-delay", type=float, default=0.2, help="seconds before a read set import job starts"
+    )
+    parser.add_argument("--s3-endpoint-url", default=None, help="S3 endpoint that import jobs read sources from")
+    parser.add_argument("--s3-region", default=None, help="region of that S3 endpoint (default us-east-1)")
+    parser.add_argument("--s3-access-key", default=None, help="S3 access key (default: boto3's credential chain)")
+    parser.add_argument("--s3-secret-key", default=None, help="... and secret key")
+    parser.add_argument(
+        "--hold-import-jobs",
+        nargs="?",
+        const="SUBMITTED",
+        default=None,
+        choices=("SUBMITTED", "IN_PROGRESS"),
+        metavar="STATUS",
+        help="keep import jobs at SUBMITTED (or the STATUS given) until released (POST /_emulator/importjobs)",
+    )
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     if (args.access_key is None) != (args.secret_key is None):
         parser.error("give both --access-key and --secret-key, or neither")
     if args.release_after_reads is not None and (not args.hold_activations or args.release_after_reads < 1):
         parser.error("--release-after-reads takes a positive number and goes with --hold-activations")
+    if (args.s3_access_key is None) != (args.s3_secret_key is None):
+        parser.error("give both --s3-access-key and --s3-secret-key, or neither")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     emulator = OmicsEmulator(
@@ -60,9 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         access_key=args.access_key,
         secret_key=args.secret_key,
         activation_delay=args.activation_delay,
+        import_job_delay=args.import_job_delay,
+        s3_endpoint_url=args.s3_endpoint_url,
+        s3_region=args.s3_region,
+        s3_access_key=args.s3_access_key,
+        s3_secret_key=args.s3_secret_key,
     )
     if args.hold_activations:
         emulator.hold_activations(release_after_reads=args.release_after_reads)
+    if args.hold_import_jobs is not None:
+        emulator.hold_import_jobs(at=args.hold_import_jobs)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -87,15 +114,18 @@ def spawn(
     port: int = 0,
     activation_delay: float = 0.2,
     start_new_session: bool = False,
+    s3_endpoint_url: str | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
     """Start this command line in its own process and wait until it serves; returns the process and its URL.
 
     For demos and benchmarks whose Airflow workers (or measurements) must see the emulator as another process.
+    ``s3_endpoint_url``: where its read set import jobs read from (S3 keys come from the environment).
     """
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "airflow_provider_omics.testing.emulator", "--host", host, "--port", str(port)),
             *("--data-dir", str(data_dir), "--activation-delay", str(activation_delay)),
+            *(("--s3-endpoint-url", s3_endpoint_url) if s3_endpoint_url else ()),
         ],
         stdout=subprocess.PIPE,
         text=True,

@@ -274,6 +274,13 @@ def job_status_message(text: str) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
 
 
+def check_import_hold(at: Any) -> str:
+    """``at`` of an import job hold: SUBMITTED or IN_PROGRESS (raises ``ValueError``)."""
+    if at not in IMPORT_HOLD_STATUSES:
+        raise ValueError(f"at must be one of {', '.join(IMPORT_HOLD_STATUSES)}, got {at!r}")
+    return str(at)
+
+
 def check_release_after_reads(value: Any) -> int | None:
     """``release_after_reads`` of an activation hold: ``None`` or a positive int (raises ``ValueError``)."""
     if value is None:
@@ -1367,6 +1374,419 @@ class OmicsBackend:
                 self._save_read_set(resource)
         return {}
 
+    # -- read set import jobs ------------------------------------------------------------------------------
+
+    def _check_import_source(self, index: int, source: ReadSetImportSource) -> ReadSetImportSource:
+        """A fresh copy of one requested source (no status yet), once its members are valid."""
+        where = f"sources[{index}]"
+        _check_s3_uri(f"{where}.sourceFiles.source1", source.source1)
+        _check_s3_uri(f"{where}.sourceFiles.source2", source.source2)
+        _check_enum(f"{where}.sourceFileType", source.source_file_type, FILE_TYPES)
+        _check_text(f"{where}.subjectId", source.subject_id)
+        _check_text(f"{where}.sampleId", source.sample_id)
+        _check_text(f"{where}.generatedFrom", source.generated_from)
+        _check_text(f"{where}.name", source.name)
+        _check_text(f"{where}.description", source.description, high=255)
+        _check_reference_arn(source.reference_arn)
+        tags = _check_tags(source.tags)
+        if source.source_file_type in ("BAM", "CRAM") and source.reference_arn is None:
+            raise ValidationException(
+                f"{where}: a {source.source_file_type} read set must be linked to a reference: referenceArn is required"
+            )
+        if source.source2 is not None and source.source_file_type != "FASTQ":
+            raise ValidationException(
+                f"{where}: sourceFiles.source2 is only for paired FASTQ, not {source.source_file_type}"
+            )
+        return ReadSetImportSource(
+            source1=source.source1,
+            source_file_type=source.source_file_type,
+            subject_id=source.subject_id,
+            sample_id=source.sample_id,
+            source2=source.source2,
+            generated_from=source.generated_from,
+            reference_arn=source.reference_arn,
+            name=source.name,
+            description=source.description,
+            tags=tags,
+        )
+
+    def start_read_set_import_job(
+        self,
+        store_id: str,
+        *,
+        role_arn: str,
+        sources: Sequence[ReadSetImportSource],
+        client_token: str | None = None,
+    ) -> dict[str, Any]:
+        """StartReadSetImportJob: record the job SUBMITTED and run it in the background (see the module)."""
+        _check_role_arn(role_arn)
+        _check_text("clientToken", client_token)
+        if not 1 <= len(sources) <= MAX_IMPORT_SOURCES:
+            raise ValidationException(f"sources must list 1 to {MAX_IMPORT_SOURCES} sources, got {len(sources)}")
+        checked = [self._check_import_source(index, source) for index, source in enumerate(sources)]
+        with self._lock:
+            self._store(store_id)
+            if client_token is not None:
+                requested = {"roleArn": role_arn, "sources": [source.parameters() for source in checked]}
+                for job in self.import_jobs.values():
+                    if job.store_id != store_id or job.client_token != client_token:
+                        continue
+                    stored = job.parameters()
+                    differing = sorted(key for key, value in requested.items() if stored[key] != value)
+                    if differing:
+                        raise ValidationException(
+                            f"the clientToken {client_token!r} was already used with different parameters "
+                            f"({', '.join(differing)}) for import job {job.id} in this sequence store"
+                        )
+                    return job.summary()
+            job = ImportJob(
+                id=self._new_id(),
+                store_id=store_id,
+                role_arn=role_arn,
+                creation_time=_now(),
+                sources=checked,
+                client_token=client_token,
+            )
+            self._save_import_job(job)
+            self.import_jobs[job.id] = job
+            answer = job.summary()
+        self._schedule_import_job(job.id)
+        return answer
+
+    def _import_job(self, store_id: str, job_id: str) -> ImportJob:
+        self._store(store_id)
+        check_id(job_id, "id")
+        job = self.import_jobs.get(job_id)
+        if job is None or job.store_id != store_id:
+            raise ResourceNotFoundException(f"read set import job {job_id} not found in sequence store {store_id}")
+        return job
+
+    def get_read_set_import_job(self, store_id: str, job_id: str) -> dict[str, Any]:
+        with self._lock:
+            job = self._import_job(store_id, job_id)
+            answer = job.describe(self.read_sets)
+            self._count_job_read(job)
+            return answer
+
+    def list_read_set_import_jobs(
+        self,
+        store_id: str,
+        *,
+        filters: ImportReadSetFilter | None = None,
+        max_results: int | None = None,
+        next_token: str | None = None,
+    ) -> dict[str, Any]:
+        filt = filters or ImportReadSetFilter()
+        _check_enum("filter.status", filt.status, IMPORT_JOB_STATUSES)
+        with self._lock:
+            self._store(store_id)
+            jobs = sorted(
+                (
+                    job
+                    for job in self.import_jobs.values()
+                    if job.store_id == store_id
+                    and filt.status in (None, job.status)
+                    and _created_within(job.creation_time, filt.created_after, filt.created_before)
+                ),
+                key=lambda job: (job.creation_time, job.id),
+            )
+            page, token = paginate(jobs, max_results, next_token)
+            out: dict[str, Any] = {"importJobs": [job.summary() for job in page]}
+        if token:
+            out["nextToken"] = token
+        return out
+
+    # The job's work, in its own thread.
+
+    def _schedule_import_job(self, job_id: str) -> None:
+        thread = threading.Thread(
+            target=self._run_import_job, args=(job_id,), name=f"omics-import-{job_id}", daemon=True
+        )
+        with self._lock:
+            self._import_threads[job_id] = thread
+        thread.start()
+
+    def _run_import_job(self, job_id: str) -> None:
+        try:
+            if self._stop.wait(self.import_job_delay):
+                return
+            with self._gate:
+                job = self.import_jobs[job_id]
+                if job.status == "SUBMITTED":
+                    if not self._pass_job_hold(job_id, "SUBMITTED"):
+                        return
+                    job.status = "IN_PROGRESS"
+                    self._save_job_and_notify(job)
+            # Read every source first, then wait for the read sets: their activations run side by side.
+            for source in job.sources:
+                if source.status in ("FINISHED", "FAILED") or source.read_set_id in self.read_sets:
+                    continue
+                if not self._fetch_import_source(job, source):
+                    return
+            for source in job.sources:
+                if source.status not in ("FINISHED", "FAILED") and not self._settle_import_source(job, source):
+                    return
+            with self._gate:
+                if not self._pass_job_hold(job_id, "IN_PROGRESS"):
+                    return
+                failed = sum(source.status == "FAILED" for source in job.sources)
+                total = len(job.sources)
+                if not failed:
+                    job.status, job.status_message = "COMPLETED", None
+                elif failed < total:
+                    job.status = "COMPLETED_WITH_FAILURES"
+                    job.status_message = f"{failed} of {total} sources failed"
+                else:
+                    job.status = "FAILED"
+                    job.status_message = "the source failed" if total == 1 else f"all {total} sources failed"
+                job.completion_time = _now()
+                self._save_job_and_notify(job)
+        except Exception:  # a bug here must not kill the emulator silently
+            log.exception("read set import job %s failed", job_id)
+        finally:
+            with self._lock, contextlib.suppress(KeyError):
+                if self._import_threads.get(job_id) is threading.current_thread():
+                    del self._import_threads[job_id]
+
+    def _save_job_and_notify(self, job: ImportJob) -> None:
+        """Under the lock: persist ``job`` and wake whoever waits for a change of it."""
+        self._save_import_job(job)
+        self._gate.notify_all()
+
+    def _fetch_import_source(self, job: ImportJob, source: ReadSetImportSource) -> bool:
+        """Copy the source's objects into a new read set and start its activation, or fail the source; False
+        if the emulator is stopping (the source starts over on the next start)."""
+        with self._lock:
+            if source.read_set_id is None:
+                source.read_set_id = self._new_id()
+            source.status = "IN_PROGRESS"
+            self._save_job_and_notify(job)
+            read_set_dir = self._read_set_dir(source.read_set_id)
+            family = self.stores[job.store_id].etag_family
+        shutil.rmtree(read_set_dir, ignore_errors=True)  # what an interrupted attempt left
+        read_set_dir.mkdir()
+        try:
+            stored = {
+                part_source: self._download(uri, read_set_dir / part_source)
+                for part_source, uri in source.objects().items()
+            }
+        except Interrupted:
+            return False
+        except SourceUnreadable as exc:
+            shutil.rmtree(read_set_dir, ignore_errors=True)
+            with self._lock:
+                source.status, source.status_message = "FAILED", job_status_message(str(exc))
+                source.read_set_id = None
+                self._save_job_and_notify(job)
+            return True
+        with self._lock:
+            read_set = ReadSet(
+                id=source.read_set_id,
+                store_id=job.store_id,
+                upload_id=job.id,
+                file_type=source.source_file_type,
+                subject_id=source.subject_id,
+                sample_id=source.sample_id,
+                name=source.name,
+                creation_time=_now(),
+                generated_from=source.generated_from,
+                reference_arn=source.reference_arn,
+                description=source.description,
+                tags=dict(source.tags),
+                sources=stored,
+                etag_algorithm=_etag_algorithm(source.source_file_type, family),
+                creation_type="IMPORT",
+            )
+            self._save_read_set(read_set)
+            self.read_sets[read_set.id] = read_set
+            self._gate.notify_all()
+        self._schedule_activation(read_set.id)
+        return True
+
+    def _settle_import_source(self, job: ImportJob, source: ReadSetImportSource) -> bool:
+        """Wait for the source's read set to leave PROCESSING_UPLOAD and give the source its outcome; False if
+        the emulator is stopping."""
+        read_set_id = source.read_set_id
+        assert read_set_id is not None
+        with self._gate:
+            self._gate.wait_for(
+                lambda: self._stop.is_set() or self.read_sets[read_set_id].status != "PROCESSING_UPLOAD"
+            )
+            if self._stop.is_set():
+                return False
+            read_set = self.read_sets[read_set_id]
+            if read_set.status == "ACTIVE":
+                source.status, source.status_message = "FINISHED", None
+            else:
+                source.status = "FAILED"
+                source.status_message = job_status_message(
+                    read_set.status_message or f"read set {read_set_id} is {read_set.status}"
+                )
+            self._save_job_and_notify(job)
+        return True
+
+    def _s3_client(self) -> Any:
+        with self._lock:
+            if self._s3 is None:
+                import boto3
+                from botocore.config import Config
+
+                access_key, secret_key = self._s3_keys
+                # Path-style addressing: a local endpoint (moto, MinIO) has no per-bucket host names.
+                config = Config(
+                    retries={"mode": "standard", "max_attempts": 3},
+                    s3={"addressing_style": "path"} if self.s3_endpoint_url else None,
+                )
+                self._s3 = boto3.session.Session().client(
+                    "s3",
+                    endpoint_url=self.s3_endpoint_url,
+                    region_name=self.s3_region,
+                    aws_access_key_id=access_key,
+                    aws_secret_access_key=secret_key,
+                    config=config,
+                )
+            return self._s3
+
+    def _download(self, uri: str, directory: Path) -> list[StoredPart]:
+        """Stream the object at ``uri`` into parts of at most ``MAX_PART_SIZE`` bytes under ``directory``."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        from urllib3.exceptions import HTTPError
+
+        found = S3_URI_PATTERN.fullmatch(uri)
+        assert found is not None  # checked by StartReadSetImportJob
+        bucket, key = found[1], found[2]
+        try:
+            body = self._s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            detail = f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
+            raise SourceUnreadable(f"{uri}: {detail}") from None
+        except (BotoCoreError, HTTPError, OSError) as exc:
+            raise SourceUnreadable(f"could not read {uri}: {exc}") from None
+        directory.mkdir()
+        parts: list[StoredPart] = []
+        handle = None
+        try:
+            while True:
+                if self._stop.is_set():
+                    raise Interrupted()
+                try:
+                    chunk = body.read(CHUNK_SIZE)
+                except (BotoCoreError, HTTPError, OSError) as exc:
+                    raise SourceUnreadable(f"could not read {uri}: {exc}") from None
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    if handle is None or parts[-1].size == MAX_PART_SIZE:
+                        if handle is not None:
+                            handle.close()
+                        part = StoredPart(len(parts) + 1, 0, f"{len(parts) + 1}-{uuid.uuid4().hex[:12]}.part")
+                        handle = open(directory / part.file, "wb")  # noqa: SIM115 - one per part, closed below
+                        parts.append(part)
+                    take = min(len(view), MAX_PART_SIZE - parts[-1].size)
+                    handle.write(view[:take])
+                    parts[-1].size += take
+                    view = view[take:]
+        finally:
+            if handle is not None:
+                handle.close()
+            body.close()
+        if not parts:
+            raise SourceUnreadable(f"{uri}: the object is empty")
+        return parts
+
+    # The import job hold.
+
+    def hold_import_jobs(self, at: str = "SUBMITTED", release_after_reads: int | None = None) -> None:
+        """From now on, keep every import job at status ``at`` at the furthest, pending jobs included.
+
+        ``at="SUBMITTED"``: jobs do not start. ``at="IN_PROGRESS"``: jobs start and do their work (their sources
+        move on, their read sets are written and activated) but the job's own status stays IN_PROGRESS. A held
+        job moves on when :meth:`release_import_jobs` is called or, with ``release_after_reads``, once
+        GetReadSetImportJob has answered the held status for it that many times (ListReadSetImportJobs does
+        not count); a job let go so passes every hold. Calling it again (to move the hold from SUBMITTED to
+        IN_PROGRESS, say) restarts the counts.
+        """
+        at = check_import_hold(at)
+        release_after_reads = check_release_after_reads(release_after_reads)
+        with self._gate:
+            self._job_hold = at
+            self._job_release_after_reads = release_after_reads
+            self._job_reads.clear()
+            self._jobs_released.clear()
+            self._gate.notify_all()
+
+    def release_import_jobs(self) -> None:
+        """Let every held import job move on, and hold no more."""
+        with self._gate:
+            self._job_hold = None
+            self._job_release_after_reads = None
+            self._job_reads.clear()
+            self._jobs_released.clear()
+            self._gate.notify_all()
+
+    @property
+    def import_job_hold(self) -> dict[str, Any]:
+        """``{"hold": bool, "at": "SUBMITTED" | "IN_PROGRESS" | None, "release_after_reads": int | None}``."""
+        with self._lock:
+            return {
+                "hold": self._job_hold is not None,
+                "at": self._job_hold,
+                "release_after_reads": self._job_release_after_reads,
+            }
+
+    def _job_may_leave(self, job_id: str, status: str) -> bool:
+        if self._job_hold is None or job_id in self._jobs_released:
+            return True
+        return IMPORT_HOLD_STATUSES.index(status) < IMPORT_HOLD_STATUSES.index(self._job_hold)
+
+    def _pass_job_hold(self, job_id: str, status: str) -> bool:
+        """Under the gate: wait until the job may leave ``status``; False if the emulator is stopping."""
+        self._gate.wait_for(lambda: self._stop.is_set() or self._job_may_leave(job_id, status))
+        return not self._stop.is_set()
+
+    def _count_job_read(self, job: ImportJob) -> None:
+        """Called under the lock after GetReadSetImportJob answered for ``job``."""
+        if self._job_release_after_reads is None or job.status not in IMPORT_HOLD_STATUSES:
+            return
+        if self._job_may_leave(job.id, job.status):
+            return
+        reads = self._job_reads.get(job.id, 0) + 1
+        self._job_reads[job.id] = reads
+        if reads >= self._job_release_after_reads:
+            self._jobs_released.add(job.id)
+            self._gate.notify_all()
+
+    def wait_for_import_job(self, job_id: str, statuses: str | Iterable[str], timeout: float = 30.0) -> dict[str, Any]:
+        """Block until import job ``job_id`` has one of ``statuses``; returns its GetReadSetImportJob answer.
+
+        For tests: waits on the job's changes, not on a clock (``timeout`` only catches a hang, as
+        :class:`TimeoutError`).
+        """
+        wanted = {statuses} if isinstance(statuses, str) else set(statuses)
+        unknown = wanted - set(IMPORT_JOB_STATUSES)
+        if unknown:
+            raise ValueError(f"unknown import job statuses {sorted(unknown)}")
+        with self._gate:
+            job = self.import_jobs[job_id]
+            if not self._gate.wait_for(lambda: job.status in wanted, timeout):
+                raise TimeoutError(f"import job {job_id} is {job.status}, not {' or '.join(sorted(wanted))}")
+            return job.describe(self.read_sets)
+
+    def wait_for_import_jobs(self, timeout: float = 30.0) -> None:
+        """Block until no import job is running (for tests); held jobs count as running."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                threads = list(self._import_threads.values())
+            if not threads:
+                return
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            if time.monotonic() >= deadline:
+                raise TimeoutError("read set import jobs still running")
+
     # -- activation ----------------------------------------------------------------------------------------
 
     def hold_activations(self, release_after_reads: int | None = None) -> None:
@@ -1488,9 +1908,11 @@ class OmicsBackend:
 __all__ = [
     "MAX_PART_SIZE",
     "CompletedPart",
+    "ImportReadSetFilter",
     "OmicsBackend",
     "OmicsError",
     "ReadSetFilter",
+    "ReadSetImportSource",
     "ReadSetUploadPartFilter",
     "SequenceStoreFilter",
 ]

@@ -9,6 +9,17 @@ background thread, so that the real boto3 client talks to it over real HTTP::
 
 An emulator in another process is steered through its admin endpoints (see :mod:`.responses`), with
 :func:`emulator_admin`.
+
+Read set import jobs (StartReadSetImportJob) read their sources from an S3 endpoint given to the emulator,
+moto's server in tests::
+
+    with OmicsEmulator(s3_endpoint_url="http://127.0.0.1:5000") as emu:
+        emu.hold_import_jobs()  # jobs stay SUBMITTED until released
+        job = emu.client().start_read_set_import_job(sequenceStoreId=store, roleArn=role, sources=[...])
+        emu.hold_import_jobs(at="IN_PROGRESS")  # they start, but stay IN_PROGRESS
+        emu.wait_for_import_job(job["id"], "IN_PROGRESS")
+        emu.release_import_jobs()
+        emu.wait_for_import_job(job["id"], ("COMPLETED", "COMPLETED_WITH_FAILURES", "FAILED"))
 """
 
 from __future__ import annotations
@@ -19,13 +30,18 @@ import shutil
 import tempfile
 import threading
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from airflow_provider_omics.testing.auth import SigV4Verifier
 from airflow_provider_omics.testing.faults import FaultConfig, FaultInjector, HeldRequest
-from airflow_provider_omics.testing.models import OmicsBackend, check_release_after_reads
+from airflow_provider_omics.testing.models import (
+    OmicsBackend,
+    check_import_hold,
+    check_release_after_reads,
+)
 from airflow_provider_omics.testing.responses import OmicsHTTPServer
 
 DUMMY_ACCESS_KEY = "testing"
@@ -81,7 +97,15 @@ class OmicsEmulator:
     :param access_key: with ``secret_key``, every request must carry a valid SigV4 signature with these keys
         (else AccessDeniedException); without them any signer is accepted.
     :param faults: fault injection from the start (off by default); see :meth:`set_faults`.
-    :param activation_delay: seconds a completed read set stays PROCESSING_UPLOAD, at least.
+    :param activation_delay: seconds a completed (or imported) read set stays PROCESSING_UPLOAD, at least.
+    :param import_job_delay: seconds a read set import job stays SUBMITTED, at least.
+    :param s3_endpoint_url: the S3 endpoint that read set import jobs read their ``s3://`` sources from (moto's
+        ``ThreadedMotoServer``, MinIO, ...); ``None``: boto3's own configuration (``AWS_ENDPOINT_URL_S3``,
+        ``AWS_ENDPOINT_URL``, else AWS). The emulator reads with its own credentials; it does not assume the
+        job's ``roleArn``.
+    :param s3_region: the region of the S3 client (default: ``region``).
+    :param s3_access_key: with ``s3_secret_key``, the S3 client's keys; without them, boto3's credential chain
+        (moto's server takes any keys).
     """
 
     def __init__(
@@ -94,9 +118,16 @@ class OmicsEmulator:
         faults: FaultConfig | None = None,
         activation_delay: float = 0.2,
         region: str = "us-east-1",
+        import_job_delay: float = 0.2,
+        s3_endpoint_url: str | None = None,
+        s3_region: str | None = None,
+        s3_access_key: str | None = None,
+        s3_secret_key: str | None = None,
     ) -> None:
         if (access_key is None) != (secret_key is None):
             raise ValueError("give both access_key and secret_key, or neither")
+        if (s3_access_key is None) != (s3_secret_key is None):
+            raise ValueError("give both s3_access_key and s3_secret_key, or neither")
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self.host = host
         self._port = port
@@ -104,6 +135,10 @@ class OmicsEmulator:
         self.secret_key = secret_key
         self.region = region
         self.activation_delay = activation_delay
+        self.import_job_delay = import_job_delay
+        self.s3_endpoint_url = s3_endpoint_url
+        self.s3_region = s3_region
+        self._s3_keys = (s3_access_key, s3_secret_key)
         self._faults = FaultInjector(faults)
         self._server: OmicsHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -111,6 +146,8 @@ class OmicsEmulator:
         self._temp_dir: str | None = None
         # A hold asked for before start: applied before the backend resumes pending activations.
         self._hold_at_start: tuple[int | None] | None = None
+        # Likewise for import jobs: (at, release_after_reads).
+        self._import_hold_at_start: tuple[str, int | None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -120,7 +157,16 @@ class OmicsEmulator:
         if self._data_dir is None:
             self._temp_dir = tempfile.mkdtemp(prefix="omics-emulator-")
         data_dir = self._data_dir if self._data_dir is not None else Path(self._temp_dir or "")
-        backend = OmicsBackend(data_dir, region=self.region, activation_delay=self.activation_delay)
+        backend = OmicsBackend(
+            data_dir,
+            region=self.region,
+            activation_delay=self.activation_delay,
+            import_job_delay=self.import_job_delay,
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_region=self.s3_region,
+            s3_access_key=self._s3_keys[0],
+            s3_secret_key=self._s3_keys[1],
+        )
         verifier = None
         if self.access_key is not None and self.secret_key is not None:
             verifier = SigV4Verifier(self.access_key, self.secret_key)
@@ -129,6 +175,10 @@ class OmicsEmulator:
         if self._hold_at_start is not None:
             backend.hold_activations(release_after_reads=self._hold_at_start[0])
             self._hold_at_start = None
+        if self._import_hold_at_start is not None:
+            at, release_after_reads = self._import_hold_at_start
+            backend.hold_import_jobs(at=at, release_after_reads=release_after_reads)
+            self._import_hold_at_start = None
         backend.start()
         self._faults.gate.resume()
         self._thread = threading.Thread(
@@ -243,6 +293,36 @@ class OmicsEmulator:
             self._hold_at_start = None
         else:
             self._backend.release_activations()
+
+    def hold_import_jobs(self, at: str = "SUBMITTED", release_after_reads: int | None = None) -> None:
+        """Keep read set import jobs at status ``at`` at the furthest until :meth:`release_import_jobs`, or until
+        GetReadSetImportJob has answered that status ``release_after_reads`` times for each (see
+        :meth:`OmicsBackend.hold_import_jobs`).
+
+        ``at="SUBMITTED"`` (the default): jobs do not start. ``at="IN_PROGRESS"``: jobs start and import their
+        sources (read set activations still follow :meth:`hold_activations`) but do not finish. Moving the
+        hold from SUBMITTED to IN_PROGRESS lets held jobs start; :meth:`wait_for_import_job` waits until one
+        has. Called before :meth:`start`, it holds from the start, the jobs a previous emulator left
+        unfinished on the same data directory included. Steered from another process by ``POST
+        /_emulator/importjobs``.
+        """
+        if self._backend is None:
+            self._import_hold_at_start = (check_import_hold(at), check_release_after_reads(release_after_reads))
+        else:
+            self._backend.hold_import_jobs(at=at, release_after_reads=release_after_reads)
+
+    def release_import_jobs(self) -> None:
+        """Let every held import job move on, and hold no more."""
+        if self._backend is None:
+            self._import_hold_at_start = None
+        else:
+            self._backend.release_import_jobs()
+
+    def wait_for_import_job(self, job_id: str, statuses: str | Iterable[str], timeout: float = 30.0) -> dict[str, Any]:
+        """Block until import job ``job_id`` has one of ``statuses`` (``"IN_PROGRESS"``, or a tuple of them);
+        returns its GetReadSetImportJob answer. It waits on the job's own changes, so that a test needs no
+        sleep; ``timeout`` only catches a hang (:class:`TimeoutError`)."""
+        return self.model.wait_for_import_job(job_id, statuses, timeout)
 
     def hold_requests(self, operation: str) -> None:
         """Hold every request of ``operation`` from now on, once its headers are read and before its body is,

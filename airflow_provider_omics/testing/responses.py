@@ -20,6 +20,9 @@ nor subject to faults nor held:
 - ``POST /_emulator/inject``: ``{"error", "operation", "count"}``, a one-shot injection.
 - ``GET``/``POST /_emulator/activations``: the activation hold, ``{"hold": true, "release_after_reads": n}``
   or ``{"hold": false}``.
+- ``GET``/``POST /_emulator/importjobs``: the import job hold, ``{"hold": true, "at": "SUBMITTED" |
+  "IN_PROGRESS", "release_after_reads": n}`` (``at`` SUBMITTED unless given) or ``{"hold": false}``; answers
+  ``{"hold", "at", "release_after_reads"}``.
 - ``GET``/``POST /_emulator/requests``: the request gate (:class:`~.faults.RequestGate`). ``GET`` answers
   ``{"holding": [operation, ...], "held": [{"id", "operation", "client_host", "client_port", "path",
   "query", "held_at"}, ...]}``; ``POST`` takes ``{"action": "hold", "operation": op}`` (close the gate for
@@ -62,8 +65,10 @@ from airflow_provider_omics.testing.models import (
     MAX_PART_SIZE,
     OPERATIONS,
     CompletedPart,
+    ImportReadSetFilter,
     OmicsBackend,
     ReadSetFilter,
+    ReadSetImportSource,
     ReadSetUploadPartFilter,
     SequenceStoreFilter,
 )
@@ -122,6 +127,9 @@ ROUTES = (
     _route("POST", f"{_STORE}/readsets", "ListReadSets"),
     _route("GET", "/tags/{resourceArn}", "ListTagsForResource"),
     _route("POST", "/tags/{resourceArn}", "TagResource", status=204),
+    _route("POST", f"{_STORE}/importjob", "StartReadSetImportJob"),
+    _route("GET", f"{_STORE}/importjob/{{id}}", "GetReadSetImportJob"),
+    _route("POST", f"{_STORE}/importjobs", "ListReadSetImportJobs"),
 )
 # Fault injection filters on operation names: every route must be one it knows, and every name a route.
 assert {route.operation for route in ROUTES} == OPERATIONS
@@ -314,6 +322,42 @@ def upload_part_filter(filt: Members | None) -> ReadSetUploadPartFilter | None:
     return ReadSetUploadPartFilter(
         created_after=filt.timestamp("createdAfter"), created_before=filt.timestamp("createdBefore")
     )
+
+
+def import_read_set_filter(filt: Members | None) -> ImportReadSetFilter | None:
+    if filt is None:
+        return None
+    return ImportReadSetFilter(
+        status=filt.string("status"),
+        created_after=filt.timestamp("createdAfter"),
+        created_before=filt.timestamp("createdBefore"),
+    )
+
+
+def import_sources(items: list[Members] | None) -> list[ReadSetImportSource]:
+    """The ``sources`` of StartReadSetImportJob."""
+    if items is None:
+        raise ValidationException("sources is required")
+    sources = []
+    for item in items:
+        files = item.structure("sourceFiles")
+        if files is None:
+            raise ValidationException("sourceFiles is required in each source")
+        sources.append(
+            ReadSetImportSource(
+                source1=files.required_string("source1"),
+                source2=files.string("source2"),
+                source_file_type=item.required_string("sourceFileType"),
+                subject_id=item.required_string("subjectId"),
+                sample_id=item.required_string("sampleId"),
+                generated_from=item.string("generatedFrom"),
+                reference_arn=item.string("referenceArn"),
+                name=item.string("name"),
+                description=item.string("description"),
+                tags=item.string_map("tags") or {},
+            )
+        )
+    return sources
 
 
 def completed_parts(items: list[Members] | None) -> list[CompletedPart]:
@@ -701,6 +745,26 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
             request.path["resourceArn"], tags=request.json.required_string_map("tags")
         )
 
+    def _op_StartReadSetImportJob(self, request: Request) -> Any:
+        body = request.json
+        return self.server.backend.start_read_set_import_job(
+            request.path["sequenceStoreId"],
+            role_arn=body.required_string("roleArn"),
+            sources=import_sources(body.structures("sources")),
+            client_token=body.string("clientToken"),
+        )
+
+    def _op_GetReadSetImportJob(self, request: Request) -> Any:
+        return self.server.backend.get_read_set_import_job(request.path["sequenceStoreId"], request.path["id"])
+
+    def _op_ListReadSetImportJobs(self, request: Request) -> Any:
+        return self.server.backend.list_read_set_import_jobs(
+            request.path["sequenceStoreId"],
+            filters=import_read_set_filter(request.json.structure("filter")),
+            max_results=request.query.integer("maxResults"),
+            next_token=request.query.string("nextToken"),
+        )
+
     # -- admin ---------------------------------------------------------------------------------------------
 
     def _admin(self, path: str, body: RequestBody) -> None:
@@ -723,6 +787,11 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
             elif path == "/_emulator/activations" and self.command == "POST":
                 self._set_activation_hold(data)
                 self._send_json(self.server.backend.activation_hold)
+            elif path == "/_emulator/importjobs" and self.command == "GET":
+                self._send_json(self.server.backend.import_job_hold)
+            elif path == "/_emulator/importjobs" and self.command == "POST":
+                self._set_import_job_hold(data)
+                self._send_json(self.server.backend.import_job_hold)
             elif path == "/_emulator/requests" and self.command == "GET":
                 self._send_json(self._gate_state())
             elif path == "/_emulator/requests" and self.command == "POST":
@@ -747,6 +816,23 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
             raise ValueError("release_after_reads goes with hold: true")
         else:
             self.server.backend.release_activations()
+
+    def _set_import_job_hold(self, data: Any) -> None:
+        """``{"hold": true, "at": status, "release_after_reads": N}`` holds import jobs; ``{"hold": false}``
+        releases them."""
+        if not isinstance(data, dict) or not isinstance(data.get("hold"), bool):
+            raise ValueError('expected {"hold": true|false} and, with true, optional "at" and "release_after_reads"')
+        unknown = set(data) - {"hold", "at", "release_after_reads"}
+        if unknown:
+            raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+        if data["hold"]:
+            self.server.backend.hold_import_jobs(
+                at=data.get("at", "SUBMITTED"), release_after_reads=data.get("release_after_reads")
+            )
+        elif data.get("at") is not None or data.get("release_after_reads") is not None:
+            raise ValueError("at and release_after_reads go with hold: true")
+        else:
+            self.server.backend.release_import_jobs()
 
     def _gate_state(self) -> dict[str, Any]:
         gate = self.server.faults.gate

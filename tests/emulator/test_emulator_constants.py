@@ -35,13 +35,15 @@ def shapes(model: ServiceModel) -> Callable[[str], Any]:
         ("ETagAlgorithmFamily", tuple(ETAG_HASHES)),
         ("ReadSetPartSource", models.PART_SOURCES),
         ("ReadSetFile", models.READ_SET_FILES),
+        ("ReadSetImportJobStatus", models.IMPORT_JOB_STATUSES),
+        ("ReadSetImportJobItemStatus", models.IMPORT_SOURCE_STATUSES),
     ],
 )
 def test_enums(shapes: Any, shape: str, values: tuple[str, ...]) -> None:
     assert sorted(values) == sorted(shapes(shape).enum)
 
 
-@pytest.mark.parametrize("shape", ["SequenceStoreId", "UploadId", "ReadSetId"])
+@pytest.mark.parametrize("shape", ["SequenceStoreId", "UploadId", "ReadSetId", "ImportJobId"])
 def test_id_pattern(shapes: Any, shape: str) -> None:
     metadata = shapes(shape).metadata
     assert metadata["pattern"] == "[0-9]+"
@@ -69,6 +71,7 @@ def test_part_number_range(shapes: Any, shape: str) -> None:
         "ListReadSetUploadPartsRequestMaxResultsInteger",
         "ListMultipartReadSetUploadsRequestMaxResultsInteger",
         "ListReadSetsRequestMaxResultsInteger",
+        "ListReadSetImportJobsRequestMaxResultsInteger",
     ],
 )
 def test_max_results_range(shapes: Any, shape: str) -> None:
@@ -80,6 +83,15 @@ def test_tag_limits(shapes: Any) -> None:
     assert (shapes("TagKey").metadata["min"], shapes("TagKey").metadata["max"]) == models.TAG_KEY_LENGTH
     assert shapes("TagValue").metadata["max"] == models.MAX_TAG_VALUE_LENGTH
     assert shapes("TagResourceRequestTagsMap").metadata["max"] == models.MAX_TAGS_PER_RESOURCE
+
+
+def test_import_job_limits(shapes: Any) -> None:
+    sources = shapes("StartReadSetImportJobRequestSourcesList").metadata
+    assert (sources["min"], sources["max"]) == (1, models.MAX_IMPORT_SOURCES)
+    assert shapes("JobStatusMessage").metadata["max"] == models.JOB_STATUS_MESSAGE_LENGTH
+    role = shapes("RoleArn").metadata
+    assert (role["min"], role["max"]) == models.ROLE_ARN_LENGTH
+    assert shapes("S3Uri").metadata["pattern"] == models.S3_URI_PATTERN.pattern
 
 
 def test_the_largest_part_fits_the_model(shapes: Any) -> None:
