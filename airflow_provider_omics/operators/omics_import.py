@@ -347,7 +347,7 @@ class OmicsStartReadSetImportJobOperator(AwsBaseOperator[OmicsHook]):
                 source
                 for job_id in job_ids
                 for source in self.hook.get_read_set_import_job(store_id, job_id).get("sources") or []
-                if source.get("readSetId")
+                if source.get("readSetId") and source.get("status") == "FINISHED"
             ]
             context["ti"].xcom_push(
                 key=IMPORTED_KEY,
