@@ -18,7 +18,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.links.omics import OmicsReadSetImportJobLink
 from airflow_provider_omics.operators.omics import Logger, _check_store
-from airflow_provider_omics.triggers.omics import OmicsReadSetImportJobCompleteTrigger
+from airflow_provider_omics.triggers.omics import OmicsReadSetImportJobCompleteTrigger, waiter_settings
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
 from airflow_provider_omics.utils.inputs import check_store_id
 from airflow_provider_omics.utils.manifest import check_manifest_sources, parse_manifest, read_manifest
@@ -304,12 +304,7 @@ class OmicsStartReadSetImportJobOperator(AwsBaseOperator[OmicsHook]):
                     trigger=OmicsReadSetImportJobCompleteTrigger(
                         sequence_store_id=store_id,
                         job_id=job_id,
-                        waiter_delay=int(self.waiter_delay),
-                        waiter_max_attempts=int(self.waiter_max_attempts),
-                        aws_conn_id=self.aws_conn_id,
-                        region_name=self.region_name,
-                        verify=self.verify,
-                        botocore_config=self.botocore_config,
+                        **waiter_settings(self),
                     ),
                     method_name="execute_complete",
                 )

@@ -13,14 +13,41 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.links.omics import OmicsReadSetImportJobLink, OmicsReadSetLink
 from airflow_provider_omics.operators.omics_import import JOB_DONE, import_outcome
-from airflow_provider_omics.triggers.omics import OmicsReadSetActiveTrigger, OmicsReadSetImportJobCompleteTrigger
+from airflow_provider_omics.triggers.omics import (
+    OmicsReadSetActiveTrigger,
+    OmicsReadSetImportJobCompleteTrigger,
+    waiter_settings,
+)
 from airflow_provider_omics.utils.payloads import ReadSetEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class OmicsReadSetStatusSensor(AwsBaseSensor[OmicsHook]):
+class _OmicsWaitSensor(AwsBaseSensor[OmicsHook]):
+    """A sensor that waits blocking (poking every ``waiter_delay`` seconds, for ``waiter_delay *
+    waiter_max_attempts`` seconds unless ``poke_interval`` and ``timeout`` say otherwise) or deferred to a waiter
+    trigger with the same cadence."""
+
+    aws_hook_class = OmicsHook
+
+    def __init__(
+        self,
+        *,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        waiter_delay: int = 30,
+        waiter_max_attempts: int = 720,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", waiter_delay)
+        kwargs.setdefault("timeout", waiter_delay * waiter_max_attempts)
+        super().__init__(**kwargs)
+        self.deferrable = deferrable
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+
+
+class OmicsReadSetStatusSensor(_OmicsWaitSensor):
     """
     Wait until a HealthOmics read set is ``ACTIVE``, for instance after a multipart upload completed.
 
@@ -71,24 +98,10 @@ class OmicsReadSetStatusSensor(AwsBaseSensor[OmicsHook]):
     operator_extra_links = (OmicsReadSetLink(),)
     ui_color = "#66c3ff"
 
-    def __init__(
-        self,
-        *,
-        sequence_store_id: str,
-        read_set_id: str,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        waiter_delay: int = 30,
-        waiter_max_attempts: int = 720,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("poke_interval", waiter_delay)
-        kwargs.setdefault("timeout", waiter_delay * waiter_max_attempts)
+    def __init__(self, *, sequence_store_id: str, read_set_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.sequence_store_id = sequence_store_id
         self.read_set_id = read_set_id
-        self.deferrable = deferrable
-        self.waiter_delay = waiter_delay
-        self.waiter_max_attempts = waiter_max_attempts
 
     def execute(self, context: Context) -> None:
         OmicsReadSetLink.persist(
@@ -110,12 +123,7 @@ class OmicsReadSetStatusSensor(AwsBaseSensor[OmicsHook]):
             trigger=OmicsReadSetActiveTrigger(
                 sequence_store_id=self.sequence_store_id,
                 read_set_id=self.read_set_id,
-                waiter_delay=int(self.waiter_delay),
-                waiter_max_attempts=int(self.waiter_max_attempts),
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
-                verify=self.verify,
-                botocore_config=self.botocore_config,
+                **waiter_settings(self),
             ),
             method_name="execute_complete",
         )
@@ -160,7 +168,7 @@ class OmicsReadSetStatusSensor(AwsBaseSensor[OmicsHook]):
         return f"{message}: {status_message}" if status_message else message
 
 
-class OmicsReadSetImportJobSensor(AwsBaseSensor[OmicsHook]):
+class OmicsReadSetImportJobSensor(_OmicsWaitSensor):
     """
     Wait until a read set import job, started elsewhere, has finished, and report each source.
 
@@ -189,24 +197,10 @@ class OmicsReadSetImportJobSensor(AwsBaseSensor[OmicsHook]):
     operator_extra_links = (OmicsReadSetImportJobLink(),)
     ui_color = "#66c3ff"
 
-    def __init__(
-        self,
-        *,
-        sequence_store_id: str,
-        job_id: str,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        waiter_delay: int = 30,
-        waiter_max_attempts: int = 720,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("poke_interval", waiter_delay)
-        kwargs.setdefault("timeout", waiter_delay * waiter_max_attempts)
+    def __init__(self, *, sequence_store_id: str, job_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.sequence_store_id = sequence_store_id
         self.job_id = job_id
-        self.deferrable = deferrable
-        self.waiter_delay = waiter_delay
-        self.waiter_max_attempts = waiter_max_attempts
 
     def execute(self, context: Context) -> Any:
         OmicsReadSetImportJobLink.persist(
@@ -226,12 +220,7 @@ class OmicsReadSetImportJobSensor(AwsBaseSensor[OmicsHook]):
             trigger=OmicsReadSetImportJobCompleteTrigger(
                 sequence_store_id=self.sequence_store_id,
                 job_id=self.job_id,
-                waiter_delay=int(self.waiter_delay),
-                waiter_max_attempts=int(self.waiter_max_attempts),
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
-                verify=self.verify,
-                botocore_config=self.botocore_config,
+                **waiter_settings(self),
             ),
             method_name="execute_complete",
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.triggers.base import TriggerEvent
@@ -12,6 +12,18 @@ from airflow_provider_omics.utils.payloads import ReadSetEvent
 
 if TYPE_CHECKING:
     from airflow.exceptions import AirflowException
+
+
+def waiter_settings(task: Any) -> dict[str, Any]:
+    """The waiter cadence and the AWS settings a trigger takes from the task that defers to it."""
+    return {
+        "waiter_delay": int(task.waiter_delay),
+        "waiter_max_attempts": int(task.waiter_max_attempts),
+        "aws_conn_id": task.aws_conn_id,
+        "region_name": task.region_name,
+        "verify": task.verify,
+        "botocore_config": task.botocore_config,
+    }
 
 
 class OmicsReadSetActiveTrigger(AwsBaseWaiterTrigger):
