@@ -44,7 +44,7 @@ from airflow_provider_omics.operators.omics import (
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
 from airflow_provider_omics.utils.inputs import allow_lists, as_bool, as_int, check_store_id
 from airflow_provider_omics.utils.manifest import validate_manifest
-from airflow_provider_omics.utils.parts import MAX_PART_SIZE, PartPlanError, expand_parts
+from airflow_provider_omics.utils.parts import MAX_PART_SIZE, PartPlanError, expand_parts, mapped_values
 from airflow_provider_omics.utils.payloads import (
     UPLOAD_RECORD_KEY,
     DigestResult,
@@ -397,7 +397,7 @@ class OmicsCompleteRunUploadsOperator(_RunStepOperator):
         samples = run_samples(self.samples, plan)
         runs: dict[str, list[Mapping[str, Any]]] = {}
         part_failures: dict[str, str] = {}
-        for result in self.parts or []:
+        for result in mapped_values(self.parts):
             if not isinstance(result, Mapping):
                 continue
             for key, sample_runs in (result.get("parts") or {}).items():

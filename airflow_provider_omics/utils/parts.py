@@ -101,13 +101,23 @@ def batch_parts(counts: Sequence[int], max_tasks: int) -> list[PartBatch]:
     return batches
 
 
+def mapped_values(values: Any) -> list[Any]:
+    """The values of a mapped task's output (Airflow's lazy XCom sequence), read by index: iterating it reads one
+    value past the end, which Airflow logs as an error in a run that is fine."""
+    if values is None:
+        return []
+    if hasattr(values, "__len__") and hasattr(values, "__getitem__") and not isinstance(values, Mapping):
+        return [values[index] for index in range(len(values))]
+    return list(values)
+
+
 def flatten_part_results(results: Iterable[Any]) -> list[dict[str, Any]]:
     """Flatten the mapped tasks' XComs (lists of PartResult; None where a task pushed nothing).
 
     Not yet trusted: :func:`check_complete_parts` checks every entry.
     """
     parts: list[dict[str, Any]] = []
-    for item in results:
+    for item in mapped_values(results):
         if item is None:
             continue
         if isinstance(item, Mapping):
