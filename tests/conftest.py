@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -93,3 +94,16 @@ def s3_staging(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     bucket = f"staging-{time.monotonic_ns()}"
     s3.create_bucket(Bucket=bucket)
     return SimpleNamespace(client=s3, bucket=bucket, endpoint_url=s3_server)
+
+
+@pytest.fixture(autouse=True)
+def _operator_links_stay_loadable() -> Iterator[None]:
+    """Some of Airflow's own code paths (clearing, deferring and resuming a task) deserialize DAGs without
+    operator links by setting a class-wide switch, and leave it set for the whole process: put it back after every
+    test, so that a DAG deserialized later (the UI's view, tests/test_links.py) keeps its links."""
+    yield
+    if "airflow.serialization.serialized_objects" in sys.modules:
+        from airflow.serialization.serialized_objects import DagSerialization, OperatorSerialization
+
+        DagSerialization._load_operator_extra_links = True
+        OperatorSerialization._load_operator_extra_links = True
