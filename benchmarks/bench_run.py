@@ -7,29 +7,37 @@ Three measurements, numbers only (no timed assertion):
    ONE run of ``example_dags/omics_upload_sequencing_run.py`` triggered with its form's params (store id,
    manifest, part size, task budget, parts in flight). Airflow runs as ``bench_dag.py`` runs it: the emulator, the
    api-server, the dag-processor and the scheduler (LocalExecutor, ``--parallelism`` slots, sqlite) each in a
-   process of its own (:mod:`airflow_provider_omics.testing.deployment`). Read from the metadata database, the
-   REST API's task graph and the scheduler's log: trigger-to-success time, task instances against the budget,
-   every task's scheduled / queued / start / end, the critical path with the scheduler's latency between
-   consecutive tasks, and how the mapped upload tasks filled the worker slots.
+   process of its own (:mod:`airflow_provider_omics.testing.deployment`); an uncounted one-sample run warms it up.
+   Read from the metadata database, the REST API's task graph, the task logs and the scheduler's log:
+   trigger-to-success time, task instances against the budget, every task's scheduled / queued / start / end,
+   DAG parse and execute() time, the critical path with the scheduler's latency between consecutive tasks, and
+   how the mapped upload tasks filled the worker slots.
 2. **The reference, same emulator process, a fresh store.** The same samples one after another in this process
    by AWS's ``omics.transfer.manager.TransferManager.upload_read_set`` (aws-healthomics-tools, as
    ``bench_upload.py`` uses it; both reads of a pair in one call), each followed by a wait for ACTIVE (a
-   GetReadSetMetadata every ``--poll-seconds``). Then the ratio run / sequential. With ``--sizes`` (more MiB
-   per file) both are measured again per size, each time and run time is fitted as fixed + per-byte cost, and
-   the data size where the run reaches 1.0x is solved from the fits.
+   GetReadSetMetadata every ``--poll-seconds``). Then the ratio run / sequential. ``--rounds`` repeats both,
+   alternating which goes first. With ``--sizes`` (more MiB per file) both are measured per size, the run's and
+   the script's times (and CPU seconds) are fitted as fixed + per-GB costs, and the size where the run reaches
+   1.0x (and 2.0x) is solved from the fits.
 3. **The digest of a pair** (``--digest-only`` runs it alone, ``--skip-digest`` leaves it out): a paired FASTQ of
    2 x ``--digest-mb`` MB uncompressed, digested as the run's digest task does (a ``ThreadPoolExecutor`` over the
    sources calling :func:`airflow_provider_omics.operators.omics.digest_source` on the plan of
    :func:`~airflow_provider_omics.utils.manifest.validate_manifest`), against the digest of its larger source
    alone; the median of ``--digest-repeat`` alternating runs, with CPU seconds.
 
+The machine may be shared: before each timed phase the benchmark waits (``--quiet-wait``) until other processes
+use less than a quarter of a core, and it reports the CPU seconds of its own processes and of everything else
+during each phase. The provider's files are fingerprinted around each run: a run that straddles a change of the
+code is reported and not counted when another one is.
+
 The DAG run is read only through its public interface (the trigger's conf), the emulator's API, Airflow's
 metadata database and logs: no XCom.
 
     .venv/bin/python benchmarks/bench_run.py                      # 48 samples x 2 x 20 MiB, then the digest
-    .venv/bin/python benchmarks/bench_run.py --samples 8 --file-mib 4 --max-tasks 8 --skip-digest
-    .venv/bin/python benchmarks/bench_run.py --sizes 80,200 --skip-digest
+    .venv/bin/python benchmarks/bench_run.py --rounds 3 --skip-digest
+    .venv/bin/python benchmarks/bench_run.py --sizes 60,120 --skip-digest
     .venv/bin/python benchmarks/bench_run.py --digest-only
+    .venv/bin/python benchmarks/bench_run.py --samples 8 --file-mib 4 --max-tasks 8 --skip-digest --quiet-wait 0
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -80,6 +89,8 @@ TARGET_DIGEST_RATIO = 1.15
 
 # The LocalExecutor's supervisor logs how long each workload held its worker slot, task process included.
 _WORKLOAD_FINISHED = "Workload finished"
+_WORKLOAD_DURATION = re.compile(r"\bduration=([\d.]+)")
+_WORKLOAD_ID = re.compile(r"\bworkload_id=([0-9a-f-]{36})")
 
 
 # -- sample files ------------------------------------------------------------------------------------------------
@@ -224,14 +235,6 @@ def machine_busy_seconds() -> float:
     fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_seconds(pids: Iterable[int]) -> float:
@@ -554,15 +557,12 @@ class DagReport:
 
 def workload_seconds(scheduler_log: Path) -> dict[str, float]:
     """Task instance id (no dashes) -> seconds its workload held a LocalExecutor worker slot."""
-    import re
-
-    duration_re, workload_re = re.compile(r"\bduration=([\d.]+)"), re.compile(r"\bworkload_id=([0-9a-f-]{36})")
     found: dict[str, float] = {}
     if not scheduler_log.exists():
         return found
     for line in scheduler_log.read_text(errors="replace").splitlines():
         if _WORKLOAD_FINISHED in line:
-            duration, workload = duration_re.search(line), workload_re.search(line)
+            duration, workload = _WORKLOAD_DURATION.search(line), _WORKLOAD_ID.search(line)
             if duration and workload:
                 found[workload.group(1).replace("-", "")] = float(duration.group(1))
     return found
@@ -867,36 +867,44 @@ def print_sizes(points: Sequence[SizePoint]) -> None:
         "process); other jobs: cores the machine's other processes used meanwhile)"
     )
     if len({p.total_bytes for p in points}) < 2:
-        print("  (one size: give --sizes with larger sizes to fit fixed and per-byte costs and find the 1.0x size)")
+        print("  (one size of data: give --sizes with larger sizes to fit fixed and per-GB costs and find 1.0x)")
         return
     xs = [p.total_bytes / 1e9 for p in points]
     dag_a, dag_b = fit_line(xs, [p.dag_seconds for p in points])
     ref_a, ref_b = fit_line(xs, [p.reference_seconds for p in points])
     print(
-        f"  fitted (least squares over the sizes): run = {dag_a:.1f} s + {dag_b:.2f} s/GB; "
-        f"sequential = {ref_a:.1f} s + {ref_b:.2f} s/GB (GB of gzipped FASTQ uploaded)"
+        f"  fitted (least squares over the sizes): run = {dag_a:.1f} s {dag_b:+.2f} s/GB; "
+        f"sequential = {ref_a:.1f} s {ref_b:+.2f} s/GB (GB of gzipped FASTQ uploaded)"
     )
     cpu_a, cpu_b = fit_line(xs, [p.dag_cpu for p in points])
     seq_cpu_a, seq_cpu_b = fit_line(xs, [p.reference_cpu for p in points])
     cores = os.cpu_count() or 1
     print(
-        f"  CPU seconds, fitted: run = {cpu_a:.0f} + {cpu_b:.1f} /GB, sequential = {seq_cpu_a:.0f} + "
-        f"{seq_cpu_b:.1f} /GB: on {cores} cores the run cannot take less than {cpu_a / cores:.0f} s + "
-        f"{cpu_b / cores:.1f} s/GB whatever the scheduling"
+        f"  CPU seconds, fitted: run = {cpu_a:.0f} {cpu_b:+.1f} /GB, sequential = {seq_cpu_a:.0f} "
+        f"{seq_cpu_b:+.1f} /GB: on {cores} cores the run cannot take less than {cpu_a / cores:.0f} s "
+        f"{cpu_b / cores:+.1f} s/GB whatever the scheduling"
     )
     samples = points[0].samples
+    print("  where the run reaches the sequential script (wall-time fits, as measured on this machine):")
+    print_crossings((dag_a, dag_b), (ref_a, ref_b), samples)
+    # The run keeps every core busy while the script keeps about one: other jobs on a shared machine slow the run
+    # more. Its CPU seconds do not depend on them: on an idle machine it can finish no sooner than CPU / cores.
+    print(f"  ... and with the run at its CPU floor on {cores} idle cores (run = CPU / {cores}):")
+    print_crossings((cpu_a / cores, cpu_b / cores), (ref_a, ref_b), samples)
+
+
+def print_crossings(dag: tuple[float, float], reference: tuple[float, float], samples: int) -> None:
     for target in (1.0, TARGET_RATIO):
-        at = crossing((dag_a, dag_b), (ref_a, ref_b), target)
+        at = crossing(dag, reference, target)
         if at is None:
             print(
-                f"  {target:.1f}x: not reached at any size (the run's per-byte cost is not below {target:.1f} x the "
-                "sequential script's)"
+                f"    {target:.1f}x: not reached at any size (the run's s/GB are not below {target:.1f}x the script's)"
             )
         elif at <= 0:
-            print(f"  {target:.1f}x: already below it at every size measured")
+            print(f"    at most {target:.1f}x at every size")
         else:
             per_file = at * 1e9 / (2 * samples) / MIB
-            print(f"  at most {target:.1f}x from {at:.1f} GB on ({samples} samples x 2 files of {per_file:.0f} MiB)")
+            print(f"    at most {target:.1f}x from {at:.1f} GB on ({samples} samples x 2 files of {per_file:.0f} MiB)")
 
 
 def crossing(dag: tuple[float, float], reference: tuple[float, float], ratio: float) -> float | None:
@@ -1033,7 +1041,9 @@ def parse_sizes(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--samples", type=int, default=48, help="paired samples in the manifest (default 48)")
-    parser.add_argument("--file-mib", type=int, default=20, help="MiB per gzipped FASTQ file (default 20)")
+    parser.add_argument(
+        "--file-mib", type=int, default=20, help="MiB per gzipped FASTQ file, in steps of about 2 MiB (default 20)"
+    )
     parser.add_argument(
         "--sizes", default="", help="more MiB-per-file sizes to measure after --file-mib, comma-separated (e.g. 80,200)"
     )
@@ -1131,7 +1141,7 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> None:
                 order = ["sequential", "run"] if round_number % 2 else ["run", "sequential"]
                 for phase in order:
                     warm_page_cache(p for s in samples for p in (s.read1, s.read2))
-                    quiet = wait_for_quiet(deployment, args.quiet_wait) if args.quiet_wait > 0 else ""
+                    quiet = f"{wait_for_quiet(deployment, args.quiet_wait)}; " if args.quiet_wait > 0 else ""
                     store = client.create_sequence_store(name=f"bench-run-{phase}-{file_mib}-{round_number}")["id"]
                     if phase == "sequential":
                         reference = run_reference(
@@ -1145,7 +1155,7 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> None:
                         point.references.append(reference)
                         print(
                             f"  round {round_number} sequential (TransferManager + wait for ACTIVE): "
-                            f"{reference.seconds:.1f} s; read sets {reference.statuses}; {quiet}; "
+                            f"{reference.seconds:.1f} s; read sets {reference.statuses}; {quiet}"
                             f"{reference.cpu.describe()}",
                             flush=True,
                         )
@@ -1157,7 +1167,7 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> None:
                         changed = "; THE PROVIDER'S FILES CHANGED DURING THIS RUN" if dag.code_changed else ""
                         print(
                             f"  round {round_number} DAG run: {dag.state} in {dag.seconds:.1f} s; read sets "
-                            f"{dag.statuses}, uploads left {dag.uploads_left}; {quiet}; {dag.cpu.describe()}{changed}",
+                            f"{dag.statuses}, uploads left {dag.uploads_left}; {quiet}{dag.cpu.describe()}{changed}",
                             flush=True,
                         )
                         deployment.drop_stored_parts(dag.read_set_ids)
