@@ -521,7 +521,8 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
 class OmicsDigestRunSourcesOperator(_StagedSourceOperator):
     """
     Digest the staged FASTQ sources of a run in the store's ETag algorithm, ``max_concurrency`` sources at once,
-    so that a paired FASTQ's two sources are hashed side by side, while the parts upload.
+    so that a paired FASTQ's two sources are hashed side by side; it can run while the parts upload, when a
+    worker slot is free for it (the mapped uploads outrank it).
 
     Each source is read as :class:`~airflow_provider_omics.operators.omics.OmicsDigestSourcesOperator` reads it
     (pinned to the plan's fingerprint, the same allow-lists). A source that cannot be digested (changed, removed,
