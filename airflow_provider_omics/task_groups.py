@@ -29,6 +29,9 @@ DEFAULT_UPLOAD_RETRIES = 3
 # worker lost in the middle of one of them is retried rather than failing the run.
 DEFAULT_SERVICE_RETRIES = 2
 DEFAULT_RETRY_DELAY = timedelta(seconds=10)
+# A run's digest task outranks its mapped part uploads (whose weight is about 6 under Airflow's default
+# "downstream" rule): it is the longest task of a run of large FASTQs, so it must not wait for a free slot.
+DIGEST_PRIORITY_WEIGHT = 10
 
 
 def _retries(group: TaskGroup, aws: dict[str, Any]) -> Callable[[int | None, int], dict[str, Any]]:
@@ -234,7 +237,7 @@ def upload_sequencing_run(
     source_aws_conn_id: str | None = None,
     allowed_local_roots: str | Sequence[str] | None = None,
     allowed_s3_prefixes: str | Sequence[str] | None = None,
-    waiter_delay: float = 10,
+    waiter_delay: float | str = 10,
     waiter_max_attempts: int = 360,
     upload_retries: int | None = None,
     service_retries: int | None = None,
@@ -260,7 +263,6 @@ def upload_sequencing_run(
     :return: the task group; its summary task's XCom is the per-sample table.
     """
     from airflow_provider_omics.operators.omics_run import (
-        RUN_MANIFEST_KEY,
         RUN_SAMPLES_KEY,
         OmicsAbortRunUploadsOperator,
         OmicsCompleteRunUploadsOperator,
@@ -294,7 +296,6 @@ def upload_sequencing_run(
         )
         # XComArgs stand for the values they resolve to at run time.
         planned: Any = XComArg(plan, key=RUN_SAMPLES_KEY)
-        manifest_read: Any = XComArg(plan, key=RUN_MANIFEST_KEY)
         create = OmicsCreateRunUploadsOperator(
             task_id="create", sequence_store_id=sequence_store_id, samples=planned, **service
         )
@@ -338,14 +339,16 @@ def upload_sequencing_run(
             waiter_max_attempts=waiter_max_attempts,
             **aws,
         )
+        # Beside create and the part uploads, from the plan on; weighted above the uploads, so that on a busy
+        # deployment a free slot goes to it first: the digest of large FASTQs is what verify waits for.
         digest = OmicsDigestRunSourcesOperator(
             task_id="digest",
             sequence_store_id=sequence_store_id,
-            samples=created,
+            samples=planned,
             plan=planned,
             max_concurrency=digest_concurrency,
             **sources,
-            **aws,
+            **{"priority_weight": DIGEST_PRIORITY_WEIGHT, **aws},
         )
         digests: Any = digest.output
         waited: Any = wait.output
@@ -364,12 +367,12 @@ def upload_sequencing_run(
             task_id="summary",
             samples=outputs,
             plan=planned,
-            manifest=manifest_read,
+            plan_task_id=plan.task_id,
             write_csv=summary_csv,
             source_aws_conn_id=source_aws_conn_id,
             **aws,
         )
-        plan >> create
+        plan >> [create, digest]
         [create, complete] >> abort
         [verify, wait, complete, create] >> summary
     return group

@@ -122,6 +122,15 @@ with DAG(
             description="How many parts each upload task sends at once, each over a connection of its own.",
             section=TUNING,
         ),
+        "check_every_seconds": Param(
+            10,
+            type="integer",
+            minimum=1,
+            maximum=600,
+            title="Look at the read sets every (seconds)",
+            description="How often wait_active asks the store whether the completed read sets are ACTIVE yet.",
+            section=TUNING,
+        ),
     },
 ) as dag:
     upload_sequencing_run(
@@ -133,5 +142,6 @@ with DAG(
         max_tasks="{{ params.max_tasks }}",
         max_concurrency="{{ params.max_concurrency }}",
         summary_csv="{{ params.write_summary_csv }}",
+        waiter_delay="{{ params.check_every_seconds }}",
         aws_conn_id="aws_default",
     )

@@ -42,7 +42,7 @@ from airflow_provider_omics.operators.omics import (
     with_read_sets_alias,
 )
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
-from airflow_provider_omics.utils.inputs import allow_lists, as_bool, as_int, check_store_id
+from airflow_provider_omics.utils.inputs import allow_lists, as_bool, as_float, as_int, check_store_id
 from airflow_provider_omics.utils.manifest import validate_manifest
 from airflow_provider_omics.utils.parts import MAX_PART_SIZE, PartPlanError, expand_parts, mapped_values
 from airflow_provider_omics.utils.payloads import (
@@ -65,6 +65,8 @@ if TYPE_CHECKING:
 RUN_SAMPLES_KEY = "samples"
 # The XCom key under which the plan task pushes where the manifest was read (the summary's CSV goes next to it).
 RUN_MANIFEST_KEY = "manifest"
+# How often the run's create step publishes its upload records while it works (seconds).
+RECORDS_PUSH_INTERVAL = 10.0
 # Read set statuses that are still on their way to ACTIVE.
 PENDING_STATUSES = frozenset({"PROCESSING_UPLOAD", "ACTIVATING"})
 
@@ -286,7 +288,9 @@ class OmicsCreateRunUploadsOperator(_RunStepOperator):
 
     A sample the service refuses for good (a permanent error) fails alone; a transient error fails the task after
     the other samples, and its retry finds what was created by the tokens. Pushes ``{sample: UploadRecord}``
-    under the XCom key ``upload`` as it goes (the abort teardown reads it) and returns the run's samples.
+    under the XCom key ``upload`` every ``RECORDS_PUSH_INTERVAL`` seconds and when it ends (the abort step reads
+    it, and finds the uploads of records it missed by the tokens it derives from the plan) and returns the run's
+    samples.
 
     :param sequence_store_id: the destination sequence store's id. (templated)
     :param samples: the plan's samples (``XComArg(plan, key="samples")``). (templated)
@@ -303,11 +307,23 @@ class OmicsCreateRunUploadsOperator(_RunStepOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         records: dict[str, Any] = {}
-        # Something under the key at once: the abort teardown reads it even when this task fails early.
+        # Something under the key at once: the abort step reads it even when this task fails early.
         ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records)
         store_id = check_store_id(self.sequence_store_id)
         _check_store(self.hook, store_id, self.aws_conn_id)
         samples = run_samples(self.samples)
+        try:
+            return self.create_all(ti, store_id, samples, records)
+        finally:
+            ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records)
+
+    def create_all(
+        self, ti: Any, store_id: str, samples: dict[str, RunSample], records: dict[str, Any]
+    ) -> dict[str, Any]:
+        # The records are pushed every RECORDS_PUSH_INTERVAL seconds and once at the end, not after every change:
+        # each push writes the whole dict, and the abort step finds an upload without them (by the token it
+        # derives from the plan), so they only save it a lookup.
+        pushed = time.monotonic()
         transient: list[str] = []
         for sample in samples.values():
             if sample.status != "planned":
@@ -325,8 +341,11 @@ class OmicsCreateRunUploadsOperator(_RunStepOperator):
                 )
 
                 def push(key: str = sample.key, record: UploadRecord = record) -> None:
+                    nonlocal pushed
                     records[key] = record.to_dict()
-                    ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records)
+                    if time.monotonic() - pushed >= RECORDS_PUSH_INTERVAL:
+                        ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records)
+                        pushed = time.monotonic()
 
                 create_or_reuse(self.hook, request, record, push, self.aws_conn_id, self.log)
             except AirflowFailException as err:
@@ -460,13 +479,15 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
 
     :param sequence_store_id: the sequence store's id. (templated)
     :param samples: the complete task's output. (templated)
-    :param waiter_delay: seconds between two rounds. (default: 10)
-    :param waiter_max_attempts: rounds at most. (default: 360)
+    :param waiter_delay: seconds between two rounds. (templated; default: 10)
+    :param waiter_max_attempts: rounds at most. (templated; default: 360)
     :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
         which the steps' outputs do not repeat. (templated)
     """
 
-    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples", "plan")
+    template_fields: Sequence[str] = aws_template_fields(
+        "sequence_store_id", "samples", "plan", "waiter_delay", "waiter_max_attempts"
+    )
     ui_color = "#66c3ff"
 
     def __init__(
@@ -474,8 +495,8 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
         *,
         sequence_store_id: str,
         samples: Mapping[str, Any] | None,
-        waiter_delay: float = 10,
-        waiter_max_attempts: int = 360,
+        waiter_delay: float | str = 10,
+        waiter_max_attempts: int | str = 360,
         plan: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -489,7 +510,9 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         samples = run_samples(self.samples, self.plan)
         pending = {key: s for key, s in samples.items() if s.status == "completed" and s.read_set_id}
-        for attempt in range(self.waiter_max_attempts):
+        delay = as_float("waiter_delay", self.waiter_delay)
+        attempts = as_int("waiter_max_attempts", self.waiter_max_attempts)
+        for attempt in range(attempts):
             with service_errors("GetReadSetMetadata", self.aws_conn_id):
                 for key, sample in list(pending.items()):
                     assert sample.read_set_id
@@ -510,10 +533,10 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
                         )
             if not pending:
                 return run_states(samples)
-            if attempt + 1 < self.waiter_max_attempts:
-                time.sleep(self.waiter_delay)
+            if attempt + 1 < attempts:
+                time.sleep(delay)
         raise AirflowException(
-            f"Read sets still not ACTIVE after {self.waiter_delay * self.waiter_max_attempts:.0f} s: "
+            f"Read sets still not ACTIVE after {delay * attempts:.0f} s: "
             + ", ".join(f"{key} ({s.read_set_id})" for key, s in pending.items())
         )
 
@@ -521,16 +544,17 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
 class OmicsDigestRunSourcesOperator(_StagedSourceOperator):
     """
     Digest the staged FASTQ sources of a run in the store's ETag algorithm, ``max_concurrency`` sources at once,
-    so that a paired FASTQ's two sources are hashed side by side; it can run while the parts upload, when a
-    worker slot is free for it (the mapped uploads outrank it).
+    so that a paired FASTQ's two sources are hashed side by side. It needs only the plan, so it runs beside
+    create and the part uploads (``upload_sequencing_run`` weights it above them).
 
     Each source is read as :class:`~airflow_provider_omics.operators.omics.OmicsDigestSourcesOperator` reads it
     (pinned to the plan's fingerprint, the same allow-lists). A source that cannot be digested (changed, removed,
     not FASTQ) is reported for its sample alone. Returns ``{"digests": {sample: DigestResult}, "failed": {sample:
-    reason}}``; samples already in the store are not digested.
+    reason}}``; samples already in the store are not digested, nor those create failed.
 
     :param sequence_store_id: the sequence store's id, whose ``eTagAlgorithmFamily`` is used. (templated)
-    :param samples: the create task's output. (templated)
+    :param samples: the plan's samples (``XComArg(plan, key="samples")``), or the create task's output.
+        (templated)
     :param max_concurrency: sources digested at once. (templated)
     :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
         which the steps' outputs do not repeat. (templated)
@@ -563,7 +587,9 @@ class OmicsDigestRunSourcesOperator(_StagedSourceOperator):
         self.plan = plan
 
     def execute(self, context: Context) -> dict[str, Any]:
-        samples = {key: s for key, s in run_samples(self.samples, self.plan).items() if s.status == "created"}
+        samples = {
+            key: s for key, s in run_samples(self.samples, self.plan).items() if s.status in ("planned", "created")
+        }
         store = _check_store(self.hook, check_store_id(self.sequence_store_id), self.aws_conn_id)
         family = store.get("eTagAlgorithmFamily") or "MD5up"
         roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
@@ -670,6 +696,9 @@ class OmicsSequencingRunSummaryOperator(_StagedSourceOperator):
     :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
         which the steps' outputs do not repeat. (templated)
     :param manifest: where the plan read the manifest (``XComArg(plan, key="manifest")``). (templated)
+    :param plan_task_id: instead of ``manifest``, the plan task whose manifest location to read; unlike an
+        XComArg this also works when the plan did not push one (a plan run by an earlier version of the provider):
+        then no CSV is written.
     :param write_csv: write the table as CSV next to the manifest (a local directory, or the manifest's S3
         prefix through ``source_aws_conn_id``). A CSV that cannot be written is logged, not failed: the read sets
         are what the run is for. (templated)
@@ -689,12 +718,14 @@ class OmicsSequencingRunSummaryOperator(_StagedSourceOperator):
         manifest: Mapping[str, Any] | None = None,
         write_csv: bool | str = False,
         source_aws_conn_id: str | None = None,
+        plan_task_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.samples = samples
         self.plan = plan
         self.manifest = manifest
+        self.plan_task_id = plan_task_id
         self.write_csv = write_csv
         self.source_aws_conn_id = source_aws_conn_id
 
@@ -730,6 +761,8 @@ class OmicsSequencingRunSummaryOperator(_StagedSourceOperator):
         ]
         self.log.info("Sequencing run summary:\n%s", "\n".join(lines))
         if as_bool("write_csv", self.write_csv):
+            if self.plan_task_id and not self.manifest:
+                self.manifest = context["ti"].xcom_pull(task_ids=self.plan_task_id, key=RUN_MANIFEST_KEY)
             self.write_table(table, context["ti"].run_id)
         failed = [s for s in samples.values() if s.status == "failed"]
         if failed:

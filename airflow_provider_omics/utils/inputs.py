@@ -76,6 +76,17 @@ def as_int(name: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
+def as_float(name: str, value: Any, minimum: float = 0.0) -> float:
+    """Accept a number or a number rendered by a template ("2.5"); refuse anything else clearly."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+(\.[0-9]*)?\s*", value):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise OmicsInputError(f"{name}={value!r} must be a number.")
+    if value < minimum:
+        raise OmicsInputError(f"{name}={value} must be at least {minimum:g}.")
+    return float(value)
+
+
 def as_bool(name: str, value: Any) -> bool:
     """Accept a bool or a bool rendered by a template ("True", "false"; empty means False)."""
     if isinstance(value, bool):
