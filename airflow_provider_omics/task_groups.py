@@ -79,6 +79,8 @@ def upload_read_set(
     waiter_max_attempts: int = 720,
     upload_retries: int | None = None,
     service_retries: int | None = None,
+    method: str = "upload",
+    role_arn: str | None = None,
     **task_kwargs: Any,
 ) -> TaskGroup:
     """
@@ -100,9 +102,32 @@ def upload_read_set(
     default to 3 and 2 (and, when no ``retry_delay`` is set either, to a 10 s delay). ``wait_for_active`` and
     ``verify_upload`` turn off the wait and the verification (verification needs the wait).
 
-    :return: the task group; its complete task's XCom is the read set id.
+    ``method`` chooses how the read set gets into the store: ``upload`` (the default: the workers send the
+    parts), ``import`` (an import job: HealthOmics reads the S3 objects itself as ``role_arn``, default
+    ``omics_import_role_arn`` in the connection's extra; the ``import`` task replaces create, the part uploads
+    and complete), or ``auto``: split chooses at run time, import when every source is on S3 and an import role
+    is configured, upload otherwise, and logs the choice and why; the other path's tasks skip. Both paths
+    carry the same request token, so whichever ran, a retry or a cleared task finds the read set again. The
+    wait, digest and verify steps are the same for both (the FASTQ digests are streamed from S3).
+
+    :return: the task group; its complete task's XCom is the read set id (the import task's, when it imported).
     """
+    from airflow_provider_omics.operators.omics_import import METHODS, OmicsImportReadSetOperator
+
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not one of {', '.join(METHODS)}.")
     aws = {"aws_conn_id": aws_conn_id, "region_name": region_name, **task_kwargs}
+    metadata: Any = {
+        "sequence_store_id": sequence_store_id,
+        "source_file_type": source_file_type,
+        "name": name,
+        "subject_id": subject_id,
+        "sample_id": sample_id,
+        "reference_arn": reference_arn,
+        "generated_from": generated_from,
+        "description": description,
+        "tags": tags,
+    }
     with TaskGroup(group_id=group_id) as group:
         with_retries = _retries(group, aws)
         service = with_retries(service_retries, DEFAULT_SERVICE_RETRIES)
@@ -115,22 +140,69 @@ def upload_read_set(
             source_aws_conn_id=source_aws_conn_id,
             allowed_local_roots=allowed_local_roots,
             allowed_s3_prefixes=allowed_s3_prefixes,
+            **({"method": method, "role_arn": role_arn} if method != "upload" else {}),
             **aws,
         )
         # XComArgs stand for the values they resolve to at run time.
         plan: Any = XComArg(split, key="sources")
+        create_id = group.child_id("create")
+        importing = None
+        if method != "upload":
+            importing = OmicsImportReadSetOperator(
+                task_id="import",
+                sources=plan,
+                method_task_id=split.task_id,
+                request_task_id=create_id,
+                waiter_delay=waiter_delay,
+                waiter_max_attempts=waiter_max_attempts,
+                **metadata,
+                **service,
+            )
+            split >> importing
+        if importing is not None and method == "import":
+            read_set_id: Any = importing.output
+            if wait_for_active or verify_upload:
+                wait = OmicsReadSetStatusSensor(
+                    task_id="wait_active",
+                    sequence_store_id=sequence_store_id,
+                    read_set_id=read_set_id,
+                    deferrable=(
+                        conf.getboolean("operators", "default_deferrable", fallback=False)
+                        if deferrable is None
+                        else deferrable
+                    ),
+                    waiter_delay=waiter_delay,
+                    waiter_max_attempts=waiter_max_attempts,
+                    **aws,
+                )
+            if verify_upload:
+                digest = OmicsDigestSourcesOperator(
+                    task_id="digest",
+                    sequence_store_id=sequence_store_id,
+                    sources=plan,
+                    source_file_type=source_file_type,
+                    source_aws_conn_id=source_aws_conn_id,
+                    allowed_local_roots=allowed_local_roots,
+                    allowed_s3_prefixes=allowed_s3_prefixes,
+                    **aws,
+                )
+                split >> digest
+                digest_output: Any = digest.output
+                verify_task = OmicsVerifyReadSetOperator(
+                    task_id="verify",
+                    sequence_store_id=sequence_store_id,
+                    read_set_id=read_set_id,
+                    digests=digest_output,
+                    sources=plan,
+                    **aws,
+                )
+                wait >> verify_task
+            return group
         create = OmicsCreateReadSetUploadOperator(
             task_id="create",
-            sequence_store_id=sequence_store_id,
-            source_file_type=source_file_type,
-            name=name,
-            subject_id=subject_id,
-            sample_id=sample_id,
-            reference_arn=reference_arn,
-            generated_from=generated_from,
-            description=description,
-            tags=tags,
             sources=plan,
+            method_task_id=split.task_id if importing is not None else None,
+            **metadata,
             **service,
         )
         upload_id: Any = create.output
@@ -156,12 +228,20 @@ def upload_read_set(
             upload_record=upload_record,
             **service,
         )
-        read_set_id: Any = complete.output
+        completed: Any = complete.output
+        read_set_id = completed
+        # With method="auto" the steps after the two paths take the read set from whichever ran.
+        after_either: dict[str, Any] = {}
+        if importing is not None:
+            read_set_id = (
+                f"{{{{ ti.xcom_pull(task_ids='{complete.task_id}') or ti.xcom_pull(task_ids='{importing.task_id}') }}}}"
+            )
+            after_either = {"trigger_rule": "none_failed_min_one_success"}
         abort = OmicsAbortReadSetUploadOperator(
             task_id="abort",
             sequence_store_id=sequence_store_id,
             upload_id=upload_id,
-            read_set_id=read_set_id,
+            read_set_id=completed,
             upload_record=upload_record,
             **service,
         )
@@ -181,9 +261,12 @@ def upload_read_set(
                 ),
                 waiter_delay=waiter_delay,
                 waiter_max_attempts=waiter_max_attempts,
+                **after_either,
                 **aws,
             )
             complete >> wait
+            if importing is not None:
+                importing >> wait
         if verify_upload:
             digest = OmicsDigestSourcesOperator(
                 task_id="digest",
@@ -195,9 +278,13 @@ def upload_read_set(
                 allowed_s3_prefixes=allowed_s3_prefixes,
                 **aws,
             )
-            # After create: a store that does not exist fails create alone, with one clear message, and the
-            # digest (which needs the store's ETag family) does not start; it still runs beside the part uploads.
-            create >> digest
+            if importing is None:
+                # After create: a store that does not exist fails create alone, with one clear message, and the
+                # digest (which needs the store's ETag family) does not start; it still runs beside the uploads.
+                create >> digest
+            else:
+                # Beside whichever path split chose (create skips when it chose import).
+                split >> digest
             digests: Any = digest.output
             verify_task = OmicsVerifyReadSetOperator(
                 task_id="verify",
@@ -242,6 +329,8 @@ def upload_sequencing_run(
     upload_retries: int | None = None,
     service_retries: int | None = None,
     summary_csv: bool | str = False,
+    method: str = "upload",
+    role_arn: str | None = None,
     **task_kwargs: Any,
 ) -> TaskGroup:
     """
@@ -260,14 +349,24 @@ def upload_sequencing_run(
     Airflow pool; ``digest_concurrency`` is how many sources the digest task hashes at once; ``summary_csv``
     writes the summary's table as CSV next to the manifest. Retries as for :func:`upload_read_set`.
 
+    ``method`` as for :func:`upload_read_set`: ``upload`` (the default), ``import`` (one ``import`` task starts
+    import jobs of at most 100 samples each and waits for them and the read sets; no part is uploaded by a
+    worker) or ``auto`` (``plan`` chooses at run time over every source of the manifest, and logs why). Resume,
+    per-sample isolation, digest, verify and summary are the same on both paths.
+
     :return: the task group; its summary task's XCom is the per-sample table.
     """
+    from airflow_provider_omics.operators.omics_import import METHODS
+
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not one of {', '.join(METHODS)}.")
     from airflow_provider_omics.operators.omics_run import (
         RUN_SAMPLES_KEY,
         OmicsAbortRunUploadsOperator,
         OmicsCompleteRunUploadsOperator,
         OmicsCreateRunUploadsOperator,
         OmicsDigestRunSourcesOperator,
+        OmicsImportRunReadSetsOperator,
         OmicsPlanSequencingRunOperator,
         OmicsSequencingRunSummaryOperator,
         OmicsVerifyRunReadSetsOperator,
@@ -291,13 +390,66 @@ def upload_sequencing_run(
             max_tasks=max_tasks,
             default_file_type=default_file_type,
             default_reference_arn=default_reference_arn,
+            **({"method": method, "role_arn": role_arn} if method != "upload" else {}),
             **sources,
             **aws,
         )
         # XComArgs stand for the values they resolve to at run time.
         planned: Any = XComArg(plan, key=RUN_SAMPLES_KEY)
+        # Beside create and the part uploads, from the plan on; weighted above the uploads, so that on a busy
+        # deployment a free slot goes to it first: the digest of large FASTQs is what verify waits for.
+        digest = OmicsDigestRunSourcesOperator(
+            task_id="digest",
+            sequence_store_id=sequence_store_id,
+            samples=planned,
+            plan=planned,
+            max_concurrency=digest_concurrency,
+            **sources,
+            **{"priority_weight": DIGEST_PRIORITY_WEIGHT, **aws},
+        )
+        digests: Any = digest.output
+        plan >> digest
+        importing = None
+        if method != "upload":
+            importing = OmicsImportRunReadSetsOperator(
+                task_id="import",
+                sequence_store_id=sequence_store_id,
+                samples=planned,
+                plan_task_id=plan.task_id,
+                # The create task's id, also when there is none: both paths' read sets carry the same tokens.
+                request_task_id=group.child_id("create"),
+                waiter_delay=waiter_delay,
+                waiter_max_attempts=waiter_max_attempts,
+                **service,
+            )
+            plan >> importing
+        if method == "import":
+            imported: Any = importing.output if importing is not None else None
+            verify = OmicsVerifyRunReadSetsOperator(
+                task_id="verify",
+                sequence_store_id=sequence_store_id,
+                samples=imported,
+                digests=digests,
+                plan=planned,
+                **aws,
+            )
+            # The XComArgs make verify and import its upstream tasks.
+            OmicsSequencingRunSummaryOperator(
+                task_id="summary",
+                samples=[verify.output, imported],
+                plan=planned,
+                plan_task_id=plan.task_id,
+                write_csv=summary_csv,
+                source_aws_conn_id=source_aws_conn_id,
+                **aws,
+            )
+            return group
         create = OmicsCreateRunUploadsOperator(
-            task_id="create", sequence_store_id=sequence_store_id, samples=planned, **service
+            task_id="create",
+            sequence_store_id=sequence_store_id,
+            samples=planned,
+            **({"plan_task_id": plan.task_id} if importing is not None else {}),
+            **service,
         )
         created: Any = create.output
         upload = OmicsUploadReadSetPartOperator.partial(
@@ -339,30 +491,24 @@ def upload_sequencing_run(
             waiter_max_attempts=waiter_max_attempts,
             **aws,
         )
-        # Beside create and the part uploads, from the plan on; weighted above the uploads, so that on a busy
-        # deployment a free slot goes to it first: the digest of large FASTQs is what verify waits for.
-        digest = OmicsDigestRunSourcesOperator(
-            task_id="digest",
-            sequence_store_id=sequence_store_id,
-            samples=planned,
-            plan=planned,
-            max_concurrency=digest_concurrency,
-            **sources,
-            **{"priority_weight": DIGEST_PRIORITY_WEIGHT, **aws},
-        )
-        digests: Any = digest.output
         waited: Any = wait.output
+        waited_or_imported: Any = waited if importing is None else [waited, importing.output]
+        after_either: dict[str, Any] = {} if importing is None else {"trigger_rule": "none_failed_min_one_success"}
         verify = OmicsVerifyRunReadSetsOperator(
             task_id="verify",
             sequence_store_id=sequence_store_id,
-            samples=waited,
+            # With method="auto", from whichever path ran (the other's output is empty: it skipped).
+            samples=waited_or_imported,
             digests=digests,
             plan=planned,
+            **after_either,
             **aws,
         )
         outputs: Any = [verify.output, waited, completed, created]
-        # all_success: a step that failed as a whole (not one sample) leaves the summary upstream_failed, which
-        # fails the run; per-sample failures reach it as data and it fails naming them.
+        if importing is not None:
+            outputs = [verify.output, waited, importing.output, completed, created]
+        # A step that failed as a whole (not one sample) leaves the summary upstream_failed, which fails the run;
+        # per-sample failures reach it as data and it fails naming them.
         summary = OmicsSequencingRunSummaryOperator(
             task_id="summary",
             samples=outputs,
@@ -370,9 +516,13 @@ def upload_sequencing_run(
             plan_task_id=plan.task_id,
             write_csv=summary_csv,
             source_aws_conn_id=source_aws_conn_id,
+            # A skipped path (method="auto") does not skip the summary; a failed step still fails it.
+            trigger_rule="none_failed",
             **aws,
         )
-        plan >> [create, digest]
+        plan >> create
         [create, complete] >> abort
         [verify, wait, complete, create] >> summary
+        if importing is not None:
+            importing >> [verify, summary]
     return group

@@ -346,6 +346,18 @@ class OmicsHook(AwsBaseHook):
         paginator = self.conn.get_paginator("list_read_set_import_jobs")
         return [dict(job) for page in paginator.paginate(**kwargs) for job in page.get("importJobs", [])]
 
+    def imports_in_flight(self, sequence_store_id: str) -> dict[str, str]:
+        """The request tokens (:data:`REQUEST_TAG` of their sources) of the store's import jobs that are still
+        SUBMITTED or IN_PROGRESS, each with its job's id."""
+        tokens: dict[str, str] = {}
+        for status in ("SUBMITTED", "IN_PROGRESS"):
+            for job in self.list_read_set_import_jobs(sequence_store_id, status=status):
+                for source in self.get_read_set_import_job(sequence_store_id, str(job["id"])).get("sources") or []:
+                    token = (source.get("tags") or {}).get(REQUEST_TAG)
+                    if token:
+                        tokens[token] = str(job["id"])
+        return tokens
+
     def import_role_arn(self) -> str | None:
         """The import role the connection names in its extra (``omics_import_role_arn``), if any."""
         value = self.conn_config.extra_config.get("omics_import_role_arn")
@@ -408,11 +420,14 @@ class OmicsHook(AwsBaseHook):
         subject_id: str,
         upload_id: str | None = None,
         created_after: Any = None,
+        creation_type: str | None = "UPLOAD",
     ) -> list[dict[str, Any]]:
         """The read sets that the request ``client_token`` produced (normally none or one).
 
         No single field identifies the read set an upload became, so several must agree: ListReadSets narrows to
-        uploaded read sets of this name, sample and subject (created after the upload, when that is known);
+        read sets of this name, sample and subject made by ``creation_type`` (UPLOAD, IMPORT, or None for either:
+        a request of ``method="auto"`` is tagged the same way on both paths), created after the upload when that
+        is known;
         each must carry ``client_token`` in its :data:`REQUEST_TAG` (ListTagsForResource); and when
         ``upload_id`` is given, a ``creationJobId`` that the service reports must be that upload. Deleted read
         sets do not count.
@@ -423,7 +438,7 @@ class OmicsHook(AwsBaseHook):
             name=name,
             sample_id=sample_id,
             subject_id=subject_id,
-            creation_type="UPLOAD",
+            creation_type=creation_type,
             created_after=created_after,
         )
         for read_set in candidates:

@@ -18,6 +18,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
+    AirflowSkipException,
     conf,
 )
 from airflow.sdk import AssetAlias, BaseOperator
@@ -197,20 +198,34 @@ def create_or_reuse(
     push: Callable[[], None],
     aws_conn_id: str | None,
     log: Logger,
+    imports_in_flight: Mapping[str, str] | None = None,
 ) -> UploadRecord:
     """Start the upload of ``request`` (CreateMultipartReadSetUpload), or find what its token already made.
 
     ``record`` carries the token and is filled in: ``read_set_id`` when an earlier attempt already stored the
-    request (nothing is created), else ``upload_id`` and ``upload_created``. ``push`` publishes the record before
-    the request is sent and after every change, so that the abort teardown can find an upload whose creation
-    committed although its answer was lost.
+    request (nothing is created), uploaded or imported (``method="auto"`` tags both paths' read sets with the
+    token), else ``upload_id`` and ``upload_created``. ``push`` publishes the record before the request is sent
+    and after every change, so that the abort teardown can find an upload whose creation committed although its
+    answer was lost. ``imports_in_flight`` (token -> job id, see :meth:`OmicsHook.imports_in_flight`): an import
+    job of this request still running refuses the upload, which would store the read set a second time.
     """
     store_id, token = record.sequence_store_id, record.client_token
+    if imports_in_flight and token in imports_in_flight:
+        raise AirflowFailException(
+            f"Import job {imports_in_flight[token]} of this request is still running (an earlier try of this run "
+            "chose method=import): uploading it too would store the read set twice. Let the job finish, then clear "
+            "the task: the read set it imports is reused."
+        )
     # Before the request is sent: if its answer is lost, the teardown can still find the upload by its token.
     push()
     with service_errors("Looking for a read set this request already stored", aws_conn_id):
         stored = hook.find_read_sets(
-            store_id, token, name=record.name, sample_id=record.sample_id, subject_id=record.subject_id
+            store_id,
+            token,
+            name=record.name,
+            sample_id=record.sample_id,
+            subject_id=record.subject_id,
+            creation_type=None,
         )
     if stored:
         record.read_set_id = _only_read_set(stored, token)
@@ -303,11 +318,16 @@ class OmicsSplitReadSetOperator(_StagedSourceOperator):
         allowed_local_roots``).
     :param allowed_s3_prefixes: ``s3://bucket/prefix`` values S3 sources must start with (default:
         ``[omics] allowed_s3_prefixes``).
+    :param method: ``upload``, ``import`` or ``auto``: also choose how the read set gets into the store
+        (:func:`~airflow_provider_omics.operators.omics_import.choose_method`), log why, and push the choice
+        under the XCom key ``method``; when it is import, no parts are planned. (templated)
+    :param role_arn: the import role for ``method`` import or auto; default: ``omics_import_role_arn`` in the
+        connection's extra. (templated)
     """
 
     aws_hook_class = OmicsHook
     template_fields: Sequence[str] = aws_template_fields(
-        "sources", "part_size", "max_tasks", "source_file_type", "source_aws_conn_id"
+        "sources", "part_size", "max_tasks", "source_file_type", "source_aws_conn_id", "method", "role_arn"
     )
     ui_color = "#d7e8f7"
 
@@ -321,6 +341,8 @@ class OmicsSplitReadSetOperator(_StagedSourceOperator):
         source_aws_conn_id: str | None = None,
         allowed_local_roots: str | Sequence[str] | None = None,
         allowed_s3_prefixes: str | Sequence[str] | None = None,
+        method: str | None = None,
+        role_arn: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -331,9 +353,16 @@ class OmicsSplitReadSetOperator(_StagedSourceOperator):
         self.source_aws_conn_id = source_aws_conn_id
         self.allowed_local_roots = allowed_local_roots
         self.allowed_s3_prefixes = allowed_s3_prefixes
+        self.method = method
+        self.role_arn = role_arn
 
     def execute(self, context: Context) -> list[PartBatch]:
         sources = normalize_sources(self.sources)
+        choice = None
+        if self.method is not None:
+            from airflow_provider_omics.operators.omics_import import METHOD_KEY, choose_method
+
+            choice = choose_method(self.method, sources, self.role_arn, self.hook, self.aws_conn_id, self.log)
         if self.source_file_type:
             file_type = check_file_type(self.source_file_type)
             if len(sources) == 2 and file_type != "FASTQ":
@@ -383,6 +412,10 @@ class OmicsSplitReadSetOperator(_StagedSourceOperator):
         except PartPlanError as err:
             raise OmicsInputError(str(err)) from None
         context["ti"].xcom_push(key="sources", value=planned)
+        if choice is not None:
+            context["ti"].xcom_push(key=METHOD_KEY, value=choice)
+            if choice["method"] == "import":
+                return []
         self.log.info("%d parts in %d upload tasks (limit %d)", sum(b.count for b in batches), len(batches), max_tasks)
         return [
             PartBatch(
@@ -430,6 +463,9 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
     :param sources: the split plan (``XComArg(split, key="sources")``): its fingerprints go into the default
         token, so that another request of the same run id (another deployment) never gets this upload.
         (templated)
+    :param method_task_id: the task that chose the path (split with ``method="auto"``): when it chose import,
+        this task skips (and with it the part uploads); when it chose upload, an import job of this request
+        still running refuses the upload.
     """
 
     aws_hook_class = OmicsHook
@@ -463,10 +499,12 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         tags: dict[str, str] | None = None,
         client_token: str | None = None,
         sources: Mapping[str, PlannedSource] | None = None,
+        method_task_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.sources = sources
+        self.method_task_id = method_task_id
         self.sequence_store_id = sequence_store_id
         self.source_file_type = source_file_type
         self.name = name
@@ -501,9 +539,18 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         ti = context["ti"]
         # Something under the key at once: the abort teardown reads it even when this task fails early.
         ti.xcom_push(key=UPLOAD_RECORD_KEY, value={})
+        in_flight = None
+        if self.method_task_id:
+            from airflow_provider_omics.operators.omics_import import chosen_method
+
+            if chosen_method(ti, self.method_task_id) != "upload":
+                raise AirflowSkipException(f"{self.method_task_id} chose an import job: nothing to upload.")
         request = self.check_input()
         store_id = request["sequenceStoreId"]
         store = _check_store(self.hook, store_id, self.aws_conn_id)
+        if self.method_task_id:
+            with service_errors("ListReadSetImportJobs", self.aws_conn_id):
+                in_flight = self.hook.imports_in_flight(store_id)
         token = self.client_token or self.request_token(context, request)
         record = UploadRecord(
             sequence_store_id=store_id,
@@ -520,6 +567,7 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
             lambda: ti.xcom_push(key=UPLOAD_RECORD_KEY, value=record.to_dict()),
             self.aws_conn_id,
             self.log,
+            imports_in_flight=in_flight,
         )
         if record.read_set_id:
             return None

@@ -6,18 +6,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException, conf
 
-from airflow_provider_omics.hooks.omics import OmicsHook
+from airflow_provider_omics.hooks.omics import REQUEST_TAG, OmicsHook
 from airflow_provider_omics.links.omics import OmicsReadSetImportJobLink
-from airflow_provider_omics.operators.omics import Logger, _check_store
+from airflow_provider_omics.operators.omics import Logger, _check_store, _only_read_set
 from airflow_provider_omics.triggers.omics import OmicsReadSetImportJobCompleteTrigger, waiter_settings
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
 from airflow_provider_omics.utils.inputs import check_store_id
@@ -80,6 +82,227 @@ def import_token(run: Sequence[Any], sources: Sequence[Mapping[str, Any]]) -> st
     back the job an earlier try started instead of starting a second one."""
     payload = json.dumps([list(map(str, run)), list(sources)], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+# How a read set gets into the store: ``upload`` (CreateMultipartReadSetUpload and parts sent by the workers),
+# ``import`` (StartReadSetImportJob: the service reads S3 itself) or ``auto`` (import where it can).
+METHODS = ("auto", "upload", "import")
+# The XCom key under which split or plan pushes the path it chose: {"method", "role_arn", "reason"}.
+METHOD_KEY = "method"
+
+
+def choose_method(
+    method: Any, uris: Sequence[str], role_arn: Any, hook: OmicsHook, aws_conn_id: str | None, log: Logger
+) -> dict[str, Any]:
+    """The path for sources ``uris``: ``{"method": "upload" | "import", "role_arn", "reason"}``, logged.
+
+    ``auto`` imports when every source is on S3 and an import role is configured (``role_arn``, else
+    ``omics_import_role_arn`` in the connection's extra), and uploads otherwise. ``import`` refuses sources that
+    are not on S3 and a missing role, before anything exists on the service. A role that is given but is not an
+    IAM role ARN is refused whatever the method, rather than silently ignored.
+    """
+    if method not in METHODS:
+        raise OmicsInputError(f"method={method!r} is not one of {', '.join(METHODS)}.")
+    role = role_arn or hook.import_role_arn() or None
+    local = [uri for uri in uris if not str(uri).startswith("s3://")]
+    if method == "upload":
+        choice = {"method": "upload", "role_arn": None, "reason": "method=upload"}
+    elif method == "import":
+        if local:
+            raise OmicsInputError(
+                "method=import reads only S3 objects, and these are not: " + ", ".join(local) + ". Stage them on "
+                "S3, or use method=upload (or auto)."
+            )
+        choice = {"method": "import", "role_arn": check_role_arn(role), "reason": "method=import"}
+    elif local:
+        shown = ", ".join(local[:3]) + (f" and {len(local) - 3} more" if len(local) > 3 else "")
+        choice = {
+            "method": "upload",
+            "role_arn": None,
+            "reason": f"{len(local)} of {len(uris)} source(s) are not on S3 ({shown}): an import job reads only S3",
+        }
+    elif not role:
+        choice = {
+            "method": "upload",
+            "role_arn": None,
+            "reason": (
+                f"every source is on S3 but no import role is configured (role_arn, or omics_import_role_arn in "
+                f"the extra of connection {aws_conn_id!r})"
+            ),
+        }
+    else:
+        choice = {
+            "method": "import",
+            "role_arn": check_role_arn(role),
+            "reason": f"every source is on S3 and import role {role} is configured",
+        }
+    log.info("method=%s: %s the read set(s): %s.", method, choice["method"], choice["reason"])
+    return choice
+
+
+def chosen_method(ti: Any, task_id: str) -> str:
+    """The path the task ``task_id`` chose (its ``method`` XCom); ``upload`` when it chose none (a split or plan
+    of an earlier version of the provider, which only uploaded)."""
+    choice = ti.xcom_pull(task_ids=task_id, key=METHOD_KEY)
+    return str(choice["method"]) if isinstance(choice, Mapping) and choice.get("method") else "upload"
+
+
+@dataclass
+class ImportRequest:
+    """One read set to import: its key in the caller's results, the service's ``sources`` item and the request
+    token (the one the direct upload of the same request would carry, see
+    :func:`~airflow_provider_omics.operators.omics.request_token`)."""
+
+    key: str
+    item: dict[str, Any]
+    token: str
+
+
+def run_imports(
+    hook: OmicsHook,
+    store_id: str,
+    role_arn: str,
+    requests: Sequence[ImportRequest],
+    run: Sequence[Any],
+    *,
+    aws_conn_id: str | None,
+    log: Logger,
+    waiter_delay: float,
+    waiter_max_attempts: int,
+    on_jobs: Callable[[list[str]], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Import each request exactly once, wait for the jobs, and return per key ``{"read_set_id", "status"
+    (FINISHED or FAILED), "message", "job_id"}``.
+
+    Each source is tagged with its request token (:data:`~airflow_provider_omics.hooks.omics.REQUEST_TAG`), as
+    a direct upload is, and before anything starts each request is looked for, in this order: an import job
+    still running that carries its token (an earlier try of this task: waited for, not started again), a read
+    set with its token (imported or uploaded by an earlier try: reused), an upload in progress with its token
+    (an earlier try uploaded directly: refused, naming it). What is left starts in jobs of at most 100 sources,
+    each with a ``clientToken`` derived from ``run`` and its sources, so a retry whose answer was lost gets the
+    same job. ``on_jobs`` is called with the started jobs' ids as they start.
+
+    :raises AirflowException: the jobs did not finish within ``waiter_delay * waiter_max_attempts`` seconds
+        (retryable: a retry waits for the same jobs).
+    """
+    outcome: dict[str, dict[str, Any]] = {}
+    jobs: dict[str, str] = {}
+    to_start: list[ImportRequest] = []
+    with service_errors("Looking for the imports and uploads of these read sets", aws_conn_id):
+        in_flight = hook.imports_in_flight(store_id)
+        uploading = {
+            (upload.get("tags") or {}).get(REQUEST_TAG): str(upload["uploadId"])
+            for upload in hook.list_multipart_read_set_uploads(store_id)
+        }
+        for request in requests:
+            item = request.item
+            if request.token in in_flight:
+                jobs[request.key] = in_flight[request.token]
+                log.info("%s: import job %s of this request is running: waiting for it", request.key, jobs[request.key])
+                continue
+            found = hook.find_read_sets(
+                store_id,
+                request.token,
+                name=item["name"],
+                sample_id=item["sampleId"],
+                subject_id=item["subjectId"],
+                creation_type=None,
+            )
+            if found:
+                read_set_id = _only_read_set(found, request.token)
+                log.info("%s: already stored by an earlier try of this run as read set %s", request.key, read_set_id)
+                outcome[request.key] = {
+                    "read_set_id": read_set_id,
+                    "status": "FINISHED",
+                    "message": "stored by an earlier try of this run: reused",
+                    "job_id": None,
+                }
+            elif request.token in uploading:
+                outcome[request.key] = {
+                    "read_set_id": None,
+                    "status": "FAILED",
+                    "message": (
+                        f"upload {uploading[request.token]} of this request is in progress (an earlier try of this "
+                        "run uploaded it directly): importing it too would store it twice. Abort that upload, or "
+                        "clear the run with method=upload"
+                    ),
+                    "job_id": None,
+                }
+            else:
+                to_start.append(request)
+    started: list[str] = []
+    for index in range(0, len(to_start), MAX_SOURCES_PER_JOB):
+        chunk = to_start[index : index + MAX_SOURCES_PER_JOB]
+        items = [{**r.item, "tags": {**(r.item.get("tags") or {}), REQUEST_TAG: r.token}} for r in chunk]
+        token = import_token([*run, index], items)
+        with service_errors("StartReadSetImportJob", aws_conn_id):
+            job = hook.start_read_set_import_job(store_id, role_arn, items, client_token=token)
+        job_id = str(job["id"])
+        started.append(job_id)
+        jobs.update({r.key: job_id for r in chunk})
+        log.info("Import job %s: %d source(s), %s", job_id, len(chunk), job.get("status"))
+        if on_jobs is not None:
+            on_jobs(started)
+    finished = wait_for_import_jobs(
+        hook, store_id, sorted(set(jobs.values())), aws_conn_id, log, waiter_delay, waiter_max_attempts
+    )
+    tokens = {r.key: r.token for r in requests}
+    for key, job_id in jobs.items():
+        job = finished[job_id]
+        source = next(
+            (s for s in job.get("sources") or [] if (s.get("tags") or {}).get(REQUEST_TAG) == tokens[key]), None
+        )
+        if source is None:
+            outcome[key] = {
+                "read_set_id": None,
+                "status": "FAILED",
+                "message": f"import job {job_id} ({job.get('status')}) does not list this source",
+                "job_id": job_id,
+            }
+            continue
+        ok = source.get("status") == "FINISHED" and bool(source.get("readSetId"))
+        outcome[key] = {
+            "read_set_id": source.get("readSetId"),
+            "status": "FINISHED" if ok else "FAILED",
+            "message": None
+            if ok
+            else (
+                f"import job {job_id} is {job.get('status')}, this source {source.get('status')}: "
+                f"{source.get('statusMessage') or job.get('statusMessage') or 'no status message'}"
+            ),
+            "job_id": job_id,
+        }
+    return outcome
+
+
+def wait_for_import_jobs(
+    hook: OmicsHook,
+    store_id: str,
+    job_ids: Sequence[str],
+    aws_conn_id: str | None,
+    log: Logger,
+    waiter_delay: float,
+    waiter_max_attempts: int,
+) -> dict[str, dict[str, Any]]:
+    """Each job once it ended (COMPLETED, COMPLETED_WITH_FAILURES, FAILED or CANCELLED), all of them each round."""
+    finished: dict[str, dict[str, Any]] = {}
+    pending = list(job_ids)
+    for attempt in range(waiter_max_attempts):
+        with service_errors("GetReadSetImportJob", aws_conn_id):
+            for job_id in list(pending):
+                job = hook.get_read_set_import_job(store_id, job_id)
+                if job.get("status") in JOB_DONE:
+                    log.info("Import job %s is %s", job_id, job.get("status"))
+                    finished[job_id] = job
+                    pending.remove(job_id)
+        if not pending:
+            return finished
+        if attempt + 1 < waiter_max_attempts:
+            time.sleep(waiter_delay)
+    raise AirflowException(
+        f"Import jobs {', '.join(pending)} still running after {waiter_delay * waiter_max_attempts:.0f} s: a retry "
+        "of this task waits for them again (it starts nothing new)."
+    )
 
 
 def import_outcome(
@@ -354,13 +577,165 @@ class OmicsStartReadSetImportJobOperator(AwsBaseOperator[OmicsHook]):
             raise
 
 
+class OmicsImportReadSetOperator(AwsBaseOperator[OmicsHook]):
+    """
+    Import one read set from S3 as the import path of ``upload_read_set(method="import" | "auto")``: the same
+    metadata and checks as :class:`~airflow_provider_omics.operators.omics.OmicsCreateReadSetUploadOperator`,
+    the sources as split planned them, and the same request token, so that whichever path ran first, a retry,
+    a cleared task or the other path finds the read set instead of storing it again (see :func:`run_imports`).
+    Returns the read set's id, as the upload path's complete task does; an import that fails fails the task
+    with the service's message.
+
+    :param sequence_store_id: the destination sequence store's id. (templated)
+    :param sources: the split plan (``XComArg(split, key="sources")``). (templated)
+    :param source_file_type: FASTQ, BAM, CRAM or UBAM. (templated)
+    :param name: the read set's name. (templated)
+    :param subject_id: the subject's id. (templated)
+    :param sample_id: the sample's id. (templated)
+    :param reference_arn: the reference's ARN; required for BAM and CRAM. (templated)
+    :param generated_from: where the file came from. (templated)
+    :param description: the read set's description. (templated)
+    :param tags: tags for the read set. (templated)
+    :param method_task_id: the split task that chose the path: this task skips unless it chose import.
+    :param request_task_id: the task id whose request token the read set carries (the group's create task, so
+        that both paths share it); default: this task.
+    :param waiter_delay: seconds between two looks at the job. (default: 10)
+    :param waiter_max_attempts: looks at the job at most. (default: 720)
+    """
+
+    aws_hook_class = OmicsHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "sequence_store_id",
+        "sources",
+        "source_file_type",
+        "name",
+        "subject_id",
+        "sample_id",
+        "reference_arn",
+        "generated_from",
+        "description",
+        "tags",
+    )
+    template_fields_renderers = {"tags": "json", "sources": "json"}
+    operator_extra_links = (OmicsReadSetImportJobLink(),)
+    ui_color = "#c9e2f5"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        sources: Mapping[str, Any],
+        source_file_type: str,
+        name: str,
+        subject_id: str,
+        sample_id: str,
+        reference_arn: str | None = None,
+        generated_from: str | None = None,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+        method_task_id: str,
+        request_task_id: str | None = None,
+        waiter_delay: float = 10,
+        waiter_max_attempts: int = 720,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.sources = sources
+        self.source_file_type = source_file_type
+        self.name = name
+        self.subject_id = subject_id
+        self.sample_id = sample_id
+        self.reference_arn = reference_arn
+        self.generated_from = generated_from
+        self.description = description
+        self.tags = tags
+        self.method_task_id = method_task_id
+        self.request_task_id = request_task_id
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+
+    def execute(self, context: Context) -> str:
+        from airflow_provider_omics.operators.omics import check_request, request_token
+
+        ti = context["ti"]
+        choice = ti.xcom_pull(task_ids=self.method_task_id, key=METHOD_KEY) or {}
+        if choice.get("method") != "import":
+            raise AirflowSkipException(f"{self.method_task_id} chose a direct upload: nothing to import.")
+        request = check_request(
+            sequence_store_id=self.sequence_store_id,
+            source_file_type=self.source_file_type,
+            reference_arn=self.reference_arn,
+            name=self.name,
+            subject_id=self.subject_id,
+            sample_id=self.sample_id,
+            generated_from=self.generated_from,
+            description=self.description,
+            tags=self.tags,
+        )
+        store_id = request["sequenceStoreId"]
+        _check_store(self.hook, store_id, self.aws_conn_id)
+        token = request_token(
+            [ti.dag_id, ti.run_id, self.request_task_id or ti.task_id, ti.map_index], request, self.sources
+        )
+        files = {part_source.lower(): planned["uri"] for part_source, planned in sorted(self.sources.items())}
+        item = {
+            "sourceFiles": files,
+            "sourceFileType": request["sourceFileType"],
+            "subjectId": request["subjectId"],
+            "sampleId": request["sampleId"],
+            "name": request["name"],
+            **{
+                key: request[key]
+                for key in ("referenceArn", "generatedFrom", "description", "tags")
+                if request.get(key)
+            },
+        }
+
+        def on_jobs(job_ids: list[str]) -> None:
+            ti.xcom_push(key=IMPORT_JOBS_KEY, value=job_ids)
+            OmicsReadSetImportJobLink.persist(
+                context=context,
+                operator=self,
+                region_name=self.hook.conn_region_name,
+                aws_partition=self.hook.conn_partition,
+                sequence_store_id=store_id,
+                job_id=job_ids[0],
+            )
+
+        outcome = run_imports(
+            self.hook,
+            store_id,
+            str(choice["role_arn"]),
+            [ImportRequest(key=request["name"], item=item, token=token)],
+            [ti.dag_id, ti.run_id, ti.task_id, ti.map_index],
+            aws_conn_id=self.aws_conn_id,
+            log=self.log,
+            waiter_delay=float(self.waiter_delay),
+            waiter_max_attempts=int(self.waiter_max_attempts),
+            on_jobs=on_jobs,
+        )[request["name"]]
+        if outcome["status"] != "FINISHED" or not outcome["read_set_id"]:
+            raise AirflowFailException(f"The import of {request['name']} failed: {outcome['message']}")
+        self.log.info("Imported %s as read set %s", request["name"], outcome["read_set_id"])
+        return str(outcome["read_set_id"])
+
+
 __all__ = [
     "IMPORTED_KEY",
     "IMPORT_JOBS_KEY",
     "MAX_SOURCES_PER_JOB",
+    "METHODS",
+    "METHOD_KEY",
+    "ImportRequest",
+    "OmicsImportReadSetOperator",
     "OmicsStartReadSetImportJobOperator",
     "check_role_arn",
+    "choose_method",
+    "chosen_method",
     "import_outcome",
     "import_sources",
     "import_token",
+    "run_imports",
+    "wait_for_import_jobs",
 ]

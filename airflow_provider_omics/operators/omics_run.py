@@ -187,6 +187,12 @@ class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
     :param source_aws_conn_id: connection that reads ``s3://`` sources and manifests. (templated)
     :param allowed_local_roots: narrows ``[omics] allowed_local_roots``.
     :param allowed_s3_prefixes: narrows ``[omics] allowed_s3_prefixes``.
+    :param method: ``upload``, ``import`` or ``auto``: also choose how the run's read sets get into the store
+        (:func:`~airflow_provider_omics.operators.omics_import.choose_method`, over every source of the
+        manifest), log why, and push the choice under the XCom key ``method``; when it is import, no parts are
+        planned. (templated)
+    :param role_arn: the import role for ``method`` import or auto; default: ``omics_import_role_arn`` in the
+        connection's extra. (templated)
     """
 
     template_fields: Sequence[str] = aws_template_fields(
@@ -197,6 +203,8 @@ class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
         "default_file_type",
         "default_reference_arn",
         "source_aws_conn_id",
+        "method",
+        "role_arn",
     )
     ui_color = "#d7e8f7"
 
@@ -212,6 +220,8 @@ class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
         source_aws_conn_id: str | None = None,
         allowed_local_roots: str | Sequence[str] | None = None,
         allowed_s3_prefixes: str | Sequence[str] | None = None,
+        method: str | None = None,
+        role_arn: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -224,6 +234,8 @@ class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
         self.source_aws_conn_id = source_aws_conn_id
         self.allowed_local_roots = allowed_local_roots
         self.allowed_s3_prefixes = allowed_s3_prefixes
+        self.method = method
+        self.role_arn = role_arn
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         store_id = check_store_id(self.sequence_store_id)
@@ -239,6 +251,12 @@ class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
             default_file_type=self.default_file_type or None,
             default_reference_arn=self.default_reference_arn or None,
         )
+        choice = None
+        if self.method is not None:
+            from airflow_provider_omics.operators.omics_import import choose_method
+
+            uris = [uri for p in planned for uri in p.row.sources]
+            choice = choose_method(self.method, uris, self.role_arn, self.hook, self.aws_conn_id, self.log)
         _check_store(self.hook, store_id, self.aws_conn_id)
         samples = [RunSample(key=sample_key(p.row), row=p.row, sources=p.sources) for p in planned]
         with service_errors("Looking for read sets already in the store", self.aws_conn_id):
@@ -249,6 +267,12 @@ class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
                     sample.reason = "already in the store (ACTIVE, same metadata and sizes): skipped"
                     self.log.info("%s: already stored as read set %s: skipped.", sample.key, sample.read_set_id)
         to_upload = [sample for sample in samples if sample.status == "planned"]
+        if choice is not None:
+            from airflow_provider_omics.operators.omics_import import METHOD_KEY
+
+            context["ti"].xcom_push(key=METHOD_KEY, value=choice)
+            if choice["method"] == "import":
+                to_upload = []
         try:
             batches = pack_run_parts(to_upload, max_tasks)
         except PartPlanError as err:
@@ -267,6 +291,14 @@ class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
             max_tasks,
         )
         return [{"segments": batch} for batch in batches]
+
+
+def skip_unless_upload(ti: Any, plan_task_id: str | None) -> None:
+    """Skip a step of the direct upload path when the plan chose an import job."""
+    from airflow_provider_omics.operators.omics_import import chosen_method
+
+    if plan_task_id and chosen_method(ti, plan_task_id) != "upload":
+        raise AirflowSkipException(f"{plan_task_id} chose an import job: this step of the direct upload is skipped.")
 
 
 class _RunStepOperator(AwsBaseOperator[OmicsHook]):
@@ -294,24 +326,35 @@ class OmicsCreateRunUploadsOperator(_RunStepOperator):
 
     :param sequence_store_id: the destination sequence store's id. (templated)
     :param samples: the plan's samples (``XComArg(plan, key="samples")``). (templated)
+    :param plan_task_id: the plan task that chose the path (``method``): when it chose import, this task skips
+        (and with it the upload path); when it chose upload, a sample whose import job (of an earlier try) is
+        still running fails instead of being stored twice.
     """
 
     template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples")
     ui_color = "#d7e8f7"
 
-    def __init__(self, *, sequence_store_id: str, samples: Mapping[str, Any], **kwargs: Any) -> None:
+    def __init__(
+        self, *, sequence_store_id: str, samples: Mapping[str, Any], plan_task_id: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.sequence_store_id = sequence_store_id
         self.samples = samples
+        self.plan_task_id = plan_task_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         records: dict[str, Any] = {}
         # Something under the key at once: the abort step reads it even when this task fails early.
         ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records)
+        skip_unless_upload(ti, self.plan_task_id)
         store_id = check_store_id(self.sequence_store_id)
         _check_store(self.hook, store_id, self.aws_conn_id)
         samples = run_samples(self.samples)
+        self.imports_in_flight: dict[str, str] | None = None
+        if self.plan_task_id:
+            with service_errors("ListReadSetImportJobs", self.aws_conn_id):
+                self.imports_in_flight = self.hook.imports_in_flight(store_id)
         try:
             return self.create_all(ti, store_id, samples, records)
         finally:
@@ -347,7 +390,15 @@ class OmicsCreateRunUploadsOperator(_RunStepOperator):
                         ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records)
                         pushed = time.monotonic()
 
-                create_or_reuse(self.hook, request, record, push, self.aws_conn_id, self.log)
+                create_or_reuse(
+                    self.hook,
+                    request,
+                    record,
+                    push,
+                    self.aws_conn_id,
+                    self.log,
+                    imports_in_flight=self.imports_in_flight,
+                )
             except AirflowFailException as err:
                 self.failed(sample, "create", str(err))
                 continue
@@ -407,6 +458,7 @@ class OmicsCompleteRunUploadsOperator(_RunStepOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         plan = self.plan
         if self.plan_task_id:
+            skip_unless_upload(context["ti"], self.plan_task_id)
             plan = context["ti"].xcom_pull(task_ids=self.plan_task_id, key=RUN_SAMPLES_KEY)
         if self.samples is None:
             if not plan:
@@ -509,36 +561,150 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         samples = run_samples(self.samples, self.plan)
-        pending = {key: s for key, s in samples.items() if s.status == "completed" and s.read_set_id}
+        wait_until_active(
+            self,
+            self.sequence_store_id,
+            samples,
+            as_float("waiter_delay", self.waiter_delay),
+            as_int("waiter_max_attempts", self.waiter_max_attempts),
+        )
+        return run_states(samples)
+
+
+def wait_until_active(
+    step: _RunStepOperator, store_id: str, samples: Mapping[str, RunSample], delay: float, attempts: int
+) -> None:
+    """Wait until every ``completed`` sample's read set is ACTIVE (then ``active``) or failed (then the sample
+    fails with the service's ``statusMessage``), looking at all of them each round.
+
+    :raises AirflowException: some are still on their way after ``delay * attempts`` seconds (retryable).
+    """
+    pending = {key: s for key, s in samples.items() if s.status == "completed" and s.read_set_id}
+    for attempt in range(attempts):
+        with service_errors("GetReadSetMetadata", step.aws_conn_id):
+            for key, sample in list(pending.items()):
+                assert sample.read_set_id
+                metadata = step.hook.get_read_set_metadata(store_id, sample.read_set_id)
+                status = metadata.get("status")
+                if status in PENDING_STATUSES:
+                    continue
+                del pending[key]
+                if status == "ACTIVE":
+                    sample.status = "active"
+                    step.log.info("%s: read set %s is ACTIVE", key, sample.read_set_id)
+                else:
+                    step.failed(
+                        sample,
+                        "wait_active",
+                        f"read set {sample.read_set_id} is {status}: "
+                        f"{metadata.get('statusMessage') or 'no status message'}",
+                    )
+        if not pending:
+            return
+        if attempt + 1 < attempts:
+            time.sleep(delay)
+    raise AirflowException(
+        f"Read sets still not ACTIVE after {delay * attempts:.0f} s: "
+        + ", ".join(f"{key} ({s.read_set_id})" for key, s in pending.items())
+    )
+
+
+class OmicsImportRunReadSetsOperator(_RunStepOperator):
+    """
+    The import path of a sequencing run (``upload_sequencing_run(method="import" | "auto")``): import every
+    sample of the plan that is not in the store yet with StartReadSetImportJob (at most 100 per job), wait for
+    the jobs and for the read sets to be ACTIVE, and return the run's samples as the wait step does, so that
+    verify and summary carry on as after a direct upload.
+
+    Each sample carries the request token its direct upload would carry (the run's create task, see
+    :func:`sample_request`), so a retry, a cleared task, or the other path finds its read set or its running
+    job instead of storing it again (:func:`~airflow_provider_omics.operators.omics_import.run_imports`). A
+    source the job could not import (FAILED, or its read set UPLOAD_FAILED) fails its sample alone with the
+    service's message. Skips when the plan chose a direct upload.
+
+    :param sequence_store_id: the destination sequence store's id. (templated)
+    :param samples: the plan's samples (``XComArg(plan, key="samples")``). (templated)
+    :param plan_task_id: the plan task, whose ``method`` XCom says the path and the import role.
+    :param request_task_id: the task id in the samples' request tokens: the run's create task (also when the
+        group has none), so that both paths share the tokens.
+    :param waiter_delay: seconds between two looks at the jobs and the read sets. (templated; default: 10)
+    :param waiter_max_attempts: looks at most. (templated; default: 720)
+    """
+
+    template_fields: Sequence[str] = aws_template_fields(
+        "sequence_store_id", "samples", "waiter_delay", "waiter_max_attempts"
+    )
+    ui_color = "#c9e2f5"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        samples: Mapping[str, Any],
+        plan_task_id: str,
+        request_task_id: str,
+        waiter_delay: float | str = 10,
+        waiter_max_attempts: int | str = 720,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.samples = samples
+        self.plan_task_id = plan_task_id
+        self.request_task_id = request_task_id
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_omics.operators.omics_import import (
+            IMPORT_JOBS_KEY,
+            METHOD_KEY,
+            ImportRequest,
+            import_sources,
+            run_imports,
+        )
+
+        ti = context["ti"]
+        choice = ti.xcom_pull(task_ids=self.plan_task_id, key=METHOD_KEY) or {}
+        if choice.get("method") != "import":
+            raise AirflowSkipException(f"{self.plan_task_id} chose a direct upload: nothing to import.")
+        store_id = check_store_id(self.sequence_store_id)
         delay = as_float("waiter_delay", self.waiter_delay)
         attempts = as_int("waiter_max_attempts", self.waiter_max_attempts)
-        for attempt in range(attempts):
-            with service_errors("GetReadSetMetadata", self.aws_conn_id):
-                for key, sample in list(pending.items()):
-                    assert sample.read_set_id
-                    metadata = self.hook.get_read_set_metadata(self.sequence_store_id, sample.read_set_id)
-                    status = metadata.get("status")
-                    if status in PENDING_STATUSES:
-                        continue
-                    del pending[key]
-                    if status == "ACTIVE":
-                        sample.status = "active"
-                        self.log.info("%s: read set %s is ACTIVE", key, sample.read_set_id)
-                    else:
-                        self.failed(
-                            sample,
-                            "wait_active",
-                            f"read set {sample.read_set_id} is {status}: "
-                            f"{metadata.get('statusMessage') or 'no status message'}",
-                        )
-            if not pending:
-                return run_states(samples)
-            if attempt + 1 < attempts:
-                time.sleep(delay)
-        raise AirflowException(
-            f"Read sets still not ACTIVE after {delay * attempts:.0f} s: "
-            + ", ".join(f"{key} ({s.read_set_id})" for key, s in pending.items())
+        samples = run_samples(self.samples)
+        requests: list[ImportRequest] = []
+        for sample in samples.values():
+            if sample.status != "planned":
+                continue
+            sample.start()
+            try:
+                _, token = sample_request(store_id, sample, [ti.dag_id, ti.run_id, self.request_task_id, -1])
+            except AirflowFailException as err:
+                self.failed(sample, "import", str(err))
+                continue
+            requests.append(ImportRequest(key=sample.key, item=import_sources([sample.row])[0], token=token))
+        outcome = run_imports(
+            self.hook,
+            store_id,
+            str(choice["role_arn"]),
+            requests,
+            [ti.dag_id, ti.run_id, ti.task_id, ti.map_index],
+            aws_conn_id=self.aws_conn_id,
+            log=self.log,
+            waiter_delay=delay,
+            waiter_max_attempts=attempts,
+            on_jobs=lambda job_ids: ti.xcom_push(key=IMPORT_JOBS_KEY, value=job_ids),
         )
+        for key, result in outcome.items():
+            sample = samples[key]
+            if result["read_set_id"]:
+                sample.read_set_id = str(result["read_set_id"])
+            if result["status"] == "FINISHED":
+                sample.status = "completed"
+            else:
+                self.failed(sample, "import", str(result["message"]))
+        wait_until_active(self, store_id, samples, delay, attempts)
+        return run_states(samples)
 
 
 class OmicsDigestRunSourcesOperator(_StagedSourceOperator):
@@ -627,7 +793,8 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
     each source, and for FASTQ the ETags against the digests. A mismatch fails that sample alone.
 
     :param sequence_store_id: the sequence store's id. (templated)
-    :param samples: the wait task's output. (templated)
+    :param samples: the wait task's output, or the import task's; with ``method="auto"`` both, as a list (the
+        path that skipped gives nothing). (templated)
     :param digests: the digest task's output. (templated)
     :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
         which the steps' outputs do not repeat. (templated)
@@ -655,7 +822,13 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
         self.plan = plan
 
     def execute(self, context: Context) -> dict[str, Any]:
-        samples = run_samples(self.samples, self.plan)
+        states = self.samples
+        if isinstance(states, list | tuple):
+            # The outputs of the two paths of method="auto": the one that ran.
+            states = next((output for output in states if output), None)
+        if not states:
+            raise AirflowSkipException("No step before verify returned the run's samples: nothing to verify.")
+        samples = run_samples(states, self.plan)
         digests: Mapping[str, Any] = (self.digests or {}).get("digests") or {}
         digest_failures: Mapping[str, str] = (self.digests or {}).get("failed") or {}
         announced: list[dict[str, Any]] = []
@@ -850,6 +1023,8 @@ class OmicsAbortRunUploadsOperator(_RunStepOperator):
 
     def execute(self, context: Context) -> list[str]:
         ti = context["ti"]
+        if self.plan_task_id:
+            skip_unless_upload(ti, self.plan_task_id)
         store_id = check_store_id(self.sequence_store_id)
         completed = {
             key: state["read_set_id"]
@@ -903,6 +1078,7 @@ __all__ = [
     "OmicsCompleteRunUploadsOperator",
     "OmicsCreateRunUploadsOperator",
     "OmicsDigestRunSourcesOperator",
+    "OmicsImportRunReadSetsOperator",
     "OmicsPlanSequencingRunOperator",
     "OmicsSequencingRunSummaryOperator",
     "OmicsVerifyRunReadSetsOperator",
@@ -912,4 +1088,5 @@ __all__ = [
     "sample_key",
     "sample_request",
     "summary_location",
+    "wait_until_active",
 ]

@@ -31,6 +31,7 @@ PARAMS = {
     "max_concurrency": 4,
     "source_aws_conn_id": None,
     "name": "test-read-set",
+    "role_arn": "",
 }
 DEFAULT_ARGS = {"retries": 0, "retry_delay": timedelta(0), "aws_conn_id": "omics_test"}
 
@@ -111,3 +112,33 @@ with DAG(
         waiter_max_attempts=60,
         deferrable=False,
     )
+
+
+# The same group choosing its path (method="auto") or importing (method="import"): tests/test_method.py.
+for _method in ("auto", "import"):
+    with DAG(
+        dag_id=f"omics_upload_{_method}",
+        schedule=None,
+        catchup=False,
+        params=PARAMS,
+        default_args={"retries": 0, "retry_delay": timedelta(0)},
+    ) as _dag:
+        upload_read_set(
+            sequence_store_id="{{ params.sequence_store_id }}",
+            sources=["{{ params.read1 }}", "{{ params.read2 }}"],
+            source_file_type="{{ params.source_file_type }}",
+            name="{{ params.name }}",
+            subject_id="subject-1",
+            sample_id="sample-1",
+            reference_arn="{{ params.reference_arn or '' }}",
+            part_size="{{ params.part_size }}",
+            max_tasks="{{ params.max_tasks or '' }}",
+            aws_conn_id="omics_test",
+            source_aws_conn_id="{{ params.source_aws_conn_id or '' }}",
+            method=_method,
+            role_arn="{{ params.role_arn or '' }}",
+            waiter_delay=1,
+            waiter_max_attempts=120,
+            deferrable=False,
+        )
+    globals()[_dag.dag_id] = _dag

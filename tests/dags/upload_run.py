@@ -31,6 +31,7 @@ PARAMS = {
     "max_tasks": 6,
     "source_aws_conn_id": "",
     "summary_csv": False,
+    "role_arn": "",
 }
 DEFAULT_ARGS = {"retries": 0, "retry_delay": timedelta(0), "aws_conn_id": "omics_test"}
 RUN_ARGS: dict[str, Any] = {
@@ -69,6 +70,14 @@ with DAG(
     group_id = run.group_id
     tasks = run.children
     tasks[f"{group_id}.create"] >> after_create >> [tasks[f"{group_id}.upload_parts"], tasks[f"{group_id}.digest"]]
+
+# The run choosing its path (method="auto") or importing (method="import"): tests/test_method.py.
+for _method in ("auto", "import"):
+    with DAG(
+        dag_id=f"omics_upload_run_{_method}", schedule=None, catchup=False, params=PARAMS, default_args=DEFAULT_ARGS
+    ) as _dag:
+        upload_sequencing_run(**RUN_ARGS, method=_method, role_arn="{{ params.role_arn or '' }}")
+    globals()[_dag.dag_id] = _dag
 
 with DAG(
     dag_id="omics_plan_run_only", schedule=None, catchup=False, params=PARAMS, default_args=DEFAULT_ARGS
