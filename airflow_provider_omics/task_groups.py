@@ -51,6 +51,15 @@ def _retries(group: TaskGroup, aws: dict[str, Any]) -> Callable[[int | None, int
     return with_retries
 
 
+def _check_method(method: str) -> None:
+    """``upload``, ``import``, ``auto``, or a template that renders to one of them at run time (the example DAGs'
+    forms): then both paths are built, and split or plan refuses any other rendered value."""
+    from airflow_provider_omics.operators.omics_import import METHODS
+
+    if method not in METHODS and "{{" not in str(method):
+        raise ValueError(f"method={method!r} is not one of {', '.join(METHODS)}, nor a template that renders one.")
+
+
 def upload_read_set(
     group_id: str = "upload_read_set",
     *,
@@ -106,16 +115,16 @@ def upload_read_set(
     parts), ``import`` (an import job: HealthOmics reads the S3 objects itself as ``role_arn``, default
     ``omics_import_role_arn`` in the connection's extra; the ``import`` task replaces create, the part uploads
     and complete), or ``auto``: split chooses at run time, import when every source is on S3 and an import role
-    is configured, upload otherwise, and logs the choice and why; the other path's tasks skip. Both paths
+    is configured, upload otherwise, and logs the choice and why; the other path's tasks skip. A template
+    (``"{{ params.method }}"``) builds both paths and split applies the value it renders to. Both paths
     carry the same request token, so whichever ran, a retry or a cleared task finds the read set again. The
     wait, digest and verify steps are the same for both (the FASTQ digests are streamed from S3).
 
     :return: the task group; its complete task's XCom is the read set id (the import task's, when it imported).
     """
-    from airflow_provider_omics.operators.omics_import import METHODS, OmicsImportReadSetOperator
+    from airflow_provider_omics.operators.omics_import import OmicsImportReadSetOperator
 
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not one of {', '.join(METHODS)}.")
+    _check_method(method)
     aws = {"aws_conn_id": aws_conn_id, "region_name": region_name, **task_kwargs}
     metadata: Any = {
         "sequence_store_id": sequence_store_id,
@@ -356,10 +365,7 @@ def upload_sequencing_run(
 
     :return: the task group; its summary task's XCom is the per-sample table.
     """
-    from airflow_provider_omics.operators.omics_import import METHODS
-
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not one of {', '.join(METHODS)}.")
+    _check_method(method)
     from airflow_provider_omics.operators.omics_run import (
         RUN_SAMPLES_KEY,
         OmicsAbortRunUploadsOperator,

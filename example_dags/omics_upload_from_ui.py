@@ -7,6 +7,11 @@ size, how many upload tasks run and how many parts each of them sends at once. T
 are local paths on the workers' shared filesystem or ``s3://`` URIs. The AWS connection ``aws_default`` is
 used for HealthOmics and for S3; point it at another account or an emulator by changing only the connection.
 
+"How the files get into the store" is ``auto`` by default: files on S3 are imported by HealthOmics itself (an
+import job, no byte through the workers) when an import role is given in the form or as
+``omics_import_role_arn`` in the connection's extra; otherwise the workers upload them. The ``split`` task's log
+says which path it chose and why; the other path's tasks are skipped.
+
 Whoever can trigger this DAG chooses which files the workers read and send to HealthOmics. Limit them in the
 Airflow configuration, not here (a DAG can only narrow these settings, never widen them):
 
@@ -96,6 +101,29 @@ with DAG(
                 "and uBAM."
             ),
         ),
+        "method": Param(
+            "auto",
+            type="string",
+            enum=["auto", "upload", "import"],
+            title="How the files get into the store",
+            description=(
+                "upload: the workers read the files and send them in parts. import: HealthOmics reads them from "
+                "S3 itself in an import job (S3 only, needs an import role). auto: import when every file is on "
+                "S3 and an import role is set (below, or omics_import_role_arn in the connection's extra), "
+                "upload otherwise; the split or plan task's log says which and why."
+            ),
+        ),
+        "import_role_arn": Param(
+            None,
+            type=["null", "string"],
+            pattern="^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+",
+            title="Import role ARN (import only)",
+            description=(
+                "The IAM role HealthOmics assumes to read the S3 objects in an import job, "
+                "arn:aws:iam::<account>:role/<name>. Leave empty to use omics_import_role_arn from the "
+                "connection's extra (or to upload)."
+            ),
+        ),
         "part_size_mib": Param(
             100,
             type="integer",
@@ -144,4 +172,6 @@ with DAG(
         # The part tasks render it like their other templated fields and take it as a number.
         max_concurrency="{{ params.max_concurrency }}",
         aws_conn_id="aws_default",
+        method="{{ params.method }}",
+        role_arn="{{ params.import_role_arn or '' }}",
     )

@@ -12,6 +12,11 @@ tasks plus eight. A sample that fails (a file removed, invalid content) fails al
 other samples are uploaded and verified, and the ``summary`` task fails naming it. Trigger the run again with
 the same manifest once the files are fixed: samples whose read set is already ACTIVE in the store are skipped.
 
+"How the files get into the store" is ``auto`` by default: a manifest whose files are all on S3 is imported by
+HealthOmics itself (import jobs of up to 100 samples, no byte through the workers) when an import role is given
+in the form or as ``omics_import_role_arn`` in the connection's extra; otherwise the workers upload the files.
+The ``plan`` task's log says which path it chose and why; the other path's tasks are skipped.
+
 Whoever can trigger this DAG chooses which files the workers read, the manifest included: limit them with
 ``[omics] allowed_local_roots`` and ``allowed_s3_prefixes`` in the Airflow configuration, as for
 ``omics_upload_read_set``.
@@ -89,6 +94,29 @@ with DAG(
                 "<manifest name>.summary.<run id>.csv beside the manifest (the workers need write access there)."
             ),
         ),
+        "method": Param(
+            "auto",
+            type="string",
+            enum=["auto", "upload", "import"],
+            title="How the files get into the store",
+            description=(
+                "upload: the workers read the files and send them in parts. import: HealthOmics reads them from "
+                "S3 itself in an import job (S3 only, needs an import role). auto: import when every file is on "
+                "S3 and an import role is set (below, or omics_import_role_arn in the connection's extra), "
+                "upload otherwise; the split or plan task's log says which and why."
+            ),
+        ),
+        "import_role_arn": Param(
+            None,
+            type=["null", "string"],
+            pattern="^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+",
+            title="Import role ARN (import only)",
+            description=(
+                "The IAM role HealthOmics assumes to read the S3 objects in an import job, "
+                "arn:aws:iam::<account>:role/<name>. Leave empty to use omics_import_role_arn from the "
+                "connection's extra (or to upload)."
+            ),
+        ),
         "part_size_mib": Param(
             100,
             type="integer",
@@ -144,4 +172,6 @@ with DAG(
         summary_csv="{{ params.write_summary_csv }}",
         waiter_delay="{{ params.check_every_seconds }}",
         aws_conn_id="aws_default",
+        method="{{ params.method }}",
+        role_arn="{{ params.import_role_arn or '' }}",
     )

@@ -313,7 +313,8 @@ def _run_and_check(deployment: AirflowDeployment, s3_server: str, tmp_path: Path
     tis = _task_instances(deployment)
     parts = [ti for ti in tis if ti["task_id"] == PART_TASK]
     assert len(parts) == PART_TASKS
-    assert all(ti["state"] == "success" for ti in tis), tis
+    # The example chooses its path at run time (method "auto"): local files are uploaded, the import skips.
+    assert all(ti["state"] == ("skipped" if ti["task_id"].endswith(".import") else "success") for ti in tis), tis
     # Both workers uploaded parts that the read set kept; the killed part's retry ran on the survivor.
     assert {ti["hostname"] for ti in parts} == set(WORKERS)
     retried = next(ti for ti in parts if ti["map_index"] == killed_ti["map_index"])

@@ -76,6 +76,9 @@ def test_the_form_accepts_a_paired_fastq_and_a_bam(dagbag: Any) -> None:
         ("part_size_mib", 101),
         ("part_size_mib", "a lot"),
         ("max_tasks", 0),
+        ("method", "fastest"),
+        ("import_role_arn", "omics-import"),
+        ("import_role_arn", "arn:aws:iam::123:role/x"),
     ],
 )
 def test_the_form_refuses_bad_values(dagbag: Any, field: str, value: Any) -> None:
@@ -91,6 +94,22 @@ def test_the_form_has_titles_and_descriptions_for_the_ui(dagbag: Any) -> None:
         schema = params.get_param(name).schema
         assert schema.get("title"), name
     assert params.get_param("source_file_type").schema["enum"] == ["FASTQ", "BAM", "CRAM", "UBAM"]
+    assert params.get_param("method").schema["enum"] == ["auto", "upload", "import"]
+    assert params["method"] == "auto" and params["import_role_arn"] is None
+    for name in ("method", "import_role_arn"):
+        assert params.get_param(name).schema.get("title"), name
+
+
+def test_the_forms_pass_the_method_and_role_to_the_task_that_chooses(dagbag: Any) -> None:
+    for dag_id, task in (("omics_upload_read_set", "split"), ("omics_upload_sequencing_run", "plan")):
+        dag = dagbag.get_dag(dag_id)
+        chooser = next(t for t in dag.tasks if t.task_id.endswith(f".{task}"))
+        assert chooser.method == "{{ params.method }}", dag_id
+        assert chooser.role_arn == "{{ params.import_role_arn or '' }}", dag_id
+        assert any(t.task_id.endswith(".import") for t in dag.tasks), dag_id
+    role = "arn:aws:iam::123456789012:role/omics-import"
+    accepted = validate(dagbag, {**GOOD, "method": "import", "import_role_arn": role})
+    assert (accepted["method"], accepted["import_role_arn"]) == ("import", role)
 
 
 def test_the_downstream_example_is_scheduled_on_the_store_asset(dagbag: Any) -> None:

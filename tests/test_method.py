@@ -134,6 +134,46 @@ def test_auto_uploads_directly_and_says_why(
     assert_no_upload_left(client, store_id)
 
 
+@pytest.mark.parametrize("method", ["upload", "import"])
+def test_a_method_rendered_from_the_form_takes_the_path_it_names(
+    airflow_db: Path,
+    emulator: OmicsEmulator,
+    omics_conn: str,
+    store_id: str,
+    s3_staging: Any,
+    tmp_path: Path,
+    method: str,
+) -> None:
+    """S3 files and a role: auto would import, but the run's conf says which path to take."""
+    uris, originals = _paired(tmp_path, s3_staging, f"chosen-{method}")
+
+    dag_run = run_dag(
+        "omics_upload_chosen",
+        uris,
+        sequence_store_id=store_id,
+        source_aws_conn_id="s3_staging",
+        role_arn=ROLE_ARN,
+        method=method,
+    )
+
+    states = _states(dag_run)
+    assert dag_run.state == "success", states
+    assert _xcom(dag_run, "split", "method") == {
+        "method": method,
+        "role_arn": ROLE_ARN if method == "import" else None,
+        "reason": f"method={method}",
+    }
+    skipped = "create" if method == "import" else "import"
+    assert states[skipped] == "skipped" and states["verify"] == "success", states
+    client = emulator.client()
+    [read_set] = _read_sets(client, store_id)
+    metadata = client.get_read_set_metadata(sequenceStoreId=store_id, id=read_set["id"])
+    assert metadata["creationType"] == method.upper()
+    assert [stored_bytes(client, store_id, read_set["id"], f"SOURCE{i}") for i in (1, 2)] == originals
+    assert len(_jobs(client, store_id)) == (1 if method == "import" else 0)
+    assert_no_upload_left(client, store_id)
+
+
 def test_a_path_switch_between_tries_reuses_the_read_set_the_other_path_stored(
     airflow_db: Path,
     emulator: OmicsEmulator,

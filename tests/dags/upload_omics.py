@@ -32,6 +32,7 @@ PARAMS = {
     "source_aws_conn_id": None,
     "name": "test-read-set",
     "role_arn": "",
+    "method": "auto",
 }
 DEFAULT_ARGS = {"retries": 0, "retry_delay": timedelta(0), "aws_conn_id": "omics_test"}
 
@@ -114,10 +115,11 @@ with DAG(
     )
 
 
-# The same group choosing its path (method="auto") or importing (method="import"): tests/test_method.py.
-for _method in ("auto", "import"):
+# The same group choosing its path (method="auto"), importing (method="import"), or taking the method from the
+# run's conf as the example DAG's form gives it: tests/test_method.py.
+for _name, _method in (("auto", "auto"), ("import", "import"), ("chosen", "{{ params.method }}")):
     with DAG(
-        dag_id=f"omics_upload_{_method}",
+        dag_id=f"omics_upload_{_name}",
         schedule=None,
         catchup=False,
         params=PARAMS,
