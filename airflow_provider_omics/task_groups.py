@@ -349,8 +349,9 @@ def upload_sequencing_run(
 
     Each per-sample step is one task that loops over the samples, with the same code as :func:`upload_read_set`'s
     steps; only the part uploads are mapped, over one flat list of batches shared by all samples. So a run is at
-    most ``max_tasks + 8`` task instances (``+ 9`` with both paths), whatever its number of samples. A sample that fails fails alone (its
-    upload is aborted, the others complete and are verified) and ``summary`` fails the run naming it. Samples
+    most ``max_tasks + 8`` task instances (``+ 9`` with both paths), whatever its number of samples. A sample
+    that fails fails alone (its upload is aborted, the others complete and are verified) and ``summary`` fails
+    the run naming it. Samples
     whose read set is already ACTIVE in the store are skipped, so a re-triggered manifest uploads only what is
     missing.
 
