@@ -539,18 +539,8 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         ti = context["ti"]
         # Something under the key at once: the abort teardown reads it even when this task fails early.
         ti.xcom_push(key=UPLOAD_RECORD_KEY, value={})
-        in_flight = None
-        if self.method_task_id:
-            from airflow_provider_omics.operators.omics_import import chosen_method
-
-            if chosen_method(ti, self.method_task_id) != "upload":
-                raise AirflowSkipException(f"{self.method_task_id} chose an import job: nothing to upload.")
         request = self.check_input()
         store_id = request["sequenceStoreId"]
-        store = _check_store(self.hook, store_id, self.aws_conn_id)
-        if self.method_task_id:
-            with service_errors("ListReadSetImportJobs", self.aws_conn_id):
-                in_flight = self.hook.imports_in_flight(store_id)
         token = self.client_token or self.request_token(context, request)
         record = UploadRecord(
             sequence_store_id=store_id,
@@ -560,6 +550,19 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
             subject_id=request["subjectId"],
             source_file_type=request["sourceFileType"],
         )
+        in_flight = None
+        if self.method_task_id:
+            from airflow_provider_omics.operators.omics_import import chosen_method
+
+            if chosen_method(ti, self.method_task_id) != "upload":
+                # The record still goes to the abort teardown: an upload of this request that an earlier try
+                # left in progress (it chose a direct upload then) is found by its token and aborted.
+                ti.xcom_push(key=UPLOAD_RECORD_KEY, value=record.to_dict())
+                raise AirflowSkipException(f"{self.method_task_id} chose an import job: nothing to upload.")
+        store = _check_store(self.hook, store_id, self.aws_conn_id)
+        if self.method_task_id:
+            with service_errors("ListReadSetImportJobs", self.aws_conn_id):
+                in_flight = self.hook.imports_in_flight(store_id)
         create_or_reuse(
             self.hook,
             request,

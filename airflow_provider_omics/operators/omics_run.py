@@ -1023,8 +1023,8 @@ class OmicsAbortRunUploadsOperator(_RunStepOperator):
 
     def execute(self, context: Context) -> list[str]:
         ti = context["ti"]
-        if self.plan_task_id:
-            skip_unless_upload(ti, self.plan_task_id)
+        # Also when the plan chose an import job: an upload an earlier try of this run left in progress (it chose
+        # a direct upload then) is found by its token and aborted, and the import refuses that sample meanwhile.
         store_id = check_store_id(self.sequence_store_id)
         completed = {
             key: state["read_set_id"]
