@@ -24,7 +24,9 @@ login (the admin password is read from ``$AIRFLOW_HOME/simple_auth_manager_passw
 5. a run with a well-formed but unknown store id must fail once, clearly: ``create`` fails with "Sequence store
    ... does not exist in region ...", and any other task that failed (``digest``) with the same message
    (``06-unknown-store-create-log.png``, and ``07-unknown-store-create-log-wrapped.png`` with the log viewer's
-   Wrap on).
+   Wrap on);
+6. the form offers how the files get into the store (``method``, default auto; ``08-form-method.png``), and the
+   successful run took the direct upload for the local files: ``import`` skipped, and ``split``'s log says why.
 
 No component log or task log may contain "Skipping masking for a secret". Screenshots go to ``--screenshots``
 (default: a new temporary directory, printed at the end). Everything it starts, it stops; its working directory
@@ -228,6 +230,12 @@ def check_form_refuses_store_name(browser: Browser, deployment: Any, read1: Path
     )
     check("FASTQ only" in text, "read 2's description does not say that it is for FASTQ only")
     check("BAM and CRAM only" in text, "the reference's description does not say that it is for BAM and CRAM only")
+    check(
+        "How the files get into the store" in text and "auto: import when every file is on S3" in text,
+        "the form does not offer the path (method) with a description of auto",
+    )
+    dialog.get_by_text("How the files get into the store").first.scroll_into_view_if_needed()
+    browser.screenshot("08-form-method.png")
     browser.fill_form(dialog, "my-store", read1, read2)
     tuning = dialog.inner_text()
     for title in ("Part size (MiB)", "Upload tasks at most", "Parts in flight per task"):
@@ -254,6 +262,25 @@ def check_form_refuses_store_name(browser: Browser, deployment: Any, read1: Path
     browser.screenshot("01-form-refuses-store-name.png")
     runs = deployment.query("SELECT run_id FROM dag_run WHERE dag_id = ?", DAG_ID)
     check(not runs, f"a run started although the form refused the store name: {runs}")
+
+
+def check_method_choice(deployment: Any, run_id: str) -> None:
+    """The form's default method is auto: local files are uploaded, the import task skips, split says why."""
+    states = task_states(deployment, run_id)
+    check(
+        states.get("import") == "skipped" and states.get("create") == "success",
+        f"auto with local files did not take the direct upload: {states}",
+    )
+    said = [
+        str(event.get("event"))
+        for event in task_log_events(deployment.home, run_id, f"{GROUP}.split")
+        if "method=auto" in str(event.get("event"))
+    ]
+    check(
+        any("upload the read set(s): 2 of 2 source(s) are not on S3" in line for line in said),
+        f"split's log does not say that it chose a direct upload because the files are not on S3: {said}",
+    )
+    print(f"           split says: {said[0]}", flush=True)
 
 
 def check_mapped_task_names(browser: Browser, deployment: Any, run_id: str) -> None:
@@ -396,6 +423,8 @@ def run_checks(args: argparse.Namespace, workdir: Path, shots: Path, step: Step)
                     run_id = browser.submit_for_run(dialog)
                     state = deployment.wait_run(DAG_ID, run_id, timeout=args.timeout)
                     check(state == "success", f"run {run_id} {state}: {task_states(deployment, run_id)}")
+                with step("Checking that split chose a direct upload for local files, and said why"):
+                    check_method_choice(deployment, run_id)
                 with step("Checking the mapped upload tasks' names"):
                     check_mapped_task_names(browser, deployment, run_id)
                 with step("Checking the HealthOmics Read Set links of complete and verify"):
