@@ -154,110 +154,74 @@ def upload_read_set(
         )
         # XComArgs stand for the values they resolve to at run time.
         plan: Any = XComArg(split, key="sources")
-        create_id = group.child_id("create")
         importing = None
         if method != "upload":
             importing = OmicsImportReadSetOperator(
                 task_id="import",
                 sources=plan,
                 method_task_id=split.task_id,
-                request_task_id=create_id,
+                # The create task's id, also when there is none: both paths' read sets carry the same token.
+                request_task_id=group.child_id("create"),
                 waiter_delay=waiter_delay,
                 waiter_max_attempts=waiter_max_attempts,
                 **metadata,
                 **service,
             )
             split >> importing
-        if importing is not None and method == "import":
-            read_set_id: Any = importing.output
-            if wait_for_active or verify_upload:
-                wait = OmicsReadSetStatusSensor(
-                    task_id="wait_active",
-                    sequence_store_id=sequence_store_id,
-                    read_set_id=read_set_id,
-                    deferrable=(
-                        conf.getboolean("operators", "default_deferrable", fallback=False)
-                        if deferrable is None
-                        else deferrable
-                    ),
-                    waiter_delay=waiter_delay,
-                    waiter_max_attempts=waiter_max_attempts,
-                    **aws,
-                )
-            if verify_upload:
-                digest = OmicsDigestSourcesOperator(
-                    task_id="digest",
-                    sequence_store_id=sequence_store_id,
-                    sources=plan,
-                    source_file_type=source_file_type,
-                    source_aws_conn_id=source_aws_conn_id,
-                    allowed_local_roots=allowed_local_roots,
-                    allowed_s3_prefixes=allowed_s3_prefixes,
-                    **aws,
-                )
-                split >> digest
-                digest_output: Any = digest.output
-                verify_task = OmicsVerifyReadSetOperator(
-                    task_id="verify",
-                    sequence_store_id=sequence_store_id,
-                    read_set_id=read_set_id,
-                    digests=digest_output,
-                    sources=plan,
-                    **aws,
-                )
-                wait >> verify_task
-            return group
-        create = OmicsCreateReadSetUploadOperator(
-            task_id="create",
-            sources=plan,
-            method_task_id=split.task_id if importing is not None else None,
-            **metadata,
-            **service,
-        )
-        upload_id: Any = create.output
-        upload_record: Any = XComArg(create, key=UPLOAD_RECORD_KEY)
-        upload = OmicsUploadReadSetPartOperator.partial(
-            task_id="upload_parts",
-            sequence_store_id=sequence_store_id,
-            upload_id=upload_id,
-            upload_record=upload_record,
-            max_concurrency=max_concurrency,
-            source_aws_conn_id=source_aws_conn_id,
-            allowed_local_roots=allowed_local_roots,
-            allowed_s3_prefixes=allowed_s3_prefixes,
-            **with_retries(upload_retries, DEFAULT_UPLOAD_RETRIES),
-        ).expand_kwargs(split.output)
-        part_checksums: Any = upload.output
-        complete = OmicsCompleteReadSetUploadOperator(
-            task_id="complete",
-            sequence_store_id=sequence_store_id,
-            upload_id=upload_id,
-            parts=part_checksums,
-            expected_parts=plan,
-            upload_record=upload_record,
-            **service,
-        )
-        completed: Any = complete.output
-        read_set_id = completed
-        # With method="auto" the steps after the two paths take the read set from whichever ran.
+        create = complete = None
+        if method != "import":
+            create = OmicsCreateReadSetUploadOperator(
+                task_id="create",
+                sources=plan,
+                method_task_id=split.task_id if importing is not None else None,
+                **metadata,
+                **service,
+            )
+            upload_id: Any = create.output
+            upload_record: Any = XComArg(create, key=UPLOAD_RECORD_KEY)
+            upload = OmicsUploadReadSetPartOperator.partial(
+                task_id="upload_parts",
+                sequence_store_id=sequence_store_id,
+                upload_id=upload_id,
+                upload_record=upload_record,
+                max_concurrency=max_concurrency,
+                source_aws_conn_id=source_aws_conn_id,
+                allowed_local_roots=allowed_local_roots,
+                allowed_s3_prefixes=allowed_s3_prefixes,
+                **with_retries(upload_retries, DEFAULT_UPLOAD_RETRIES),
+            ).expand_kwargs(split.output)
+            part_checksums: Any = upload.output
+            complete = OmicsCompleteReadSetUploadOperator(
+                task_id="complete",
+                sequence_store_id=sequence_store_id,
+                upload_id=upload_id,
+                parts=part_checksums,
+                expected_parts=plan,
+                upload_record=upload_record,
+                **service,
+            )
+            completed: Any = complete.output
+            abort = OmicsAbortReadSetUploadOperator(
+                task_id="abort",
+                sequence_store_id=sequence_store_id,
+                upload_id=upload_id,
+                read_set_id=completed,
+                upload_record=upload_record,
+                **service,
+            )
+            split >> create
+            # split is a setup too: abort then runs when create failed, which may have created the upload.
+            complete >> abort.as_teardown(setups=[split, create])
+
+        # The read set, from the path that ran: complete's, the import's, or (method="auto") whichever ran.
+        ends = [task for task in (complete, importing) if task is not None]
         after_either: dict[str, Any] = {}
-        if importing is not None:
+        read_set_id: Any = ends[0].output
+        if len(ends) == 2:
             read_set_id = (
-                f"{{{{ ti.xcom_pull(task_ids='{complete.task_id}') or ti.xcom_pull(task_ids='{importing.task_id}') }}}}"
+                f"{{{{ ti.xcom_pull(task_ids='{ends[0].task_id}') or ti.xcom_pull(task_ids='{ends[1].task_id}') }}}}"
             )
             after_either = {"trigger_rule": "none_failed_min_one_success"}
-        abort = OmicsAbortReadSetUploadOperator(
-            task_id="abort",
-            sequence_store_id=sequence_store_id,
-            upload_id=upload_id,
-            read_set_id=completed,
-            upload_record=upload_record,
-            **service,
-        )
-        split >> create
-        # split is a setup too: abort then runs when create failed, which may have created the upload.
-        complete >> abort.as_teardown(setups=[split, create])
-
         if wait_for_active or verify_upload:
             wait = OmicsReadSetStatusSensor(
                 task_id="wait_active",
@@ -273,9 +237,7 @@ def upload_read_set(
                 **after_either,
                 **aws,
             )
-            complete >> wait
-            if importing is not None:
-                importing >> wait
+            ends >> wait
         if verify_upload:
             digest = OmicsDigestSourcesOperator(
                 task_id="digest",
@@ -287,12 +249,12 @@ def upload_read_set(
                 allowed_s3_prefixes=allowed_s3_prefixes,
                 **aws,
             )
-            if importing is None:
+            if importing is None and create is not None:
                 # After create: a store that does not exist fails create alone, with one clear message, and the
                 # digest (which needs the store's ETag family) does not start; it still runs beside the uploads.
                 create >> digest
             else:
-                # Beside whichever path split chose (create skips when it chose import).
+                # Beside the import job, or whichever path split chose (create skips when it chose import).
                 split >> digest
             digests: Any = digest.output
             verify_task = OmicsVerifyReadSetOperator(

@@ -518,17 +518,7 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
 
     def check_input(self) -> dict[str, Any]:
         """Every check that needs no service call; returns the request."""
-        return check_request(
-            sequence_store_id=self.sequence_store_id,
-            source_file_type=self.source_file_type,
-            reference_arn=self.reference_arn,
-            name=self.name,
-            subject_id=self.subject_id,
-            sample_id=self.sample_id,
-            generated_from=self.generated_from,
-            description=self.description,
-            tags=self.tags,
-        )
+        return check_request(**{field: getattr(self, field) for field in REQUEST_FIELDS})
 
     def request_token(self, context: Context, request: Mapping[str, Any]) -> str:
         """The create request's idempotency token: see :func:`request_token`."""
@@ -1061,6 +1051,20 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
 
 
 # -- the steps, shared by the operators of one read set and those of a sequencing run ----------------------------
+
+
+# The operator attributes that make a read set's request (those of create, and of the import path's operator).
+REQUEST_FIELDS = (
+    "sequence_store_id",
+    "source_file_type",
+    "reference_arn",
+    "name",
+    "subject_id",
+    "sample_id",
+    "generated_from",
+    "description",
+    "tags",
+)
 
 
 def check_request(

@@ -656,23 +656,13 @@ class OmicsImportReadSetOperator(AwsBaseOperator[OmicsHook]):
         self.waiter_max_attempts = waiter_max_attempts
 
     def execute(self, context: Context) -> str:
-        from airflow_provider_omics.operators.omics import check_request, request_token
+        from airflow_provider_omics.operators.omics import REQUEST_FIELDS, check_request, request_token
 
         ti = context["ti"]
         choice = ti.xcom_pull(task_ids=self.method_task_id, key=METHOD_KEY) or {}
         if choice.get("method") != "import":
             raise AirflowSkipException(f"{self.method_task_id} chose a direct upload: nothing to import.")
-        request = check_request(
-            sequence_store_id=self.sequence_store_id,
-            source_file_type=self.source_file_type,
-            reference_arn=self.reference_arn,
-            name=self.name,
-            subject_id=self.subject_id,
-            sample_id=self.sample_id,
-            generated_from=self.generated_from,
-            description=self.description,
-            tags=self.tags,
-        )
+        request = check_request(**{field: getattr(self, field) for field in REQUEST_FIELDS})
         store_id = request["sequenceStoreId"]
         _check_store(self.hook, store_id, self.aws_conn_id)
         token = request_token(
