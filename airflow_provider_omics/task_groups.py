@@ -51,6 +51,10 @@ def _retries(group: TaskGroup, aws: dict[str, Any]) -> Callable[[int | None, int
     return with_retries
 
 
+def _deferrable(deferrable: bool | None) -> bool:
+    return conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
+
+
 def _check_method(method: str) -> None:
     """``upload``, ``import``, ``auto``, or a template that renders to one of them at run time (the example DAGs'
     forms): then both paths are built, and split or plan refuses any other rendered value."""
@@ -118,7 +122,8 @@ def upload_read_set(
     is configured, upload otherwise, and logs the choice and why; the other path's tasks skip. A template
     (``"{{ params.method }}"``) builds both paths and split applies the value it renders to. Both paths
     carry the same request token, so whichever ran, a retry or a cleared task finds the read set again. The
-    wait, digest and verify steps are the same for both (the FASTQ digests are streamed from S3).
+    wait, digest and verify steps are the same for both (the FASTQ digests are streamed from S3); ``deferrable``
+    applies to the import's wait for its job as to ``wait_active``.
 
     :return: the task group; its complete task's XCom is the read set id (the import task's, when it imported).
     """
@@ -164,6 +169,7 @@ def upload_read_set(
                 request_task_id=group.child_id("create"),
                 waiter_delay=waiter_delay,
                 waiter_max_attempts=waiter_max_attempts,
+                deferrable=_deferrable(deferrable),
                 **metadata,
                 **service,
             )
@@ -227,11 +233,7 @@ def upload_read_set(
                 task_id="wait_active",
                 sequence_store_id=sequence_store_id,
                 read_set_id=read_set_id,
-                deferrable=(
-                    conf.getboolean("operators", "default_deferrable", fallback=False)
-                    if deferrable is None
-                    else deferrable
-                ),
+                deferrable=_deferrable(deferrable),
                 waiter_delay=waiter_delay,
                 waiter_max_attempts=waiter_max_attempts,
                 **after_either,
@@ -302,6 +304,7 @@ def upload_sequencing_run(
     summary_csv: bool | str = False,
     method: str = "upload",
     role_arn: str | None = None,
+    deferrable: bool | None = None,
     **task_kwargs: Any,
 ) -> TaskGroup:
     """
@@ -324,7 +327,8 @@ def upload_sequencing_run(
     ``method`` as for :func:`upload_read_set`: ``upload`` (the default), ``import`` (one ``import`` task starts
     import jobs of at most 100 samples each and waits for them and the read sets; no part is uploaded by a
     worker) or ``auto`` (``plan`` chooses at run time over every source of the manifest, and logs why). Resume,
-    per-sample isolation, digest, verify and summary are the same on both paths.
+    per-sample isolation, digest, verify and summary are the same on both paths. ``deferrable`` (default
+    ``[operators] default_deferrable``) makes ``import`` wait for its jobs in the triggerer.
 
     :return: the task group; its summary task's XCom is the per-sample table.
     """
@@ -389,6 +393,7 @@ def upload_sequencing_run(
                 request_task_id=group.child_id("create"),
                 waiter_delay=waiter_delay,
                 waiter_max_attempts=waiter_max_attempts,
+                deferrable=_deferrable(deferrable),
                 **service,
             )
             plan >> importing

@@ -457,3 +457,110 @@ def _summary_rows(dag_run: Any) -> list[dict[str, Any]]:
         {"sample": key, "status": sample.status, "reason": sample.reason or "", "read_set_id": sample.read_set_id}
         for key, sample in samples.items()
     ]
+
+
+def _count_triggers(monkeypatch: pytest.MonkeyPatch, first: Any = None) -> list[str]:
+    """The ids of the jobs the import trigger waited for; ``first()`` runs before the trigger's first look."""
+    from airflow_provider_omics.triggers.omics import OmicsReadSetImportJobCompleteTrigger
+
+    triggered: list[str] = []
+    original_run = OmicsReadSetImportJobCompleteTrigger.run
+
+    async def counting_run(self: OmicsReadSetImportJobCompleteTrigger) -> Any:
+        triggered.append(self.job_id)
+        if first is not None:
+            first()
+        async for event in original_run(self):
+            yield event
+
+    monkeypatch.setattr(OmicsReadSetImportJobCompleteTrigger, "run", counting_run)
+    return triggered
+
+
+def test_a_deferrable_import_waits_in_the_triggerer_and_resumes_with_its_job(
+    airflow_db: Path,
+    emulator: OmicsEmulator,
+    omics_conn: str,
+    store_id: str,
+    s3_staging: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    uris, originals = _paired(tmp_path, s3_staging, "deferred")
+    triggered = _count_triggers(monkeypatch)
+    # Held SUBMITTED until the trigger has looked: the task must defer, whatever the machine's speed.
+    emulator.hold_import_jobs(at="SUBMITTED", release_after_reads=2)
+    try:
+        dag_run = run_dag(
+            "omics_upload_import_deferrable",
+            uris,
+            sequence_store_id=store_id,
+            source_aws_conn_id="s3_staging",
+            role_arn=ROLE_ARN,
+        )
+    finally:
+        emulator.release_import_jobs()
+
+    assert dag_run.state == "success", _states(dag_run)
+    client = emulator.client()
+    [job] = _jobs(client, store_id)
+    assert triggered == [job["id"]]
+    assert _xcom(dag_run, "import", "import_jobs") == [job["id"]]
+    [read_set] = _read_sets(client, store_id)
+    assert str(_xcom(dag_run, "import")) == read_set["id"]
+    assert _xcom(dag_run, "verify")["etag_verified"] is True
+    _check_imported(client, store_id, read_set["id"], originals)
+
+
+def test_a_deferrable_run_import_does_not_import_a_failed_source_again_when_it_resumes(
+    airflow_db: Path,
+    emulator: OmicsEmulator,
+    omics_conn: str,
+    store_id: str,
+    s3_staging: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The job is held SUBMITTED while the task defers; the trigger removes one sample's object before its first
+    look, so the job fails that source without a read set. The resumed task takes the outcome from the job it
+    waited for: it does not see "no read set, no job running" and start a second job."""
+    good = write_fastq(tmp_path / "G.fastq.gz", 100, compress=True, seed=11)
+    gone = write_fastq(tmp_path / "B.fastq.gz", 100, compress=True, seed=12)
+    rows = [
+        {"sample_id": "G", "subject_id": "p", "name": "G", "read1": _stage(s3_staging, good, "deferred-run/G.fq.gz")},
+        {"sample_id": "B", "subject_id": "p", "name": "B", "read1": _stage(s3_staging, gone, "deferred-run/B.fq.gz")},
+    ]
+    manifest = _stage_bytes(s3_staging, _manifest(rows), "deferred-run/manifest.csv")
+    triggered = _count_triggers(
+        monkeypatch, lambda: s3_staging.client.delete_object(Bucket=s3_staging.bucket, Key="deferred-run/B.fq.gz")
+    )
+    emulator.hold_import_jobs(at="SUBMITTED", release_after_reads=2)
+    try:
+        dag_run = _run(
+            "omics_upload_run_auto_deferrable",
+            sequence_store_id=store_id,
+            manifest=manifest,
+            source_aws_conn_id="s3_staging",
+            role_arn=ROLE_ARN,
+        )
+    finally:
+        emulator.release_import_jobs()
+
+    states = _states(dag_run)
+    assert dag_run.state == "failed" and states["summary"] == "failed", states
+    assert states["import"] == "success" and states["verify"] == "success", states
+    client = emulator.client()
+    [job] = _jobs(client, store_id)
+    assert job["status"] == "COMPLETED_WITH_FAILURES" and triggered == [job["id"]], (job, triggered)
+    [failed_source] = [
+        source
+        for source in client.get_read_set_import_job(sequenceStoreId=store_id, id=job["id"])["sources"]
+        if source["status"] == "FAILED"
+    ]
+    assert failed_source["sampleId"] == "B" and "readSetId" not in failed_source, failed_source
+    summary = {row["sample"]: row for row in _summary_rows(dag_run)}
+    assert summary["G/G"]["status"] == "verified" and summary["B/B"]["status"] == "failed", summary
+    assert "B.fq.gz" in summary["B/B"]["reason"], summary["B/B"]
+    [read_set] = _read_sets(client, store_id)
+    assert read_set["status"] == "ACTIVE" and read_set["name"] == "G"
+    assert stored_bytes(client, store_id, read_set["id"], "SOURCE1") == good.read_bytes()

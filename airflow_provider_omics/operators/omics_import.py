@@ -170,6 +170,8 @@ def run_imports(
     waiter_delay: float,
     waiter_max_attempts: int,
     on_jobs: Callable[[list[str]], None] | None = None,
+    known_jobs: Sequence[str] = (),
+    before_wait: Callable[[list[str]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Import each request exactly once, wait for the jobs, and return per key ``{"read_set_id", "status"
     (FINISHED or FAILED), "message", "job_id"}``.
@@ -180,7 +182,10 @@ def run_imports(
     set with its token (imported or uploaded by an earlier try: reused), an upload in progress with its token
     (an earlier try uploaded directly: refused, naming it). What is left starts in jobs of at most 100 sources,
     each with a ``clientToken`` derived from ``run`` and its sources, so a retry whose answer was lost gets the
-    same job. ``on_jobs`` is called with the started jobs' ids as they start.
+    same job. ``on_jobs`` is called with the ids of the jobs waited for (found running, or started) as they
+    become known. ``known_jobs``: jobs this try already waited for (a task resumed after deferring): a request
+    one of them carries is taken from it, whatever its status, so a source it failed is not imported again.
+    ``before_wait`` is called with the jobs' ids before the wait (a deferrable task defers there).
 
     :raises AirflowException: the jobs did not finish within ``waiter_delay * waiter_max_attempts`` seconds
         (retryable: a retry waits for the same jobs).
@@ -190,6 +195,11 @@ def run_imports(
     to_start: list[ImportRequest] = []
     with service_errors("Looking for the imports and uploads of these read sets", aws_conn_id):
         in_flight = hook.imports_in_flight(store_id)
+        for job_id in known_jobs:
+            for source in hook.get_read_set_import_job(store_id, str(job_id)).get("sources") or []:
+                token = (source.get("tags") or {}).get(REQUEST_TAG)
+                if token:
+                    in_flight[token] = str(job_id)
         uploading = {
             (upload.get("tags") or {}).get(REQUEST_TAG): str(upload["uploadId"])
             for upload in hook.list_multipart_read_set_uploads(store_id)
@@ -230,7 +240,8 @@ def run_imports(
                 }
             else:
                 to_start.append(request)
-    started: list[str] = []
+    if jobs and on_jobs is not None:
+        on_jobs(list(dict.fromkeys(jobs.values())))
     for index in range(0, len(to_start), MAX_SOURCES_PER_JOB):
         chunk = to_start[index : index + MAX_SOURCES_PER_JOB]
         items = [{**r.item, "tags": {**(r.item.get("tags") or {}), REQUEST_TAG: r.token}} for r in chunk]
@@ -238,14 +249,14 @@ def run_imports(
         with service_errors("StartReadSetImportJob", aws_conn_id):
             job = hook.start_read_set_import_job(store_id, role_arn, items, client_token=token)
         job_id = str(job["id"])
-        started.append(job_id)
         jobs.update({r.key: job_id for r in chunk})
         log.info("Import job %s: %d source(s), %s", job_id, len(chunk), job.get("status"))
         if on_jobs is not None:
-            on_jobs(started)
-    finished = wait_for_import_jobs(
-        hook, store_id, sorted(set(jobs.values())), aws_conn_id, log, waiter_delay, waiter_max_attempts
-    )
+            on_jobs(list(dict.fromkeys(jobs.values())))
+    job_ids = list(dict.fromkeys(jobs.values()))
+    if before_wait is not None and job_ids:
+        before_wait(job_ids)
+    finished = wait_for_import_jobs(hook, store_id, job_ids, aws_conn_id, log, waiter_delay, waiter_max_attempts)
     tokens = {r.key: r.token for r in requests}
     for key, job_id in jobs.items():
         job = finished[job_id]
@@ -273,6 +284,43 @@ def run_imports(
             "job_id": job_id,
         }
     return outcome
+
+
+def defer_while_running(
+    task: Any, store_id: str, job_ids: Sequence[str], waiter_delay: float, waiter_max_attempts: int
+) -> None:
+    """Defer ``task`` (to its ``execute_complete``) on the first of the jobs that has not ended; return when
+    all have."""
+    for job_id in job_ids:
+        if task.hook.get_read_set_import_job(store_id, job_id).get("status") in JOB_DONE:
+            continue
+        task.defer(
+            trigger=OmicsReadSetImportJobCompleteTrigger(
+                sequence_store_id=store_id,
+                job_id=job_id,
+                waiter_delay=max(1, int(waiter_delay)),
+                waiter_max_attempts=int(waiter_max_attempts),
+                aws_conn_id=task.aws_conn_id,
+                region_name=task.region_name,
+                verify=task.verify,
+                botocore_config=task.botocore_config,
+            ),
+            method_name="execute_complete",
+        )
+
+
+def resumed_import(task: Any, context: Context, event: dict[str, Any] | None) -> list[str]:
+    """After a deferral: the jobs this try waits for (XCom ``import_jobs``); a trigger that gave up on a job that
+    has not ended fails the task (retryable: its retry finds the job again)."""
+    validated = validate_execute_complete_event(event)
+    ti = context["ti"]
+    job_ids = [str(j) for j in ti.xcom_pull(task_ids=task.task_id, key=IMPORT_JOBS_KEY, map_indexes=ti.map_index) or []]
+    if validated.get("status") != "success":
+        job_id = str(validated.get("job_id"))
+        store_id = check_store_id(task.sequence_store_id)
+        if task.hook.get_read_set_import_job(store_id, job_id).get("status") not in JOB_DONE:
+            raise AirflowException(f"Waiting for import job {job_id} failed: {validated.get('message')}")
+    return job_ids
 
 
 def wait_for_import_jobs(
@@ -601,6 +649,9 @@ class OmicsImportReadSetOperator(AwsBaseOperator[OmicsHook]):
         that both paths share it); default: this task.
     :param waiter_delay: seconds between two looks at the job. (default: 10)
     :param waiter_max_attempts: looks at the job at most. (default: 720)
+    :param deferrable: wait for the job in the triggerer (:class:`~airflow_provider_omics.triggers.omics.
+        OmicsReadSetImportJobCompleteTrigger`); the resumed task takes the read set from the job it waited for.
+        (default: ``[operators] default_deferrable``)
     """
 
     aws_hook_class = OmicsHook
@@ -637,9 +688,11 @@ class OmicsImportReadSetOperator(AwsBaseOperator[OmicsHook]):
         request_task_id: str | None = None,
         waiter_delay: float = 10,
         waiter_max_attempts: int = 720,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.deferrable = deferrable
         self.sequence_store_id = sequence_store_id
         self.sources = sources
         self.source_file_type = source_file_type
@@ -655,7 +708,7 @@ class OmicsImportReadSetOperator(AwsBaseOperator[OmicsHook]):
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
 
-    def execute(self, context: Context) -> str:
+    def execute(self, context: Context, known_jobs: Sequence[str] = ()) -> str:
         from airflow_provider_omics.operators.omics import REQUEST_FIELDS, check_request, request_token
 
         ti = context["ti"]
@@ -704,11 +757,22 @@ class OmicsImportReadSetOperator(AwsBaseOperator[OmicsHook]):
             waiter_delay=float(self.waiter_delay),
             waiter_max_attempts=int(self.waiter_max_attempts),
             on_jobs=on_jobs,
+            known_jobs=known_jobs,
+            before_wait=self.defer_while_running if self.deferrable else None,
         )[request["name"]]
         if outcome["status"] != "FINISHED" or not outcome["read_set_id"]:
             raise AirflowFailException(f"The import of {request['name']} failed: {outcome['message']}")
         self.log.info("Imported %s as read set %s", request["name"], outcome["read_set_id"])
         return str(outcome["read_set_id"])
+
+    def defer_while_running(self, job_ids: list[str]) -> None:
+        defer_while_running(
+            self, check_store_id(self.sequence_store_id), job_ids, self.waiter_delay, self.waiter_max_attempts
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Carry on after the job ended in the triggerer: the same steps, the job taken from this try's XCom."""
+        return self.execute(context, known_jobs=resumed_import(self, context, event))
 
 
 __all__ = [

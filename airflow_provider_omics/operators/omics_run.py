@@ -629,6 +629,9 @@ class OmicsImportRunReadSetsOperator(_RunStepOperator):
         group has none), so that both paths share the tokens.
     :param waiter_delay: seconds between two looks at the jobs and the read sets. (templated; default: 10)
     :param waiter_max_attempts: looks at most. (templated; default: 720)
+    :param deferrable: wait for the jobs in the triggerer (:class:`~airflow_provider_omics.triggers.omics.
+        OmicsReadSetImportJobCompleteTrigger`), one job after the other; the resumed task takes each sample
+        from the jobs it waited for. (default: ``[operators] default_deferrable``)
     """
 
     template_fields: Sequence[str] = aws_template_fields(
@@ -645,9 +648,11 @@ class OmicsImportRunReadSetsOperator(_RunStepOperator):
         request_task_id: str,
         waiter_delay: float | str = 10,
         waiter_max_attempts: int | str = 720,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.deferrable = deferrable
         self.sequence_store_id = sequence_store_id
         self.samples = samples
         self.plan_task_id = plan_task_id
@@ -655,11 +660,12 @@ class OmicsImportRunReadSetsOperator(_RunStepOperator):
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context, known_jobs: Sequence[str] = ()) -> dict[str, Any]:
         from airflow_provider_omics.operators.omics_import import (
             IMPORT_JOBS_KEY,
             METHOD_KEY,
             ImportRequest,
+            defer_while_running,
             import_sources,
             run_imports,
         )
@@ -694,6 +700,12 @@ class OmicsImportRunReadSetsOperator(_RunStepOperator):
             waiter_delay=delay,
             waiter_max_attempts=attempts,
             on_jobs=lambda job_ids: ti.xcom_push(key=IMPORT_JOBS_KEY, value=job_ids),
+            known_jobs=known_jobs,
+            before_wait=(
+                (lambda job_ids: defer_while_running(self, store_id, job_ids, delay, attempts))
+                if self.deferrable
+                else None
+            ),
         )
         for key, result in outcome.items():
             sample = samples[key]
@@ -705,6 +717,12 @@ class OmicsImportRunReadSetsOperator(_RunStepOperator):
                 self.failed(sample, "import", str(result["message"]))
         wait_until_active(self, store_id, samples, delay, attempts)
         return run_states(samples)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Carry on after a job ended in the triggerer: the same steps, the jobs taken from this try's XCom."""
+        from airflow_provider_omics.operators.omics_import import resumed_import
+
+        return self.execute(context, known_jobs=resumed_import(self, context, event))
 
 
 class OmicsDigestRunSourcesOperator(_StagedSourceOperator):

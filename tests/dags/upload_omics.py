@@ -117,7 +117,12 @@ with DAG(
 
 # The same group choosing its path (method="auto"), importing (method="import"), or taking the method from the
 # run's conf as the example DAG's form gives it: tests/test_method.py.
-for _name, _method in (("auto", "auto"), ("import", "import"), ("chosen", "{{ params.method }}")):
+for _name, _method, _deferrable in (
+    ("auto", "auto", False),
+    ("import", "import", False),
+    ("chosen", "{{ params.method }}", False),
+    ("import_deferrable", "import", True),
+):
     with DAG(
         dag_id=f"omics_upload_{_name}",
         schedule=None,
@@ -141,6 +146,6 @@ for _name, _method in (("auto", "auto"), ("import", "import"), ("chosen", "{{ pa
             role_arn="{{ params.role_arn or '' }}",
             waiter_delay=1,
             waiter_max_attempts=120,
-            deferrable=False,
+            deferrable=_deferrable,
         )
     globals()[_dag.dag_id] = _dag

@@ -72,11 +72,17 @@ with DAG(
     tasks[f"{group_id}.create"] >> after_create >> [tasks[f"{group_id}.upload_parts"], tasks[f"{group_id}.digest"]]
 
 # The run choosing its path (method="auto") or importing (method="import"): tests/test_method.py.
-for _method in ("auto", "import"):
+for _name, _method, _deferrable in (
+    ("auto", "auto", False),
+    ("import", "import", False),
+    ("auto_deferrable", "auto", True),
+):
     with DAG(
-        dag_id=f"omics_upload_run_{_method}", schedule=None, catchup=False, params=PARAMS, default_args=DEFAULT_ARGS
+        dag_id=f"omics_upload_run_{_name}", schedule=None, catchup=False, params=PARAMS, default_args=DEFAULT_ARGS
     ) as _dag:
-        upload_sequencing_run(**RUN_ARGS, method=_method, role_arn="{{ params.role_arn or '' }}")
+        upload_sequencing_run(
+            **RUN_ARGS, method=_method, role_arn="{{ params.role_arn or '' }}", deferrable=_deferrable
+        )
     globals()[_dag.dag_id] = _dag
 
 with DAG(
