@@ -734,7 +734,9 @@ class OmicsDigestRunSourcesOperator(_StagedSourceOperator):
     Each source is read as :class:`~airflow_provider_omics.operators.omics.OmicsDigestSourcesOperator` reads it
     (pinned to the plan's fingerprint, the same allow-lists). A source that cannot be digested (changed, removed,
     not FASTQ) is reported for its sample alone. Returns ``{"digests": {sample: DigestResult}, "failed": {sample:
-    reason}}``; samples already in the store are not digested, nor those create failed.
+    reason}}``; samples already in the store are not digested. Given the plan's samples (as
+    ``upload_sequencing_run`` does, so that it starts beside create), it also digests a sample that create then
+    refuses; verify ignores that digest.
 
     :param sequence_store_id: the sequence store's id, whose ``eTagAlgorithmFamily`` is used. (templated)
     :param samples: the plan's samples (``XComArg(plan, key="samples")``), or the create task's output.
