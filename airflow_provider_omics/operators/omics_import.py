@@ -298,12 +298,9 @@ def defer_while_running(
             trigger=OmicsReadSetImportJobCompleteTrigger(
                 sequence_store_id=store_id,
                 job_id=job_id,
-                waiter_delay=max(1, int(waiter_delay)),
-                waiter_max_attempts=int(waiter_max_attempts),
-                aws_conn_id=task.aws_conn_id,
-                region_name=task.region_name,
-                verify=task.verify,
-                botocore_config=task.botocore_config,
+                **waiter_settings(
+                    task, waiter_delay=max(1, int(waiter_delay)), waiter_max_attempts=int(waiter_max_attempts)
+                ),
             ),
             method_name="execute_complete",
         )

@@ -351,17 +351,22 @@ class OmicsCreateRunUploadsOperator(_RunStepOperator):
         store_id = check_store_id(self.sequence_store_id)
         _check_store(self.hook, store_id, self.aws_conn_id)
         samples = run_samples(self.samples)
-        self.imports_in_flight: dict[str, str] | None = None
+        in_flight = None
         if self.plan_task_id:
             with service_errors("ListReadSetImportJobs", self.aws_conn_id):
-                self.imports_in_flight = self.hook.imports_in_flight(store_id)
+                in_flight = self.hook.imports_in_flight(store_id)
         try:
-            return self.create_all(ti, store_id, samples, records)
+            return self.create_all(ti, store_id, samples, records, in_flight)
         finally:
             ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records)
 
     def create_all(
-        self, ti: Any, store_id: str, samples: dict[str, RunSample], records: dict[str, Any]
+        self,
+        ti: Any,
+        store_id: str,
+        samples: dict[str, RunSample],
+        records: dict[str, Any],
+        imports_in_flight: Mapping[str, str] | None,
     ) -> dict[str, Any]:
         # The records are pushed every RECORDS_PUSH_INTERVAL seconds and once at the end, not after every change:
         # each push writes the whole dict, and the abort step finds an upload without them (by the token it
@@ -397,7 +402,7 @@ class OmicsCreateRunUploadsOperator(_RunStepOperator):
                     push,
                     self.aws_conn_id,
                     self.log,
-                    imports_in_flight=self.imports_in_flight,
+                    imports_in_flight=imports_in_flight,
                 )
             except AirflowFailException as err:
                 self.failed(sample, "create", str(err))

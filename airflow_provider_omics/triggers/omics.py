@@ -14,11 +14,14 @@ if TYPE_CHECKING:
     from airflow.exceptions import AirflowException
 
 
-def waiter_settings(task: Any) -> dict[str, Any]:
-    """The waiter cadence and the AWS settings a trigger takes from the task that defers to it."""
+def waiter_settings(
+    task: Any, *, waiter_delay: int | None = None, waiter_max_attempts: int | None = None
+) -> dict[str, Any]:
+    """The waiter cadence and the AWS settings a trigger takes from the task that defers to it (the cadence
+    given here instead, for a task that has already read its own, templated one)."""
     return {
-        "waiter_delay": int(task.waiter_delay),
-        "waiter_max_attempts": int(task.waiter_max_attempts),
+        "waiter_delay": int(task.waiter_delay) if waiter_delay is None else waiter_delay,
+        "waiter_max_attempts": int(task.waiter_max_attempts) if waiter_max_attempts is None else waiter_max_attempts,
         "aws_conn_id": task.aws_conn_id,
         "region_name": task.region_name,
         "verify": task.verify,
