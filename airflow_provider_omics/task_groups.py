@@ -94,6 +94,7 @@ def upload_read_set(
     service_retries: int | None = None,
     method: str = "upload",
     role_arn: str | None = None,
+    on_existing: str = "fail",
     **task_kwargs: Any,
 ) -> TaskGroup:
     """
@@ -103,10 +104,14 @@ def upload_read_set(
     only), and ``verify`` compares the digests with the read set's ETags. ``abort`` is a teardown of
     ``create``: if the run fails before Complete succeeds, the upload is aborted and nothing is left behind.
 
-    Exactly one read set comes out of a run, whatever fails: the create request carries a token derived from
-    the run and its content, complete finds the read set again when its answer was lost, a cleared or re-run
-    group reuses the read set it already stored, and ``abort`` (a teardown of split and create) also runs when
-    create failed after the service may have created the upload.
+    Exactly one read set comes out of a request, whatever fails: the create request carries a token derived from
+    its content (the sample identity and the staged files' fingerprints, never the run), so any run, DAG or
+    deployment asking for the same files gets the same upload; complete finds the read set again when its answer
+    was lost, a cleared or re-run group reuses the read set already stored, and ``abort`` (a teardown of split and
+    create) also runs when create failed after the service may have created the upload. ``on_existing`` (``fail``,
+    ``skip``, ``new``) says what to do when the store holds a read set of the sample from other content (see
+    :class:`~airflow_provider_omics.operators.omics.OmicsCreateReadSetUploadOperator`); a verified read set is
+    announced once, by the first verify that proves it.
 
     Arguments are those of the operators (templated where they are); ``task_kwargs`` go to every task
     (e.g. ``retries``, ``retry_delay``). ``upload_retries`` is the part tasks' retry count and
@@ -170,6 +175,7 @@ def upload_read_set(
                 waiter_delay=waiter_delay,
                 waiter_max_attempts=waiter_max_attempts,
                 deferrable=_deferrable(deferrable),
+                on_existing=on_existing,
                 **metadata,
                 **service,
             )
@@ -180,6 +186,7 @@ def upload_read_set(
                 task_id="create",
                 sources=plan,
                 method_task_id=split.task_id if importing is not None else None,
+                on_existing=on_existing,
                 **metadata,
                 **service,
             )
@@ -265,6 +272,8 @@ def upload_read_set(
                 read_set_id=read_set_id,
                 digests=digests,
                 sources=plan,
+                # Their records say whether the read set was kept (on_existing=skip) or adopted (proven by ETag).
+                request_task_ids=[task.task_id for task in (create, importing) if task is not None],
                 **aws,
             )
             wait >> verify_task
@@ -305,6 +314,7 @@ def upload_sequencing_run(
     method: str = "upload",
     role_arn: str | None = None,
     deferrable: bool | None = None,
+    on_existing: str = "fail",
     **task_kwargs: Any,
 ) -> TaskGroup:
     """
@@ -330,6 +340,12 @@ def upload_sequencing_run(
     per-sample isolation, digest, verify and summary are the same on both paths. ``deferrable`` (default
     ``[operators] default_deferrable``) makes ``import`` wait for its jobs in the triggerer.
 
+    A sample's request is its content (the sample identity and the staged files' fingerprints), never the run:
+    overlapping runs, re-triggers and clears of one manifest converge on one upload or job and one read set per
+    sample, each announced once. ``on_existing`` (``fail``, ``skip``, ``new``) says what to do with a sample whose
+    read set the store holds from other content (see
+    :class:`~airflow_provider_omics.operators.omics_run.OmicsPlanSequencingRunOperator`).
+
     :return: the task group; its summary task's XCom is the per-sample table.
     """
     _check_method(method)
@@ -347,6 +363,7 @@ def upload_sequencing_run(
     )
 
     aws = {"aws_conn_id": aws_conn_id, "region_name": region_name, **task_kwargs}
+    path_args: dict[str, Any] = {"method": method, "role_arn": role_arn} if method != "upload" else {}
     sources: dict[str, Any] = {
         "source_aws_conn_id": source_aws_conn_id,
         "allowed_local_roots": allowed_local_roots,
@@ -363,7 +380,8 @@ def upload_sequencing_run(
             max_tasks=max_tasks,
             default_file_type=default_file_type,
             default_reference_arn=default_reference_arn,
-            **({"method": method, "role_arn": role_arn} if method != "upload" else {}),
+            on_existing=on_existing,
+            **path_args,
             **sources,
             **aws,
         )
@@ -415,6 +433,8 @@ def upload_sequencing_run(
                 plan_task_id=plan.task_id,
                 write_csv=summary_csv,
                 source_aws_conn_id=source_aws_conn_id,
+                allowed_local_roots=allowed_local_roots,
+                allowed_s3_prefixes=allowed_s3_prefixes,
                 **aws,
             )
             return group
@@ -490,6 +510,8 @@ def upload_sequencing_run(
             plan_task_id=plan.task_id,
             write_csv=summary_csv,
             source_aws_conn_id=source_aws_conn_id,
+            allowed_local_roots=allowed_local_roots,
+            allowed_s3_prefixes=allowed_s3_prefixes,
             # A skipped path (method="auto") does not skip the summary; a failed step still fails it.
             trigger_rule="none_failed",
             **aws,

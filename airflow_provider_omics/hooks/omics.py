@@ -6,7 +6,10 @@ and the part-upload loop that the mapped tasks (and the benchmark) run.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import stat as stat_module
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,7 +24,15 @@ from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from airflow_provider_omics.utils.parts import PartRange
 from airflow_provider_omics.utils.payloads import PartResult
-from airflow_provider_omics.utils.sources import Fingerprint, SourceError, StagedSource, parse_source
+from airflow_provider_omics.utils.sources import (
+    Fingerprint,
+    S3Source,
+    SourceError,
+    StagedSource,
+    _is_under,
+    denied_locations,
+    parse_source,
+)
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -45,6 +56,9 @@ PERMANENT_ERRORS = frozenset(
 # tags to the read set it becomes, and ListTagsForResource reads them back, so the read set of a request can be
 # found again when Complete's answer was lost (``OmicsHook.find_read_sets``).
 REQUEST_TAG = "airflow-provider-omics:request"
+# The tag a verify step puts on a read set it proved to hold the staged data, just before it announces the read set
+# in an asset event: a read set that carries it was verified and announced once, and is never announced again.
+VERIFIED_TAG = "airflow-provider-omics:verified"
 # Read sets that no longer count as stored.
 GONE_READ_SET_STATUSES = frozenset({"DELETING", "DELETED"})
 # botocore's default (legacy, 5 attempts) gives up too soon under sustained throttling of a busy store; used
@@ -400,6 +414,13 @@ class OmicsHook(AwsBaseHook):
         """.. seealso:: :external+boto3:py:meth:`Omics.Client.list_tags_for_resource`"""
         return dict(self.conn.list_tags_for_resource(resourceArn=resource_arn).get("tags", {}))
 
+    def tag_resource(self, resource_arn: str, tags: Mapping[str, str]) -> None:
+        """Add (or overwrite) ``tags`` on a sequence store or read set.
+
+        .. seealso:: :external+boto3:py:meth:`Omics.Client.tag_resource`
+        """
+        self.conn.tag_resource(resourceArn=resource_arn, tags=dict(tags))
+
     # -- finding the result of a request whose answer was lost -------------------------------------------
 
     def find_uploads(self, sequence_store_id: str, client_token: str) -> list[dict[str, Any]]:
@@ -473,24 +494,45 @@ class OmicsHook(AwsBaseHook):
         """A reader for a local path, ``file://`` or ``s3://`` staged source."""
         return parse_source(uri, s3_client_factory=self._s3_client)
 
-    def write_next_to_manifest(self, location: str, data: bytes) -> None:
-        """Write a small report (a run's summary CSV) at ``location``: an ``s3://`` URI (PutObject through the
-        sources' connection) or a local path, written to a new file beside it and renamed into place, never
-        through a symlink."""
-        if location.startswith("s3://"):
-            bucket, _, key = location.removeprefix("s3://").partition("/")
-            self._s3_client().put_object(Bucket=bucket, Key=key, Body=data, ContentType="text/csv")
-            return
-        path = Path(location)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(partial, path)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+    def write_next_to_manifest(
+        self,
+        location: str,
+        data: bytes,
+        *,
+        allowed_local_roots: Sequence[str] = (),
+        allowed_s3_prefixes: Sequence[str] = (),
+    ) -> str:
+        """Write a small report (a run's summary CSV) at ``location``, judged where it is written, not where the
+        manifest was read at plan time.
+
+        An ``s3://`` URI must be a canonical object URI (:func:`~airflow_provider_omics.utils.sources.parse_source`
+        refuses every other spelling) within ``allowed_s3_prefixes``; it is written with PutObject through the
+        sources' connection. A local path must be canonical (absolute, no ``.`` or ``..``), within
+        ``allowed_local_roots`` and outside the never-read locations; its directory is opened one name at a time
+        from ``/`` without following any symlink, and the report is written to a new file in that open directory
+        and renamed into place there: a directory swapped for a symlink since the plan is refused, not followed.
+
+        :param location: where to write, from :func:`~airflow_provider_omics.operators.omics_run.summary_location`.
+        :param data: the report's bytes.
+        :param allowed_local_roots: the effective local roots (``allow_lists``); empty allows any directory.
+        :param allowed_s3_prefixes: the effective S3 prefixes (``allow_lists``); empty allows any bucket.
+        :returns: where it was written (for S3, the canonical URI).
+        :raises SourceError: a target outside the allow-lists, in a denied location, or reached through a symlink.
+        """
+        if location[:5].lower() == "s3://":
+            target = parse_source(location, s3_client_factory=self._s3_client)
+            assert isinstance(target, S3Source)
+            prefixes = list(allowed_s3_prefixes)
+            if prefixes and not any(target.location.startswith(prefix) for prefix in prefixes):
+                raise SourceError(
+                    f"{target.location} is outside the allowed S3 prefixes ({', '.join(prefixes)}): nothing is "
+                    "written there. Keep the manifest under one of them, or ask an administrator to extend "
+                    "[omics] allowed_s3_prefixes."
+                )
+            target.client.put_object(Bucket=target.bucket, Key=target.key, Body=data, ContentType="text/csv")
+            return target.location
+        write_report_beneath(location, data, allowed_local_roots)
+        return location
 
     def upload_parts(
         self,
@@ -553,3 +595,98 @@ class OmicsHook(AwsBaseHook):
                 results = [f.result() for f in futures]
             pinned.check_unchanged()
             return results
+
+
+# -- reports written next to a manifest ----------------------------------------------------------------------------
+
+# Each directory of a report's path is opened relative to its parent and never through a symlink. O_PATH (Linux)
+# needs only search permission on a directory, as the kernel's own path walk does.
+_DIRECTORY_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_REPORT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def write_report_beneath(location: str, data: bytes, allowed_local_roots: Sequence[str] = ()) -> None:
+    """Write ``data`` at the local path ``location``, created beside it and renamed into place, within the open
+    directory :func:`open_directory_nofollow` reached: never through a symlink, never in a denied location.
+
+    :raises SourceError: the path is not canonical, lies outside ``allowed_local_roots`` (real paths, as
+        ``allow_lists`` returns them) or in a never-read location, or a directory on it is now a symlink.
+    :raises OSError: the directory or the file cannot be written.
+    """
+    if not os.path.isabs(location) or os.path.normpath(location) != location or location.endswith("/"):
+        raise SourceError(
+            f"{location} is not a canonical absolute file path (no '.', '..' or doubled '/'): nothing is written "
+            "there. Give the manifest by its absolute path."
+        )
+    # The path as written is the real path: the walk below refuses any symlink on it.
+    for entry, what in denied_locations():
+        if _is_under(location, os.path.abspath(entry)) or _is_under(location, os.path.realpath(entry)):
+            raise SourceError(
+                f"{location} lies in {what} ({entry}), where no report is ever written. Keep the manifest "
+                "somewhere else."
+            )
+    roots = list(allowed_local_roots)
+    if roots and not any(_is_under(location, root) for root in roots):
+        raise SourceError(
+            f"{location} is outside the allowed local roots ({', '.join(roots)}): nothing is written there. Keep the "
+            "manifest under one of them, or ask an administrator to extend [omics] allowed_local_roots."
+        )
+    directory, name = os.path.split(location)
+    partial = f".{name}.{os.getpid()}.{threading.get_ident()}.partial"
+    directory_fd = open_directory_nofollow(directory)
+    try:
+        fd = os.open(partial, _REPORT_FLAGS, 0o644, dir_fd=directory_fd)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(partial, name, src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(partial, dir_fd=directory_fd)
+            raise
+    finally:
+        os.close(directory_fd)
+
+
+def open_directory_nofollow(directory: str) -> int:
+    """A descriptor of the absolute ``directory``, opened from ``/`` one name at a time, each relative to its
+    parent's descriptor and without following a symlink; the caller closes it.
+
+    :raises SourceError: a name on the path is a symlink (or not a directory): its message names that directory.
+    :raises OSError: a directory cannot be opened (missing, no permission).
+    """
+    fd = os.open("/", _DIRECTORY_FLAGS)
+    walked = ""
+    try:
+        for name in directory.split("/"):
+            if not name:
+                continue
+            walked += "/" + name
+            try:
+                child = os.open(name, _DIRECTORY_FLAGS, dir_fd=fd)
+            except OSError as err:
+                if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                raise _not_a_directory(walked, name, fd) from None
+            # O_PATH with O_NOFOLLOW may open a symlink itself instead of failing: what was opened must be a directory.
+            if not stat_module.S_ISDIR(os.fstat(child).st_mode):
+                os.close(child)
+                raise _not_a_directory(walked, name, fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _not_a_directory(walked: str, name: str, parent_fd: int) -> SourceError:
+    try:
+        link = os.readlink(name, dir_fd=parent_fd)
+    except OSError:
+        return SourceError(f"{walked} is not a directory: nothing is written under it.")
+    return SourceError(
+        f"directory {walked} is now a symlink (to {link}), and a report is never written through a symlink: the "
+        "link could lead anywhere (the manifest's directory was a real one when the plan read it). Put the real "
+        "directory back, or take the summary from the task's log."
+    )

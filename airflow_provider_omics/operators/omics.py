@@ -6,8 +6,6 @@ templating, the checks of user input and the Airflow lifecycle; the hook holds e
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -33,6 +31,8 @@ from airflow_provider_omics.assets.omics import (
 )
 from airflow_provider_omics.hooks.omics import REQUEST_TAG, OmicsHook, error_code, is_transient
 from airflow_provider_omics.links.omics import OmicsReadSetLink
+from airflow_provider_omics.readsets import identity
+from airflow_provider_omics.readsets.announce import claim_announcements
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors, service_failure, source_errors
 from airflow_provider_omics.utils.inputs import (
     allow_lists,
@@ -173,22 +173,10 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else (str(value) if value else None)
 
 
-def request_token(run: Sequence[Any], request: Mapping[str, Any], sources: Mapping[str, PlannedSource] | None) -> str:
-    """A create request's idempotency token: the run and task (``run``), and what the request stores.
-
-    A retry of the task (or a cleared run) sends the same token and gets the same upload. Two deployments
-    that share a store (or one whose metadata database was reset) reuse run ids, so the token also covers
-    the request's content: the metadata and the staged sources' fingerprints (from split).
-    """
-    identity = {
-        "run": list(run),
-        "request": {key: value for key, value in sorted(request.items()) if value is not None},
-        "sources": {
-            part_source: {"uri": planned.get("uri"), "fingerprint": planned.get("fingerprint")}
-            for part_source, planned in sorted((sources or {}).items())
-        },
-    }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+def request_token(request: Mapping[str, Any], sources: Mapping[str, PlannedSource] | None) -> str:
+    """A create request's idempotency token: its sample identity and staged content, never the run that asks
+    (see :func:`~airflow_provider_omics.readsets.identity.request_token`)."""
+    return identity.request_token(request, sources)
 
 
 def create_or_reuse(
@@ -199,44 +187,67 @@ def create_or_reuse(
     aws_conn_id: str | None,
     log: Logger,
     imports_in_flight: Mapping[str, str] | None = None,
+    on_existing: str | None = None,
 ) -> UploadRecord:
     """Start the upload of ``request`` (CreateMultipartReadSetUpload), or find what its token already made.
 
-    ``record`` carries the token and is filled in: ``read_set_id`` when an earlier attempt already stored the
-    request (nothing is created), uploaded or imported (``method="auto"`` tags both paths' read sets with the
-    token), else ``upload_id`` and ``upload_created``. ``push`` publishes the record before the request is sent
+    ``record`` carries the token and is filled in: ``read_set_id`` when the request is already stored (nothing is
+    created), by any run or path (the token is the request's content: ``method="auto"`` tags both paths' read sets
+    with it), else ``upload_id`` and ``upload_created``. ``push`` publishes the record before the request is sent
     and after every change, so that the abort teardown can find an upload whose creation committed although its
     answer was lost. ``imports_in_flight`` (token -> job id, see :meth:`OmicsHook.imports_in_flight`): an import
     job of this request still running refuses the upload, which would store the read set a second time.
+
+    ``on_existing`` (``fail``, ``skip``, ``new``): also look at the read sets the store holds of the request's
+    sample identity from other content, and act as :func:`~airflow_provider_omics.readsets.identity.
+    resolve_existing` decides (a sequencing run's plan has done that already: None).
     """
     store_id, token = record.sequence_store_id, record.client_token
     if imports_in_flight and token in imports_in_flight:
         raise AirflowFailException(
-            f"Import job {imports_in_flight[token]} of this request is still running (an earlier try of this run "
+            f"Import job {imports_in_flight[token]} of this request is still running (an earlier try or another run "
             "chose method=import): uploading it too would store the read set twice. Let the job finish, then clear "
             "the task: the read set it imports is reused."
         )
     # Before the request is sent: if its answer is lost, the teardown can still find the upload by its token.
     push()
-    with service_errors("Looking for a read set this request already stored", aws_conn_id):
-        stored = hook.find_read_sets(
-            store_id,
-            token,
-            name=record.name,
-            sample_id=record.sample_id,
-            subject_id=record.subject_id,
-            creation_type=None,
+    if on_existing is not None:
+        with service_errors("Looking for read sets of this sample already in the store", aws_conn_id):
+            same, other = identity.existing_read_sets(hook, store_id, request, token)
+        resolution = identity.resolve_existing(
+            same, other, on_existing, request["sourceFileType"], f"{request['name']} (sample {request['sampleId']})"
         )
-    if stored:
-        record.read_set_id = _only_read_set(stored, token)
-        push()
-        log.info(
-            "This request was already stored as read set %s (%s) by an earlier attempt of this run: "
-            "reusing it, nothing is uploaded again.",
-            record.read_set_id,
-            stored[0].get("status"),
-        )
-        return record
+        if resolution.action == "fail":
+            raise AirflowFailException(resolution.reason)
+        if resolution.action != "upload":
+            record.read_set_id = resolution.read_set_id
+            record.adopted = resolution.adopted
+            record.skip_verify = resolution.skip_verify
+            push()
+            log.info("Nothing is uploaded: %s.", resolution.reason)
+            return record
+        if resolution.reason:
+            log.info("%s.", resolution.reason)
+    else:
+        with service_errors("Looking for a read set this request already stored", aws_conn_id):
+            stored = hook.find_read_sets(
+                store_id,
+                token,
+                name=record.name,
+                sample_id=record.sample_id,
+                subject_id=record.subject_id,
+                creation_type=None,
+            )
+        if stored:
+            record.read_set_id = _only_read_set(stored, token)
+            push()
+            log.info(
+                "This request (the same sample from the same staged files) was already stored as read set %s (%s): "
+                "reusing it, nothing is uploaded again.",
+                record.read_set_id,
+                stored[0].get("status"),
+            )
+            return record
     tags = {**(request["tags"] or {}), REQUEST_TAG: token}
     try:
         response = hook.create_multipart_read_set_upload(
@@ -458,14 +469,20 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
     :param generated_from: where the file came from. (templated)
     :param description: the read set's description. (templated)
     :param tags: tags for the read set. (templated)
-    :param client_token: idempotency token; default derived from the DAG run and task and the request's
-        content (metadata and the sources' fingerprints). (templated)
+    :param client_token: idempotency token; default derived from the request's sample identity (store, name,
+        sample, subject, file type, reference) and the sources' fingerprints, never from the run: every run, DAG or
+        deployment asking for the same staged files gets the same upload and read set. (templated)
     :param sources: the split plan (``XComArg(split, key="sources")``): its fingerprints go into the default
-        token, so that another request of the same run id (another deployment) never gets this upload.
+        token, so that files staged again (other content) are another request.
         (templated)
     :param method_task_id: the task that chose the path (split with ``method="auto"``): when it chose import,
         this task skips (and with it the part uploads); when it chose upload, an import job of this request
         still running refuses the upload.
+    :param on_existing: what to do when the store already holds a read set of this sample (name, sample, subject,
+        file type, reference) made from other content: ``fail`` (the default: a FASTQ read set whose ETags equal
+        the staged files' digests counts, verify proves it; anything else fails before an upload exists),
+        ``skip`` (keep it, unverified) or ``new`` (store the staged files as another read set). A read set of
+        this very request (the same staged files) is always reused. (templated)
     """
 
     aws_hook_class = OmicsHook
@@ -481,6 +498,7 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         "tags",
         "client_token",
         "sources",
+        "on_existing",
     )
     template_fields_renderers = {"tags": "json", "sources": "json"}
     ui_color = "#d7e8f7"
@@ -500,11 +518,13 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         client_token: str | None = None,
         sources: Mapping[str, PlannedSource] | None = None,
         method_task_id: str | None = None,
+        on_existing: str = "fail",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.sources = sources
         self.method_task_id = method_task_id
+        self.on_existing = on_existing
         self.sequence_store_id = sequence_store_id
         self.source_file_type = source_file_type
         self.name = name
@@ -522,14 +542,14 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
 
     def request_token(self, context: Context, request: Mapping[str, Any]) -> str:
         """The create request's idempotency token: see :func:`request_token`."""
-        ti = context["ti"]
-        return request_token([ti.dag_id, ti.run_id, ti.task_id, ti.map_index], request, self.sources)
+        return request_token(request, self.sources)
 
     def execute(self, context: Context) -> str | None:
         ti = context["ti"]
         # Something under the key at once: the abort teardown reads it even when this task fails early.
         ti.xcom_push(key=UPLOAD_RECORD_KEY, value={})
         request = self.check_input()
+        on_existing = identity.check_on_existing(self.on_existing)
         store_id = request["sequenceStoreId"]
         token = self.client_token or self.request_token(context, request)
         record = UploadRecord(
@@ -561,6 +581,7 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
             self.aws_conn_id,
             self.log,
             imports_in_flight=in_flight,
+            on_existing=on_existing,
         )
         if record.read_set_id:
             return None
@@ -1017,7 +1038,12 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
     :param digests: the digest task's output. (templated)
     :param sources: the split plan (``XComArg(split, key="sources")``), for the staged sizes. (templated)
     :param emit_asset_event: emit an asset event for the verified read set on its store's asset
-        (:mod:`airflow_provider_omics.assets.omics`), so that DAGs scheduled on the store run. (default: True)
+        (:mod:`airflow_provider_omics.assets.omics`), so that DAGs scheduled on the store run; a read set verified
+        and announced before (its verified tag, :mod:`airflow_provider_omics.readsets.announce`) is not announced
+        again. (default: True)
+    :param request_task_ids: the tasks whose upload record (XCom ``upload``) says how the read set was found
+        (create, the import task): one kept with ``on_existing="skip"`` is not verified, one adopted (another
+        request's) must prove its content by its ETags.
     """
 
     aws_hook_class = OmicsHook
@@ -1033,6 +1059,7 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
         digests: DigestResult | None,
         sources: Mapping[str, PlannedSource],
         emit_asset_event: bool = True,
+        request_task_ids: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**with_read_sets_alias(kwargs, emit_asset_event))
@@ -1040,13 +1067,28 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
         self.read_set_id = read_set_id
         self.digests = digests
         self.sources = sources
+        self.request_task_ids = request_task_ids
 
     def execute(self, context: Context) -> dict[str, Any]:
         _persist_read_set_link(context, self, self.sequence_store_id, self.read_set_id)
+        records = [
+            UploadRecord.from_dict(context["ti"].xcom_pull(task_ids=task_id, key=UPLOAD_RECORD_KEY))
+            for task_id in self.request_task_ids
+        ]
+        record = next((r for r in records if r is not None and r.read_set_id == self.read_set_id), None)
+        if record is not None and record.skip_verify:
+            self.log.info("Read set %s was kept with on_existing=skip: not verified, not announced.", self.read_set_id)
+            return {"read_set_id": self.read_set_id, "etag_verified": False, "skipped": "on_existing=skip"}
         verified = verify_read_set(
-            self.hook, self.sequence_store_id, self.read_set_id, self.digests, self.sources, self.log
+            self.hook,
+            self.sequence_store_id,
+            self.read_set_id,
+            self.digests,
+            self.sources,
+            self.log,
+            adopted=record is not None and record.adopted,
         )
-        announce_read_sets(context, self, self.sequence_store_id, [verified])
+        announce_read_sets(context, self, self.sequence_store_id, claim_announcements(self.hook, [verified], self.log))
         return verified
 
 
@@ -1187,21 +1229,60 @@ def abort_request(
     aws_conn_id: str | None,
     log: Logger,
 ) -> bool:
-    """Abort the upload ``upload_id`` and every upload in progress that carries the record's request token.
+    """Abort the upload ``upload_id`` and every upload in progress that carries the record's request token, and
+    the uploads this provider left in progress for the same sample under other staged files (an earlier try's,
+    before the files were staged again: :func:`abort_stale_uploads`).
 
-    Nothing is aborted once a read set came out of the request. Returns whether anything was aborted.
+    Nothing of the request itself is aborted once a read set came out of it. Returns whether anything was aborted.
     """
     stored = read_set_id or (record.read_set_id if record else None)
-    if stored:
-        log.info("The request was stored as read set %s: nothing to abort.", stored)
-        return False
-    upload_ids = [upload_id] if upload_id else []
+    upload_ids = [upload_id] if upload_id and not stored else []
+    aborted = False
     if record is not None:
         with service_errors("Looking for uploads of this request", aws_conn_id):
-            for upload in hook.find_uploads(record.sequence_store_id, record.client_token):
-                if upload["uploadId"] not in upload_ids:
-                    upload_ids.append(upload["uploadId"])
-    return abort_uploads(hook, sequence_store_id, upload_ids, None, record, aws_conn_id, log)
+            in_progress = hook.list_multipart_read_set_uploads(record.sequence_store_id)
+        for upload in in_progress:
+            mine = (upload.get("tags") or {}).get(REQUEST_TAG) == record.client_token
+            if mine and not stored and upload["uploadId"] not in upload_ids:
+                upload_ids.append(upload["uploadId"])
+        aborted = bool(
+            abort_stale_uploads(
+                hook, record.sequence_store_id, in_progress, record.identity(), {record.client_token}, aws_conn_id, log
+            )
+        )
+    if stored:
+        log.info("The request was stored as read set %s: nothing of it to abort.", stored)
+        return aborted
+    return abort_uploads(hook, sequence_store_id, upload_ids, None, record, aws_conn_id, log) or aborted
+
+
+def abort_stale_uploads(
+    hook: OmicsHook,
+    sequence_store_id: str,
+    in_progress: Sequence[Mapping[str, Any]],
+    sample: Mapping[str, Any],
+    current_tokens: set[str],
+    aws_conn_id: str | None,
+    log: Logger,
+) -> list[str]:
+    """Abort the uploads in progress (``in_progress``: ListMultipartReadSetUploads) that this provider started for
+    the sample identity ``sample`` under a request token not in ``current_tokens``: they hold files staged before
+    (a try before the files were staged again), never what a run of the current files needs. Returns their ids."""
+    aborted = []
+    for upload in identity.uploads_of_identity(in_progress, sample):
+        if (upload.get("tags") or {}).get(REQUEST_TAG) in current_tokens:
+            continue
+        with service_errors(f"AbortMultipartReadSetUpload of {upload['uploadId']}", aws_conn_id):
+            if hook.abort_multipart_read_set_upload(sequence_store_id, str(upload["uploadId"])):
+                log.warning(
+                    "Aborted upload %s of %s (sample %s): an earlier try left it in progress for files staged "
+                    "before the current ones.",
+                    upload["uploadId"],
+                    sample.get("name"),
+                    sample.get("sampleId"),
+                )
+                aborted.append(str(upload["uploadId"]))
+    return aborted
 
 
 def abort_uploads(
@@ -1301,8 +1382,12 @@ def verify_read_set(
     digests: Mapping[str, Any] | None,
     sources: Mapping[str, PlannedSource],
     log: Logger,
+    adopted: bool = False,
 ) -> dict[str, Any]:
     """Check that the stored read set is the staged data: ACTIVE, each source's size, and the FASTQ ETags.
+
+    ``adopted``: the read set was in the store already under another request (another tool's, or of files staged
+    before): it counts only when its ETags prove it holds the staged content, and a mismatch says so.
 
     :raises AirflowFailException: naming every mismatch.
     """
@@ -1343,6 +1428,15 @@ def verify_read_set(
                 )
     else:
         log.info("ETag check skipped: %s", digests.get("skipped") or "no digest was computed")
+    if adopted and not digests.get("family"):
+        problems.append("its content cannot be compared with the staged files (no ETag digest)")
+    if problems and adopted:
+        raise AirflowFailException(
+            f"Read set {read_set_id} was already in the store for this sample with other content: "
+            + "; ".join(problems)
+            + ". Delete it to upload the staged files, or set on_existing='new' to store them as another read set "
+            "(or 'skip' to keep it)."
+        )
     if problems:
         raise AirflowFailException(
             f"Read set {read_set_id} does not match the staged data: " + "; ".join(problems) + ". "

@@ -24,7 +24,7 @@ from airflow_provider_omics.triggers.omics import OmicsReadSetImportJobCompleteT
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
 from airflow_provider_omics.utils.inputs import check_store_id
 from airflow_provider_omics.utils.manifest import check_manifest_sources, parse_manifest, read_manifest
-from airflow_provider_omics.utils.payloads import ManifestRow
+from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSample, PlannedSource
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -34,8 +34,16 @@ MAX_SOURCES_PER_JOB = 100
 # The XCom key under which the operator pushes its job ids as soon as they exist, and its per-source outcome.
 IMPORT_JOBS_KEY = "import_jobs"
 IMPORTED_KEY = "read_sets"
-# An IAM role ARN: arn:<partition>:iam::<12-digit account>:role/<path and name>.
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+# The AWS partitions with HealthOmics and IAM roles it can assume (commercial, China, GovCloud).
+ROLE_ARN_PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+# The service model's RoleArn: 20 to 2048 characters. IAM: a role's path is "/" or "/.../" of printable ASCII, at
+# most 512 characters; its name 1 to 64 of letters, digits and +=,.@_- (IAM's Role.Path and Role.RoleName).
+ROLE_ARN_LENGTH = (20, 2048)
+ROLE_PATH_MAX = 512
+_ROLE_ARN = re.compile(
+    rf"arn:(?P<partition>{'|'.join(map(re.escape, ROLE_ARN_PARTITIONS))}):iam::[0-9]{{12}}:role"
+    r"(?P<path>/(?:[\x21-\x7e]+/)?)(?P<name>[A-Za-z0-9_+=,.@-]{1,64})"
+)
 JOB_FAILED = frozenset({"FAILED", "CANCELLED"})
 JOB_DONE = frozenset({"COMPLETED", "COMPLETED_WITH_FAILURES", *JOB_FAILED})
 
@@ -47,18 +55,35 @@ def check_role_arn(role_arn: Any) -> str:
             "No import role: give role_arn, or set omics_import_role_arn in the AWS connection's extra. HealthOmics "
             "reads the S3 objects as this role (a role HealthOmics may assume, allowed to read the objects)."
         )
-    if not isinstance(role_arn, str) or not _ROLE_ARN.fullmatch(role_arn):
+    low, high = ROLE_ARN_LENGTH
+    matched = _ROLE_ARN.fullmatch(role_arn) if isinstance(role_arn, str) and low <= len(role_arn) <= high else None
+    if matched is None or len(matched["path"]) > ROLE_PATH_MAX:
+        shown = repr(role_arn) if len(repr(role_arn)) <= 200 else repr(role_arn)[:196] + "...'"
         raise OmicsInputError(
-            f"role_arn={role_arn!r} is not an IAM role ARN: expected arn:aws:iam::<12-digit account>:role/<name>."
+            f"role_arn={shown} is not an IAM role ARN: expected arn:aws:iam::<12-digit account>:role/<name> (or "
+            f"role/<path>/<name>), the partition {', '.join(ROLE_ARN_PARTITIONS[:-1])} or {ROLE_ARN_PARTITIONS[-1]}, "
+            f"the name 1 to 64 letters, digits and +=,.@_-, the path at most {ROLE_PATH_MAX} characters, the whole "
+            f"{low} to {high}. Copy the role's ARN from the IAM console."
         )
     return role_arn
 
 
-def import_sources(rows: Sequence[ManifestRow]) -> list[dict[str, Any]]:
-    """The service's ``sources`` items for checked manifest rows, in their order."""
+def import_sources(
+    rows: Sequence[ManifestRow], planned: Sequence[Mapping[str, PlannedSource]] | None = None
+) -> list[dict[str, Any]]:
+    """The service's ``sources`` items for checked manifest rows, in their order.
+
+    ``planned`` (per row, its sources as the plan checked them): the job reads exactly the objects that were
+    checked, their canonical ``location`` (``s3://bucket/key`` rebuilt from the checked parts), not the URI as
+    the manifest spelled it.
+    """
     items = []
-    for row in rows:
-        files = {"source1": row.sources[0], **({"source2": row.sources[1]} if len(row.sources) > 1 else {})}
+    for index, row in enumerate(rows):
+        uris = list(row.sources)
+        if planned is not None:
+            checked = planned[index]
+            uris = [checked[part_source]["location"] for part_source in sorted(checked)]
+        files = {"source1": uris[0], **({"source2": uris[1]} if len(uris) > 1 else {})}
         item: dict[str, Any] = {
             "sourceFiles": files,
             "sourceFileType": row.file_type,
@@ -77,11 +102,21 @@ def import_sources(rows: Sequence[ManifestRow]) -> list[dict[str, Any]]:
     return items
 
 
-def import_token(run: Sequence[Any], sources: Sequence[Mapping[str, Any]]) -> str:
-    """The clientToken of one job: the run, the task and the job's sources, so that a retry of the task gets
-    back the job an earlier try started instead of starting a second one."""
-    payload = json.dumps([list(map(str, run)), list(sources)], sort_keys=True, default=str)
+def import_token(sources: Sequence[Mapping[str, Any]], scope: Any = None) -> str:
+    """The clientToken of one job: its sources and ``scope``.
+
+    The read set paths give no scope: their sources carry their request tokens, so the job token is their
+    content, never the run, and a retry, a cleared task and another run asking for the same sources get back the
+    job already started instead of starting a second one; the token that follows a job of the same sources that
+    had ended is scoped by that job's id. :class:`OmicsStartReadSetImportJobOperator` scopes its jobs by its task
+    instance and the job's index.
+    """
+    payload = json.dumps([list(sources), scope], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+# Jobs started for one set of sources at most, when every one found had already ended (see run_imports).
+MAX_JOB_STARTS = 5
 
 
 # How a read set gets into the store: ``upload`` (CreateMultipartReadSetUpload and parts sent by the workers),
@@ -163,7 +198,6 @@ def run_imports(
     store_id: str,
     role_arn: str,
     requests: Sequence[ImportRequest],
-    run: Sequence[Any],
     *,
     aws_conn_id: str | None,
     log: Logger,
@@ -181,10 +215,11 @@ def run_imports(
     still running that carries its token (an earlier try of this task: waited for, not started again), a read
     set with its token (imported or uploaded by an earlier try: reused), an upload in progress with its token
     (an earlier try uploaded directly: refused, naming it). What is left starts in jobs of at most 100 sources,
-    each with a ``clientToken`` derived from ``run`` and its sources, so a retry whose answer was lost gets the
-    same job. ``on_jobs`` is called with the ids of the jobs waited for (found running, or started) as they
-    become known. ``known_jobs``: jobs this try already waited for (a task resumed after deferring): a request
-    one of them carries is taken from it, whatever its status, so a source it failed is not imported again.
+    each with a ``clientToken`` derived from its sources (their content, :func:`import_token`), so a retry whose
+    answer was lost, and another run importing the same sources, get the same job. ``on_jobs`` is called with
+    the ids of the jobs waited for (found running, or started) as they become known. ``known_jobs``: jobs this
+    try already waited for (a task resumed after deferring): a request one of them carries is taken from it,
+    whatever its status, so a source it failed is not imported again.
     ``before_wait`` is called with the jobs' ids before the wait (a deferrable task defers there).
 
     :raises AirflowException: the jobs did not finish within ``waiter_delay * waiter_max_attempts`` seconds
@@ -245,9 +280,16 @@ def run_imports(
     for index in range(0, len(to_start), MAX_SOURCES_PER_JOB):
         chunk = to_start[index : index + MAX_SOURCES_PER_JOB]
         items = [{**r.item, "tags": {**(r.item.get("tags") or {}), REQUEST_TAG: r.token}} for r in chunk]
-        token = import_token([*run, index], items)
-        with service_errors("StartReadSetImportJob", aws_conn_id):
-            job = hook.start_read_set_import_job(store_id, role_arn, items, client_token=token)
+        token = import_token(items)
+        for _ in range(MAX_JOB_STARTS):
+            with service_errors("StartReadSetImportJob", aws_conn_id):
+                job = hook.start_read_set_import_job(store_id, role_arn, items, client_token=token)
+            if job.get("status") not in JOB_DONE:
+                break
+            # The token gave back a job of the same sources that had ended (none of them is stored: see above):
+            # an earlier attempt that failed. The next token, derived from it, starts a new one.
+            log.info("Import job %s of these sources had ended (%s): starting a new one.", job["id"], job.get("status"))
+            token = import_token(items, scope=f"after job {job['id']}")
         job_id = str(job["id"])
         jobs.update({r.key: job_id for r in chunk})
         log.info("Import job %s: %d source(s), %s", job_id, len(chunk), job.get("status"))
@@ -485,8 +527,9 @@ class OmicsStartReadSetImportJobOperator(AwsBaseOperator[OmicsHook]):
     def _hook_parameters(self) -> dict[str, Any]:
         return {**super()._hook_parameters, "source_aws_conn_id": self.source_aws_conn_id}
 
-    def checked_rows(self) -> list[ManifestRow]:
-        """The sources as checked manifest rows: every problem of every source in one failure."""
+    def checked_rows(self) -> list[PlannedSample]:
+        """The sources as checked manifest rows with their checked sources: every problem of every source in one
+        failure."""
         if isinstance(self.sources, str):
             # A template rendered to JSON text (the example DAG's form).
             try:
@@ -526,24 +569,25 @@ class OmicsStartReadSetImportJobOperator(AwsBaseOperator[OmicsHook]):
                 "An import job reads only S3 objects, and these are not: " + "; ".join(local) + ". Stage them on S3, "
                 "or upload them directly (upload_read_set, upload_sequencing_run)."
             )
-        check_manifest_sources(
+        return check_manifest_sources(
             rows,
             source_factory=self.hook.staged_source,
             allowed_s3_prefixes=self.allowed_s3_prefixes,
             manifest_name=name,
         )
-        return rows
 
     def execute(self, context: Context) -> Any:
         store_id = check_store_id(self.sequence_store_id)
         role_arn = check_role_arn(self.role_arn or self.hook.import_role_arn())
-        items = import_sources(self.checked_rows())
+        checked = self.checked_rows()
+        # The job reads exactly the objects that were checked (their canonical URIs), not the spellings given.
+        items = import_sources([sample.row for sample in checked], [sample.sources for sample in checked])
         _check_store(self.hook, store_id, self.aws_conn_id)
         ti = context["ti"]
         job_ids: list[str] = []
         for index in range(0, len(items), MAX_SOURCES_PER_JOB):
             chunk = items[index : index + MAX_SOURCES_PER_JOB]
-            token = import_token([ti.dag_id, ti.run_id, ti.task_id, ti.map_index, index], chunk)
+            token = import_token(chunk, scope=[ti.dag_id, ti.run_id, ti.task_id, ti.map_index, index])
             with service_errors("StartReadSetImportJob", self.aws_conn_id):
                 job = self.hook.start_read_set_import_job(store_id, role_arn, chunk, client_token=token)
             job_ids.append(str(job["id"]))
@@ -642,8 +686,10 @@ class OmicsImportReadSetOperator(AwsBaseOperator[OmicsHook]):
     :param description: the read set's description. (templated)
     :param tags: tags for the read set. (templated)
     :param method_task_id: the split task that chose the path: this task skips unless it chose import.
-    :param request_task_id: the task id whose request token the read set carries (the group's create task, so
-        that both paths share it); default: this task.
+    :param request_task_id: kept for DAGs written against earlier versions; the request token is the request's
+        content (see :func:`~airflow_provider_omics.readsets.identity.request_token`), the same on both paths.
+    :param on_existing: as :class:`~airflow_provider_omics.operators.omics.OmicsCreateReadSetUploadOperator`'s:
+        what to do when the store already holds a read set of this sample from other content. (templated)
     :param waiter_delay: seconds between two looks at the job. (default: 10)
     :param waiter_max_attempts: looks at the job at most. (default: 720)
     :param deferrable: wait for the job in the triggerer (:class:`~airflow_provider_omics.triggers.omics.
@@ -663,6 +709,7 @@ class OmicsImportReadSetOperator(AwsBaseOperator[OmicsHook]):
         "generated_from",
         "description",
         "tags",
+        "on_existing",
     )
     template_fields_renderers = {"tags": "json", "sources": "json"}
     operator_extra_links = (OmicsReadSetImportJobLink(),)
@@ -683,6 +730,7 @@ class OmicsImportReadSetOperator(AwsBaseOperator[OmicsHook]):
         tags: dict[str, str] | None = None,
         method_task_id: str,
         request_task_id: str | None = None,
+        on_existing: str = "fail",
         waiter_delay: float = 10,
         waiter_max_attempts: int = 720,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -702,23 +750,52 @@ class OmicsImportReadSetOperator(AwsBaseOperator[OmicsHook]):
         self.tags = tags
         self.method_task_id = method_task_id
         self.request_task_id = request_task_id
+        self.on_existing = on_existing
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
 
     def execute(self, context: Context, known_jobs: Sequence[str] = ()) -> str:
         from airflow_provider_omics.operators.omics import REQUEST_FIELDS, check_request, request_token
+        from airflow_provider_omics.readsets import identity
+        from airflow_provider_omics.utils.payloads import UPLOAD_RECORD_KEY, UploadRecord
 
         ti = context["ti"]
         choice = ti.xcom_pull(task_ids=self.method_task_id, key=METHOD_KEY) or {}
         if choice.get("method") != "import":
             raise AirflowSkipException(f"{self.method_task_id} chose a direct upload: nothing to import.")
         request = check_request(**{field: getattr(self, field) for field in REQUEST_FIELDS})
+        on_existing = identity.check_on_existing(self.on_existing)
         store_id = request["sequenceStoreId"]
         _check_store(self.hook, store_id, self.aws_conn_id)
-        token = request_token(
-            [ti.dag_id, ti.run_id, self.request_task_id or ti.task_id, ti.map_index], request, self.sources
+        token = request_token(request, self.sources)
+        record = UploadRecord(
+            sequence_store_id=store_id,
+            client_token=token,
+            name=request["name"],
+            sample_id=request["sampleId"],
+            subject_id=request["subjectId"],
+            source_file_type=request["sourceFileType"],
         )
-        files = {part_source.lower(): planned["uri"] for part_source, planned in sorted(self.sources.items())}
+        if not known_jobs:
+            with service_errors("Looking for read sets of this sample already in the store", self.aws_conn_id):
+                same, other = identity.existing_read_sets(self.hook, store_id, request, token)
+            found = identity.resolve_existing(
+                same, other, on_existing, request["sourceFileType"], f"{request['name']} (sample {request['sampleId']})"
+            )
+            if found.action == "fail":
+                raise AirflowFailException(found.reason)
+            if found.action != "upload" and found.read_set_id:
+                record.read_set_id, record.adopted, record.skip_verify = (
+                    found.read_set_id,
+                    found.adopted,
+                    found.skip_verify,
+                )
+                # verify reads it: a read set kept with on_existing=skip is not verified, an adopted one is proven.
+                ti.xcom_push(key=UPLOAD_RECORD_KEY, value=record.to_dict())
+                self.log.info("Nothing is imported: %s.", found.reason)
+                return found.read_set_id
+        # The job reads the objects split checked: their canonical locations, not the URIs as they were spelled.
+        files = {part_source.lower(): planned["location"] for part_source, planned in sorted(self.sources.items())}
         item = {
             "sourceFiles": files,
             "sourceFileType": request["sourceFileType"],
@@ -748,7 +825,6 @@ class OmicsImportReadSetOperator(AwsBaseOperator[OmicsHook]):
             store_id,
             str(choice["role_arn"]),
             [ImportRequest(key=request["name"], item=item, token=token)],
-            [ti.dag_id, ti.run_id, ti.task_id, ti.map_index],
             aws_conn_id=self.aws_conn_id,
             log=self.log,
             waiter_delay=float(self.waiter_delay),

@@ -26,10 +26,14 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException, conf
 
 from airflow_provider_omics.hooks.omics import REQUEST_TAG, OmicsHook
+from airflow_provider_omics.readsets import identity
+from airflow_provider_omics.readsets.announce import claim_announcements
 from airflow_provider_omics.operators.omics import (
     _check_store,
     _StagedSourceOperator,
+    _stored_read_set,
     abort_request,
+    abort_stale_uploads,
     abort_uploads,
     announce_read_sets,
     check_request,
@@ -48,7 +52,6 @@ from airflow_provider_omics.utils.parts import MAX_PART_SIZE, PartPlanError, exp
 from airflow_provider_omics.utils.payloads import (
     UPLOAD_RECORD_KEY,
     DigestResult,
-    ManifestRow,
     PartResult,
     PartSegment,
     PlannedSource,
@@ -56,6 +59,7 @@ from airflow_provider_omics.utils.payloads import (
     UploadRecord,
     run_samples,
     run_states,
+    sample_key,
 )
 
 if TYPE_CHECKING:
@@ -69,11 +73,6 @@ RUN_MANIFEST_KEY = "manifest"
 RECORDS_PUSH_INTERVAL = 10.0
 # Read set statuses that are still on their way to ACTIVE.
 PENDING_STATUSES = frozenset({"PROCESSING_UPLOAD", "ACTIVATING"})
-
-
-def sample_key(row: ManifestRow) -> str:
-    """A sample's key in the run: a valid manifest has no two rows with the same sample and name."""
-    return f"{row.sample_id}/{row.name}"
 
 
 def pack_run_parts(samples: Sequence[RunSample], max_tasks: int) -> list[list[PartSegment]]:
@@ -116,9 +115,9 @@ def pack_run_parts(samples: Sequence[RunSample], max_tasks: int) -> list[list[Pa
     return batches
 
 
-def sample_request(store_id: str, sample: RunSample, run: Sequence[Any]) -> tuple[dict[str, Any], str]:
-    """The create request of a sample and its token, as the run's create task (``run``: its dag, run, task and
-    map index) sends it: the abort step derives the same tokens to find every upload create may have started.
+def sample_request(store_id: str, sample: RunSample) -> tuple[dict[str, Any], str]:
+    """The create request of a sample and its token (its sample identity and staged content, never the run): what
+    the run's create sends, the import path tags and the abort step derives to find every upload of the sample.
 
     :raises AirflowFailException: the request is invalid (see :func:`check_request`).
     """
@@ -134,34 +133,23 @@ def sample_request(store_id: str, sample: RunSample, run: Sequence[Any]) -> tupl
         description=row.description,
         tags=row.tags,
     )
-    return request, request_token(run, request, sample.sources)
+    return request, request_token(request, sample.sources)
 
 
-def find_uploaded(hook: OmicsHook, store_id: str, sample: RunSample) -> dict[str, Any] | None:
-    """The ACTIVE read set that already holds this sample, or None.
+def resolve_stored(hook: OmicsHook, store_id: str, sample: RunSample, on_existing: str) -> identity.Resolution:
+    """What the store already holds of this sample, and what the run does about it
+    (:func:`~airflow_provider_omics.readsets.identity.resolve_existing`).
 
-    A read set counts as this sample's when it has the row's name, sample, subject and file type, is ACTIVE,
-    and has the staged sources: as many files, each of the staged size. Who uploaded it does not matter (an
-    earlier run of this manifest, another run id, or another tool), so a re-triggered manifest skips it.
+    A read set counts as this sample's stored read set only when it is proven to hold the staged files: it
+    carries this request's token (the same sample identity and staged fingerprints), or, for FASTQ, its ETags
+    equal the staged files' digests (verify proves it). Who uploaded it does not matter (another run, another DAG,
+    another deployment, another tool).
     """
-    row = sample.row
-    candidates = hook.list_read_sets(store_id, name=row.name, sample_id=row.sample_id, subject_id=row.subject_id)
-    for read_set in candidates:
-        if read_set.get("status") != "ACTIVE" or read_set.get("fileType") not in (None, row.file_type):
-            continue
-        metadata = hook.get_read_set_metadata(store_id, read_set["id"])
-        if metadata.get("fileType", row.file_type) != row.file_type:
-            continue
-        files = {key.upper(): value for key, value in (metadata.get("files") or {}).items() if key.startswith("source")}
-        if set(files) != set(sample.sources):
-            continue
-        sizes_match = all(
-            files[part_source].get("contentLength") in (None, planned["size"])
-            for part_source, planned in sample.sources.items()
-        )
-        if sizes_match:
-            return read_set
-    return None
+    request, token = sample_request(store_id, sample)
+    same, other = identity.existing_read_sets(hook, store_id, request, token)
+    return identity.resolve_existing(
+        same, other, on_existing, request["sourceFileType"], f"{sample.row.name} (sample {sample.row.sample_id})"
+    )
 
 
 class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
@@ -171,7 +159,8 @@ class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
 
     Nothing exists on the service before this succeeds: a manifest with problems fails with one message listing
     every row at fault (:func:`~airflow_provider_omics.utils.manifest.validate_manifest`). A sample whose read set
-    is already ACTIVE in the store (see :func:`find_uploaded`) is planned as ``stored``: nothing of it is uploaded.
+    is already stored from the same staged files and verified (see :func:`resolve_stored`) is planned as ``stored``:
+    nothing of it is uploaded; one stored from them but never verified is verified (and announced) before it counts.
 
     Returns the part batches (``[{"segments": [...]}, ...]``, one per mapped
     :class:`~airflow_provider_omics.operators.omics.OmicsUploadReadSetPartOperator`) and pushes the run's samples
@@ -193,6 +182,11 @@ class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
         planned. (templated)
     :param role_arn: the import role for ``method`` import or auto; default: ``omics_import_role_arn`` in the
         connection's extra. (templated)
+    :param on_existing: what to do with a sample whose read set the store holds from other content (another
+        tool's, or files staged before): ``fail`` (the default: a FASTQ read set whose ETags equal the staged
+        files' digests counts, verify proves it; anything else fails the sample, naming the read set), ``skip``
+        (keep it, unverified) or ``new`` (store the staged files as another read set). See :func:`resolve_stored`.
+        (templated)
     """
 
     template_fields: Sequence[str] = aws_template_fields(
@@ -205,6 +199,7 @@ class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
         "source_aws_conn_id",
         "method",
         "role_arn",
+        "on_existing",
     )
     ui_color = "#d7e8f7"
 
@@ -222,9 +217,11 @@ class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
         allowed_s3_prefixes: str | Sequence[str] | None = None,
         method: str | None = None,
         role_arn: str | None = None,
+        on_existing: str = "fail",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.on_existing = on_existing
         self.sequence_store_id = sequence_store_id
         self.manifest = manifest
         self.part_size = part_size
@@ -239,6 +236,7 @@ class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         store_id = check_store_id(self.sequence_store_id)
+        on_existing = identity.check_on_existing(self.on_existing)
         map_limit = conf.getint("core", "max_map_length")
         max_tasks = map_limit if self.max_tasks in (None, "") else as_int("max_tasks", self.max_tasks)
         max_tasks = min(max_tasks, map_limit)
@@ -261,11 +259,24 @@ class OmicsPlanSequencingRunOperator(_StagedSourceOperator):
         samples = [RunSample(key=sample_key(p.row), row=p.row, sources=p.sources) for p in planned]
         with service_errors("Looking for read sets already in the store", self.aws_conn_id):
             for sample in samples:
-                stored = find_uploaded(self.hook, store_id, sample)
-                if stored:
-                    sample.status, sample.read_set_id = "stored", str(stored["id"])
-                    sample.reason = "already in the store (ACTIVE, same metadata and sizes): skipped"
-                    self.log.info("%s: already stored as read set %s: skipped.", sample.key, sample.read_set_id)
+                try:
+                    found = resolve_stored(self.hook, store_id, sample, on_existing)
+                except AirflowFailException as err:
+                    found = identity.Resolution("fail", reason=str(err))
+                if found.action == "fail":
+                    self.log.error("%s failed in plan: %s", sample.key, found.reason)
+                    sample.fail("plan", found.reason)
+                elif found.action == "stored":
+                    sample.status, sample.read_set_id = "stored", found.read_set_id
+                    sample.verified, sample.reason = found.verified, f"{found.reason}: skipped"
+                    self.log.info("%s: %s: skipped.", sample.key, found.reason)
+                elif found.action == "reuse":
+                    # Wait for it (it may still be PROCESSING_UPLOAD), digest and verify it, announce it once.
+                    sample.status, sample.read_set_id, sample.adopted = "completed", found.read_set_id, found.adopted
+                    sample.reason = found.reason
+                    self.log.info("%s: %s: verified before it counts.", sample.key, found.reason)
+                elif found.reason:
+                    self.log.info("%s: %s.", sample.key, found.reason)
         to_upload = [sample for sample in samples if sample.status == "planned"]
         if choice is not None:
             from airflow_provider_omics.operators.omics_import import METHOD_KEY
@@ -378,7 +389,7 @@ class OmicsCreateRunUploadsOperator(_RunStepOperator):
                 continue
             sample.start()
             try:
-                request, token = sample_request(store_id, sample, [ti.dag_id, ti.run_id, ti.task_id, ti.map_index])
+                request, token = sample_request(store_id, sample)
                 record = UploadRecord(
                     sequence_store_id=store_id,
                     client_token=token,
@@ -500,6 +511,16 @@ class OmicsCompleteRunUploadsOperator(_RunStepOperator):
                     for source, total in expected.items()
                 }
                 if reason is None and any(missing.values()):
+                    # The part tasks found the upload completed (another run of the same staged files, which
+                    # shares this request's upload, completed it first): its read set is this sample's.
+                    with service_errors("Looking for the read set of this request", self.aws_conn_id):
+                        stored = _stored_read_set(self.hook, record, record.upload_id, self.aws_conn_id)
+                    if stored:
+                        self.log.info(
+                            "%s: upload %s already completed as read set %s.", sample.key, record.upload_id, stored
+                        )
+                        sample.status, sample.read_set_id = "completed", stored
+                        continue
                     reason = "parts did not arrive (an upload task failed: see upload_parts): " + ", ".join(
                         f"{source} {count} of {expected[source]}" for source, count in missing.items() if count
                     )
@@ -689,17 +710,18 @@ class OmicsImportRunReadSetsOperator(_RunStepOperator):
                 continue
             sample.start()
             try:
-                _, token = sample_request(store_id, sample, [ti.dag_id, ti.run_id, self.request_task_id, -1])
+                _, token = sample_request(store_id, sample)
             except AirflowFailException as err:
                 self.failed(sample, "import", str(err))
                 continue
-            requests.append(ImportRequest(key=sample.key, item=import_sources([sample.row])[0], token=token))
+            requests.append(
+                ImportRequest(key=sample.key, item=import_sources([sample.row], [sample.sources])[0], token=token)
+            )
         outcome = run_imports(
             self.hook,
             store_id,
             str(choice["role_arn"]),
             requests,
-            [ti.dag_id, ti.run_id, ti.task_id, ti.map_index],
             aws_conn_id=self.aws_conn_id,
             log=self.log,
             waiter_delay=delay,
@@ -779,7 +801,10 @@ class OmicsDigestRunSourcesOperator(_StagedSourceOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         samples = {
-            key: s for key, s in run_samples(self.samples, self.plan).items() if s.status in ("planned", "created")
+            key: s
+            for key, s in run_samples(self.samples, self.plan).items()
+            # "completed" at plan: a read set already in the store that verify must prove against the staged files.
+            if s.status in ("planned", "created", "completed")
         }
         store = _check_store(self.hook, check_store_id(self.sequence_store_id), self.aws_conn_id)
         family = store.get("eTagAlgorithmFamily") or "MD5up"
@@ -868,7 +893,13 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
                 continue
             try:
                 verified = verify_read_set(
-                    self.hook, self.sequence_store_id, sample.read_set_id, digests[key], sample.sources, self.log
+                    self.hook,
+                    self.sequence_store_id,
+                    sample.read_set_id,
+                    digests[key],
+                    sample.sources,
+                    self.log,
+                    adopted=sample.adopted,
                 )
             except AirflowFailException as err:
                 self.failed(sample, "verify", str(err))
@@ -876,7 +907,8 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
             sample.verified = True
             sample.finish("verified")
             announced.append(verified)
-        announce_read_sets(context, self, self.sequence_store_id, announced)
+        # Each read set once: one verified and announced before (another run's, an earlier try's) is not again.
+        announce_read_sets(context, self, self.sequence_store_id, claim_announcements(self.hook, announced, self.log))
         return run_states(samples)
 
 
@@ -898,9 +930,14 @@ class OmicsSequencingRunSummaryOperator(_StagedSourceOperator):
         XComArg this also works when the plan did not push one (a plan run by an earlier version of the provider):
         then no CSV is written.
     :param write_csv: write the table as CSV next to the manifest (a local directory, or the manifest's S3
-        prefix through ``source_aws_conn_id``). A CSV that cannot be written is logged, not failed: the read sets
-        are what the run is for. (templated)
+        prefix through ``source_aws_conn_id``), judged where it is written: within the allow-lists, outside the
+        never-read locations, never through a symlink (:meth:`~airflow_provider_omics.hooks.omics.OmicsHook.
+        write_next_to_manifest`); text cells a spreadsheet would run as a formula are escaped
+        (:func:`summary_csv`). A CSV that cannot be written is logged with why, not failed: the read sets are
+        what the run is for. (templated)
     :param source_aws_conn_id: connection that writes next to an ``s3://`` manifest. (templated)
+    :param allowed_local_roots: where a local CSV may be written; narrows ``[omics] allowed_local_roots``.
+    :param allowed_s3_prefixes: where an S3 CSV may be written; narrows ``[omics] allowed_s3_prefixes``.
     """
 
     template_fields: Sequence[str] = aws_template_fields(
@@ -917,6 +954,8 @@ class OmicsSequencingRunSummaryOperator(_StagedSourceOperator):
         write_csv: bool | str = False,
         source_aws_conn_id: str | None = None,
         plan_task_id: str | None = None,
+        allowed_local_roots: str | Sequence[str] | None = None,
+        allowed_s3_prefixes: str | Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -926,6 +965,8 @@ class OmicsSequencingRunSummaryOperator(_StagedSourceOperator):
         self.plan_task_id = plan_task_id
         self.write_csv = write_csv
         self.source_aws_conn_id = source_aws_conn_id
+        self.allowed_local_roots = allowed_local_roots
+        self.allowed_s3_prefixes = allowed_s3_prefixes
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         outputs = list(self.samples or [])
@@ -961,7 +1002,7 @@ class OmicsSequencingRunSummaryOperator(_StagedSourceOperator):
         if as_bool("write_csv", self.write_csv):
             if self.plan_task_id and not self.manifest:
                 self.manifest = context["ti"].xcom_pull(task_ids=self.plan_task_id, key=RUN_MANIFEST_KEY)
-            self.write_table(table, context["ti"].run_id)
+            self.write_table(table, context["ti"].run_id, context["ti"].dag_id)
         failed = [s for s in samples.values() if s.status == "failed"]
         if failed:
             raise AirflowFailException(
@@ -970,37 +1011,64 @@ class OmicsSequencingRunSummaryOperator(_StagedSourceOperator):
             )
         return table
 
-    def write_table(self, table: Sequence[Mapping[str, Any]], run_id: str) -> str | None:
-        """Write ``table`` as CSV next to the manifest; returns where, or None when it could not be written."""
+    def write_table(self, table: Sequence[Mapping[str, Any]], run_id: str, dag_id: str) -> str | None:
+        """Write ``table`` as CSV next to the manifest; returns where, or None when it could not be written (the
+        warning says why)."""
         location = (self.manifest or {}).get("location")
         if not location:
             self.log.warning("The plan did not say where the manifest is: no summary CSV written.")
             return None
-        target = summary_location(str(location), run_id)
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(SUMMARY_COLUMNS), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({column: row.get(column) for column in SUMMARY_COLUMNS} for row in table)
+        target = summary_location(str(location), run_id, dag_id=dag_id)
         try:
-            self.hook.write_next_to_manifest(target, out.getvalue().encode())
+            # Judged now, where it is written: the manifest's directory may have changed since the plan read it.
+            roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
+            written = self.hook.write_next_to_manifest(
+                target, summary_csv(table), allowed_local_roots=roots, allowed_s3_prefixes=prefixes
+            )
         except Exception as err:
             self.log.warning("Could not write the summary CSV %s: %s", target, err)
             return None
-        self.log.info("Summary written to %s", target)
-        return target
+        self.log.info("Summary written to %s", written)
+        return written
 
 
 # The columns of the summary CSV, in order.
 SUMMARY_COLUMNS = ("sample", "read_set_id", "status", "verified", "bytes", "seconds", "reason")
+# OWASP's CSV injection rule: a cell that starts with one of these is run as a formula by spreadsheet programs.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def summary_location(manifest_location: str, run_id: str) -> str:
-    """Where a run's summary CSV goes: next to the manifest, named after it and the run
-    (``runs/SampleSheet.csv`` -> ``runs/SampleSheet.summary.<run id>.csv``)."""
+def csv_cell(value: Any) -> Any:
+    """``value`` as a CSV cell no spreadsheet runs: text starting with a formula character gets a leading ``'``
+    (OWASP's rule); numbers, booleans and None stay as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def summary_csv(table: Sequence[Mapping[str, Any]]) -> bytes:
+    """The summary table as CSV (UTF-8, the columns of :data:`SUMMARY_COLUMNS`), every text cell through
+    :func:`csv_cell`: sample names, reasons and ids come from the manifest and the service."""
+    out = io.StringIO()
+    # RFC 4180's CRLF: the csv module quotes a field holding a character of its line terminator, and with "\n"
+    # alone a carriage return in a reason would be written bare and split the row for every reader.
+    writer = csv.DictWriter(out, fieldnames=list(SUMMARY_COLUMNS), lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows({column: csv_cell(row.get(column)) for column in SUMMARY_COLUMNS} for row in table)
+    return out.getvalue().encode()
+
+
+def _file_name_part(text: str, default: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or default
+
+
+def summary_location(manifest_location: str, run_id: str, *, dag_id: str) -> str:
+    """Where a run's summary CSV goes: next to the manifest, named after it, the DAG and the run
+    (``runs/SampleSheet.csv`` -> ``runs/SampleSheet.summary.<dag id>.<run id>.csv``), so that two DAGs with one
+    run id (the scheduled runs of one logical date) write two files."""
     directory, _, name = manifest_location.rpartition("/")
     stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-    safe_run = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._") or "run"
-    return f"{directory}/{stem}.summary.{safe_run}.csv"
+    return f"{directory}/{stem}.summary.{_file_name_part(dag_id, 'dag')}.{_file_name_part(run_id, 'run')}.csv"
 
 
 class OmicsAbortRunUploadsOperator(_RunStepOperator):
@@ -1012,7 +1080,9 @@ class OmicsAbortRunUploadsOperator(_RunStepOperator):
     The uploads in progress are listed once. An upload is aborted when it carries the request token of a sample
     that did not complete: the tokens of create's records, and, with ``plan_task_id``, the token of every planned
     sample derived as create derives it (:func:`sample_request`), so that an upload is found even when create's
-    records are gone (a retry of create that died before it pushed them again).
+    records are gone (a retry of create that died before it pushed them again). So is every upload this provider
+    left in progress for one of the plan's samples under another token (files staged before the current ones:
+    an earlier try's, whose abort was refused), whatever the sample's outcome.
 
     Meant to run last with ``trigger_rule="all_done"`` rather than as a teardown: Airflow lets only all_success
     tasks follow a setup, and complete must see the part tasks that failed.
@@ -1067,15 +1137,17 @@ class OmicsAbortRunUploadsOperator(_RunStepOperator):
         }
         tokens = {key: {record.client_token} for key, record in records.items()}
         plan = ti.xcom_pull(task_ids=self.plan_task_id, key=RUN_SAMPLES_KEY) if self.plan_task_id else None
-        if plan and self.create_task_id:
-            create_run = [ti.dag_id, ti.run_id, self.create_task_id, -1]
-            for key, sample in run_samples(plan).items():
-                if sample.status != "planned":
-                    continue
-                try:
-                    tokens.setdefault(key, set()).add(sample_request(store_id, sample, create_run)[1])
-                except AirflowFailException:
-                    continue  # create refused it too: nothing was started
+        identities: dict[str, dict[str, Any]] = {}
+        for key, sample in run_samples(plan).items() if plan else ():
+            try:
+                request, planned_token = sample_request(store_id, sample)
+            except AirflowFailException:
+                continue  # create refused it too: nothing was started
+            identities[key] = request
+            if sample.status == "planned" and self.create_task_id:
+                tokens.setdefault(key, set()).add(planned_token)
+            else:
+                tokens.setdefault(key, set())
         with service_errors("ListMultipartReadSetUploads", self.aws_conn_id):
             in_progress = self.hook.list_multipart_read_set_uploads(store_id)
         by_token: dict[str, list[str]] = {}
@@ -1089,6 +1161,14 @@ class OmicsAbortRunUploadsOperator(_RunStepOperator):
             upload_ids = [record.upload_id] if record is not None and record.upload_id else []
             upload_ids += [u for token in sorted(tokens[key]) for u in by_token.get(token, []) if u not in upload_ids]
             if abort_uploads(self.hook, store_id, upload_ids, completed.get(key), record, self.aws_conn_id, self.log):
+                aborted.append(key)
+            # What an earlier try left for files staged before the current ones (another token): never needed.
+            current = tokens[key] | ({record.client_token} if record is not None else set())
+            sample_identity = identities.get(key) or (record.identity() if record is not None else None)
+            stale = sample_identity is not None and abort_stale_uploads(
+                self.hook, store_id, in_progress, sample_identity, current, self.aws_conn_id, self.log
+            )
+            if stale and key not in aborted:
                 aborted.append(key)
         if aborted:
             self.log.warning("Aborted the uploads of %s.", ", ".join(aborted))
@@ -1108,10 +1188,11 @@ __all__ = [
     "OmicsSequencingRunSummaryOperator",
     "OmicsVerifyRunReadSetsOperator",
     "OmicsWaitRunReadSetsOperator",
-    "find_uploaded",
+    "resolve_stored",
     "pack_run_parts",
     "sample_key",
     "sample_request",
+    "summary_csv",
     "summary_location",
     "wait_until_active",
 ]

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, overload
 
 # The XCom key under which the create task pushes its UploadRecord (its return value stays the upload id).
 UPLOAD_RECORD_KEY = "upload"
@@ -45,9 +45,21 @@ class UploadRecord:
     upload_id: str | None = None
     upload_created: str | None = None
     read_set_id: str | None = None
+    adopted: bool = False
+    skip_verify: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The request's sample identity as the service names its members (what an upload in progress lists)."""
+        return {
+            "sequenceStoreId": self.sequence_store_id,
+            "name": self.name,
+            "sampleId": self.sample_id,
+            "subjectId": self.subject_id,
+            "sourceFileType": self.source_file_type,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> UploadRecord | None:
@@ -159,6 +171,26 @@ class ManifestRow:
         return cls(**values)
 
 
+@overload
+def sample_key(sample: ManifestRow, name: None = None) -> str: ...
+@overload
+def sample_key(sample: str, name: str) -> str: ...
+def sample_key(sample: ManifestRow | str, name: str | None = None) -> str:
+    """A sample's key in a sequencing run, ``sample_id/name``: of a row, or of a sample id and a name.
+
+    The format stays (the XComs of running deployments carry it), although ``/`` may be in both parts: the
+    manifest checks refuse two rows whose keys are equal while their sample ids and names differ (``A`` +
+    ``B/C`` and ``A/B`` + ``C``), so that the keys of a checked manifest's rows are unique.
+    """
+    if isinstance(sample, ManifestRow):
+        if name is not None:
+            raise TypeError("sample_key(row) takes the row alone: its name is the row's.")
+        return f"{sample.sample_id}/{sample.name}"
+    if name is None:
+        raise TypeError("sample_key(sample_id, name) needs the name.")
+    return f"{sample}/{name}"
+
+
 @dataclass
 class PlannedSample:
     """One manifest row with its staged sources looked at (exist, allowed, fingerprinted, within the part limit):
@@ -229,6 +261,8 @@ class RunSample:
     :param reason: why the sample failed, or why it was skipped.
     :param verified: whether the stored read set was checked against the staged data (ETags for FASTQ).
     :param failed_step: the step the sample failed in.
+    :param adopted: ``read_set_id`` was in the store already under another request (see
+        :func:`~airflow_provider_omics.readsets.identity.resolve_existing`): verify proves it by its ETag.
     :param started_at: when the run's create step took the sample up (ISO 8601, the worker's clock).
     :param finished_at: when the sample was verified or failed (ISO 8601, the worker's clock).
     """
@@ -242,6 +276,7 @@ class RunSample:
     reason: str | None = None
     verified: bool = False
     failed_step: str | None = None
+    adopted: bool = False
     started_at: str | None = None
     finished_at: str | None = None
 
