@@ -455,7 +455,8 @@ def test_clearing_create_or_complete_after_a_partial_failure_announces_no_read_s
     emulator.inject("ValidationException", "UploadReadSetPart", count=1)
     run = _run("omics_integrity_run", **conf, max_tasks=1)
     assert run.state == "failed"
-    verified = [key for key, row in _summary(run).items() if row["status"] == "verified"]
+    verify = next(ti for ti in run.get_task_instances() if ti.task_id == f"{GROUP}.verify").xcom_pull()
+    verified = [key for key, state in verify.items() if state["status"] == "verified"]
     failed = list(_failures(run))
     assert len(verified) == 1 and len(failed) == 1
     announced = _announced(asset_events(run))
@@ -588,3 +589,57 @@ def test_an_import_run_retriggered_while_the_first_runs_job_is_running_waits_for
     assert len(client.list_read_set_import_jobs(sequenceStoreId=store_id)["importJobs"]) == 1
     assert asset_events(first) == []
     _one_per_sample(client, store_id, files)
+
+
+# -- one read set (upload_read_set): the same identity and on_existing ------------------------------------
+
+
+def _single(store_id: str, sources: list[Path], **conf: Any) -> Any:
+    return _run(
+        "omics_integrity_single",
+        sequence_store_id=store_id,
+        read1=str(sources[0]),
+        read2=str(sources[1]) if len(sources) > 1 else "",
+        **conf,
+    )
+
+
+def _single_events(dag_run: Any) -> list[str]:
+    return _announced(asset_events(dag_run))
+
+
+def test_one_read_set_restaged_follows_on_existing_and_is_announced_once(
+    tmp_path: Path, emulator: Any, omics_conn: str, store_id: str, airflow_db: Path
+) -> None:
+    client = emulator.client()
+    reads = [write_fastq(tmp_path / f"one_R{n}.fastq", 20, seed=n, prefix=f"r{n}") for n in (1, 2)]
+    first = _single(store_id, reads)
+    assert first.state == "success"
+    [stored] = _read_sets(client, store_id)
+    assert _single_events(first) == [stored["id"]]
+    # A run of another DAG run id with the same files: the same request, nothing uploaded, not announced again.
+    again = _single(store_id, reads)
+    assert again.state == "success"
+    assert [rs["id"] for rs in _read_sets(client, store_id)] == [stored["id"]] and _single_events(again) == []
+
+    before = reads[0].stat().st_size
+    write_fastq(reads[0], 20, seed=77, prefix="r1")
+    assert reads[0].stat().st_size == before
+    refused = _single(store_id, reads)
+    assert refused.state == "failed"
+    states = {ti.task_id.rsplit(".", 1)[-1]: ti.state for ti in refused.get_task_instances()}
+    assert states["verify"] == "failed" and states["create"] == "success"
+    assert len(_read_sets(client, store_id)) == 1 and _single_events(refused) == []
+
+    kept = _single(store_id, reads, on_existing="skip")
+    assert kept.state == "success"
+    verify = next(ti for ti in kept.get_task_instances() if ti.task_id.endswith(".verify")).xcom_pull()
+    assert verify == {"read_set_id": stored["id"], "etag_verified": False, "skipped": "on_existing=skip"}
+    assert len(_read_sets(client, store_id)) == 1 and _single_events(kept) == []
+
+    renewed = _single(store_id, reads, on_existing="new")
+    assert renewed.state == "success"
+    [new] = [rs for rs in _read_sets(client, store_id) if rs["id"] != stored["id"]]
+    assert stored_bytes(client, store_id, new["id"], "SOURCE1") == reads[0].read_bytes()
+    assert _single_events(renewed) == [new["id"]]
+    assert_no_upload_left(client, store_id)
