@@ -145,15 +145,15 @@ def _check_stored(client: Any, store_id: str, read_set_id: str, sources: dict[st
         (
             "/data/run-7/SampleSheet.csv",
             "manual__2026-11-30T01:12:23+00:00",
-            "/data/run-7/SampleSheet.summary.manual__2026-11-30T01_12_23_00_00.csv",
+            "/data/run-7/SampleSheet.summary.runs.manual__2026-11-30T01_12_23_00_00.csv",
         ),
-        ("s3://bucket/runs/run-7/import.json", "r1", "s3://bucket/runs/run-7/import.summary.r1.csv"),
-        ("/data/.hidden", "r/../x", "/data/.hidden.summary.r_.._x.csv"),
+        ("s3://bucket/runs/run-7/import.json", "r1", "s3://bucket/runs/run-7/import.summary.runs.r1.csv"),
+        ("/data/.hidden", "r/../x", "/data/.hidden.summary.runs.r_.._x.csv"),
     ],
 )
 def test_the_summary_goes_next_to_the_manifest_named_after_the_run(manifest: str, run_id: str, expected: str) -> None:
-    assert summary_location(manifest, run_id) == expected
-    assert "/" not in summary_location(manifest, run_id).rpartition("/")[2]
+    assert summary_location(manifest, run_id, dag_id="runs") == expected
+    assert "/" not in summary_location(manifest, run_id, dag_id="a/../b").rpartition("/")[2]
 
 
 def test_runs_of_parts_are_packed_into_the_budget_across_samples() -> None:
@@ -217,7 +217,7 @@ def test_twelve_samples_from_a_manifest_on_s3_within_the_budget(
     _check_events(client, store_id, dag_run, {row["read_set_id"] for row in summary.values()})
     # The table, as CSV next to the manifest on S3.
     safe_run = re.sub(r"[^A-Za-z0-9._-]+", "_", dag_run.run_id)
-    key = f"run-7/manifest.summary.{safe_run}.csv"
+    key = f"run-7/manifest.summary.{dag_run.dag_id}.{safe_run}.csv"
     body = s3_staging.client.get_object(Bucket=s3_staging.bucket, Key=key)["Body"].read().decode()
     written = {row["sample"]: row for row in csv.DictReader(io.StringIO(body))}
     assert set(written) == set(summary)

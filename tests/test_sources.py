@@ -361,7 +361,8 @@ def test_the_same_file_written_differently_is_the_same_source(tmp_path: Path) ->
 def test_the_same_s3_object_is_the_same_source(s3_staging: Any) -> None:
     s3_staging.client.put_object(Bucket=s3_staging.bucket, Key="r1.fastq", Body=DATA)
     a = s3_source(s3_staging, "r1.fastq")
-    b = s3_source(s3_staging, "r%31.fastq")
+    # Another reader of the same key (a %-escaped spelling of it is refused: tests/test_staging_gateway.py).
+    b = s3_source(s3_staging, "r1.fastq")
     fingerprint = a.stat()
     assert same_source(a, fingerprint, b, b.stat())
     assert not same_source(a, fingerprint, s3_source(s3_staging, "r2.fastq"), fingerprint)
@@ -393,7 +394,7 @@ BAD_PATHS = {
     "NUL byte, %-escaped": ("file:///data/r1%00.fastq", r"contains a NUL byte"),
     "not UTF-8": (os.fsdecode(b"/data/r\xff1.fastq"), r"is not valid UTF-8"),
     "not UTF-8, %-escaped": ("file:///data/r%FF1.fastq", r"is not valid UTF-8"),
-    "not UTF-8 in an S3 key": ("s3://bucket/r%FF1.fastq", r"is not valid UTF-8"),
+    "not UTF-8 in an S3 key": ("s3://bucket/" + os.fsdecode(b"r\xff1.fastq"), r"is not valid UTF-8"),
     "a name over NAME_MAX": ("/data/" + "r" * 256 + ".fastq", r"has a name too long: 262 bytes"),
     "a path over PATH_MAX": ("/data" + "/d" * 2100 + "/r1.fastq", r"is too long: 4214 bytes"),
     "a line break in a URI": ("file:///data/r1\n.fastq", r"contains a tab or a line break"),
@@ -500,10 +501,14 @@ def test_check_allowed_judges_the_file_stat_opened(tmp_path: Path, roots: dict[s
 
 
 def test_check_allowed_judges_the_s3_key_as_read(s3_staging: Any) -> None:
-    escaped = s3_source(s3_staging, "approved%2F..%2Fsecret.fastq")
-    check_allowed(escaped, [], [f"s3://{s3_staging.bucket}/approved/"])  # a literal key under approved/
+    # A %-escaped key would be checked decoded and read escaped: refused before any allow-list is asked.
+    for key in ("approved%2F..%2Fsecret.fastq", "appr%6Fved2/x"):
+        with pytest.raises(SourceError, match=r"contains the percent escape '%(2F|6F)'.*rename the object"):
+            s3_source(s3_staging, key)
+    inside = s3_source(s3_staging, "approved/r1.fastq")
+    check_allowed(inside, [], [f"s3://{s3_staging.bucket}/approved/"])
     with pytest.raises(SourceError, match=r"outside the allowed S3 staging prefixes"):
-        check_allowed(s3_source(s3_staging, "appr%6Fved2/x"), [], [f"s3://{s3_staging.bucket}/approved/"])
+        check_allowed(s3_source(s3_staging, "approved2/x"), [], [f"s3://{s3_staging.bucket}/approved/"])
 
 
 # -- locations never read ---------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import errno
 import io
 import os
 import pwd
+import re
 import stat as stat_module
 import threading
 from collections.abc import Callable, Iterable
@@ -29,6 +30,14 @@ PATH_MAX = 4096
 NAME_MAX = 255
 # S3's limit on an object key, in UTF-8 bytes.
 S3_KEY_MAX = 1024
+# S3's bucket naming rules, as the omics service model's S3Uri pattern spells them
+# (``s3://([a-z0-9][a-z0-9-.]{1,61}[a-z0-9])/(.{1,1024})``): no user, password or port fits.
+_S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# A percent escape: the allow-lists would judge the decoded key while S3 (and an import job) reads the escape.
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+# C0 and C1 control characters and DEL (tabs and line breaks among them): what urlparse, str.strip and the S3 XML
+# listings drop or mangle.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever. O_NOFOLLOW: a final name
 # swapped for a symlink after the path was resolved is refused instead of followed.
@@ -534,7 +543,9 @@ class S3Source(StagedSource):
 
     @property
     def location(self) -> str:
-        return self.uri
+        """The canonical URI of the object read, rebuilt from the checked bucket and key: what the allow-lists
+        judge and what later tasks (and an import job) are handed, whatever the spelling of ``uri``."""
+        return f"s3://{self.bucket}/{self.key}"
 
     @property
     def client(self) -> Any:
@@ -663,7 +674,8 @@ class S3RangeReader(_RangeWindow):
 
 
 def parse_source(uri: str, s3_client_factory: Callable[[], Any] | None = None) -> StagedSource:
-    """Turn a user's path or URI into a StagedSource; refuses what no worker could read."""
+    """Turn a user's path or URI into a StagedSource; refuses what no worker could read, and every ``s3://`` URI
+    that S3 would read as another object than the one checked (see :func:`_s3_bucket_and_key`)."""
     if not isinstance(uri, str) or not uri.strip():
         raise SourceError(f"A staged source must be a path or an s3:// URI, got {uri!r}.")
     uri = uri.strip()
@@ -673,18 +685,10 @@ def parse_source(uri: str, s3_client_factory: Callable[[], Any] | None = None) -
         # urlparse drops tabs and line breaks from URLs: the object or file read would not be the one named.
         raise SourceError(f"Staged source {_shown(uri)} contains a tab or a line break. Remove it.")
     if parsed.scheme == "s3":
-        key = parsed.path.lstrip("/")
-        if not parsed.netloc or not key or key.endswith("/"):
-            raise SourceError(
-                f"Staged source {uri!r} is not a valid S3 object URI. Use s3://bucket/path/to/file.fastq.gz."
-            )
+        bucket, key = _s3_bucket_and_key(uri, len(parsed.scheme))
         if s3_client_factory is None:
             raise SourceError(f"Staged source {uri!r} is on S3 but no S3 connection is available.")
-        key = unquote(key, errors="surrogateescape")
-        _check_text(key, f"Staged source {_shown(uri)} (key {_shown(key)})")
-        if len(key.encode("utf-8")) > S3_KEY_MAX:
-            raise SourceError(f"Staged source {_shown(uri)}: an S3 key is at most {S3_KEY_MAX} bytes.")
-        return S3Source(uri, parsed.netloc, key, s3_client_factory)
+        return S3Source(uri, bucket, key, s3_client_factory)
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise SourceError(f"Staged source {uri!r}: file:// URIs must name a local path (file:///data/x).")
@@ -702,6 +706,69 @@ def parse_source(uri: str, s3_client_factory: Callable[[], Any] | None = None) -
         )
     _check_local_path(uri, uri)
     return LocalSource(uri)
+
+
+def _s3_bucket_and_key(uri: str, scheme_length: int) -> tuple[str, str]:
+    """The bucket and key of an ``s3://`` URI, refusing every URI whose key S3 would read otherwise than it is
+    checked here: what the allow-lists judge must be the very object a part task or an import job reads.
+
+    The key is taken exactly as written (no %-decoding, no slash stripped, no ``.`` or ``..`` resolved), so a
+    spelling that some reader would turn into another key is refused rather than interpreted.
+    """
+    shown = _shown(uri)
+    rest = uri[scheme_length + 1 :]
+    bucket, slash, key = rest.removeprefix("//").partition("/")
+    if not rest.startswith("//") or not bucket or not slash or not key.strip("/") or key.endswith("/"):
+        raise SourceError(f"Staged source {shown} is not a valid S3 object URI. Use s3://bucket/path/to/file.fastq.gz.")
+    for character in ("?", "#"):
+        if character in rest:
+            raise SourceError(
+                f"Staged source {shown} contains {character!r}: a URI ends its path there (a query or a fragment "
+                "follows), so the key checked would not be the object S3 reads. Rename the object without '?' or "
+                "'#' and give its URI."
+            )
+    if not _S3_BUCKET.fullmatch(bucket):
+        raise SourceError(
+            f"Staged source {shown}: {_shown(bucket, 70)} is not a valid S3 bucket name (3 to 63 lowercase letters, "
+            "digits, dots and hyphens, starting and ending with a letter or digit; no user, password or port). "
+            "Give s3://bucket/path/to/file with the bucket's own name."
+        )
+    segments = key.split("/")
+    if "" in segments:
+        raise SourceError(
+            f"Staged source {shown}: its key {_shown(key, 70)} has an empty path segment (a leading or doubled "
+            "'/'), and S3 reads that key with the empty segment in it, not the object the path appears to name. "
+            "Write the URI with single slashes (s3://bucket/path/to/file), or rename the object."
+        )
+    if "." in segments or ".." in segments:
+        raise SourceError(
+            f"Staged source {shown}: its key {_shown(key, 70)} has a '.' or '..' segment: S3 keeps it in the key "
+            "(it resolves nothing) while path rules would resolve it, so the object checked and the object read "
+            "could differ. Write the key without '.' and '..' segments (s3://bucket/path/to/file), or rename the "
+            "object."
+        )
+    if "\\" in key:
+        raise SourceError(
+            f"Staged source {shown} contains a backslash, which some clients turn into '/': the object read could "
+            "be another one. Rename the object without backslashes."
+        )
+    escape = _PERCENT_ESCAPE.search(key)
+    if escape:
+        raise SourceError(
+            f"Staged source {shown} contains the percent escape {escape.group()!r}: S3 reads the key as written, "
+            "escape included, so it would be checked as one object and read as another. Write the key's characters "
+            "as they are (s3://bucket/a b.fastq, not a%20b.fastq); a key with a literal escape in its name cannot "
+            "be staged: rename the object."
+        )
+    control = _CONTROL_CHARACTER.search(key)
+    if control:
+        raise SourceError(
+            f"Staged source {shown} contains the control character U+{ord(control.group()):04X}, which URI parsers "
+            "and S3 listings drop or mangle. Rename the object without it."
+        )
+    if len(key.encode("utf-8")) > S3_KEY_MAX:
+        raise SourceError(f"Staged source {shown}: an S3 key is at most {S3_KEY_MAX} bytes.")
+    return bucket, key
 
 
 def same_source(a: StagedSource, fa: Fingerprint, b: StagedSource, fb: Fingerprint) -> bool:
@@ -873,8 +940,8 @@ def check_allowed(source: StagedSource, local_roots: str | Iterable[str], s3_pre
                 "to extend [omics] allowed_local_roots."
             )
     elif isinstance(source, S3Source):
-        # The key as it is read, not as it was spelled: %-escapes in the URI are decoded.
-        target = f"s3://{source.bucket}/{source.key}"
+        # The canonical URI rebuilt from the checked bucket and key: the object that is read, however it was spelled.
+        target = source.location
         prefixes = [p if "/" in p.removeprefix("s3://") else p + "/" for p in split_allow_list(s3_prefixes)]
         if prefixes and not any(target.startswith(prefix) for prefix in prefixes):
             raise SourceError(
