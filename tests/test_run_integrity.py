@@ -350,8 +350,9 @@ def test_a_sample_restaged_with_other_bases_of_the_same_size_is_never_skipped(
     failed = _failures(refused)
     assert list(failed) == ["S1/S1-reads"]
     assert failed["S1/S1-reads"]["failed_step"] == "verify"
-    assert f"Read set {ids['S1/S1-reads']} was already in the store for this sample with other content" in (
-        failed["S1/S1-reads"]["reason"]
+    assert (
+        f"Read set {ids['S1/S1-reads']} was already in the store for this sample with other content"
+        in (failed["S1/S1-reads"]["reason"])
     )
     assert "ETag" in failed["S1/S1-reads"]["reason"] and "on_existing='new'" in failed["S1/S1-reads"]["reason"]
     assert _plan_samples(refused)["S2/S2-reads"]["status"] == "stored"
@@ -479,7 +480,7 @@ def test_a_verified_mark_whose_answer_was_lost_still_announces_once(
     is left out."""
     from airflow_provider_omics.hooks.omics import OmicsHook
 
-    manifest, files = _stage(tmp_path, paired=False)
+    manifest, _ = _stage(tmp_path, paired=False)
     assert _run("omics_integrity_run", sequence_store_id=store_id, manifest=manifest).state == "success"
     client = emulator.client()
     read_sets = _read_sets(client, store_id)
@@ -643,3 +644,41 @@ def test_one_read_set_restaged_follows_on_existing_and_is_announced_once(
     assert stored_bytes(client, store_id, new["id"], "SOURCE1") == reads[0].read_bytes()
     assert _single_events(renewed) == [new["id"]]
     assert_no_upload_left(client, store_id)
+
+
+@pytest.mark.parametrize("spelling", ["//runs/{name}", "/runs/%53{rest}", "/runs/../runs/{name}", "/runs/./{name}"])
+@pytest.mark.parametrize("dag_id", ["omics_integrity_import", "omics_integrity_run"])
+def test_an_s3_key_spelled_so_that_s3_reads_another_object_is_refused_before_any_job_or_upload(
+    tmp_path: Path,
+    import_emulator: Any,
+    s3_staging: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    airflow_db: Path,
+    spelling: str,
+    dag_id: str,
+) -> None:
+    emulator = import_emulator
+    extra = {"endpoint_url": emulator.endpoint_url, "region_name": "us-east-1"}
+    monkeypatch.setenv("AIRFLOW_CONN_OMICS_TEST", json.dumps({"conn_type": "aws", "extra": extra}))
+    client = emulator.client()
+    store_id = client.create_sequence_store(name="spellings")["id"]
+    manifest, _ = _stage_s3(tmp_path, s3_staging)
+    body = s3_staging.client.get_object(Bucket=s3_staging.bucket, Key="runs/manifest.csv")["Body"].read().decode()
+    plain = f"s3://{s3_staging.bucket}/runs/S2.fastq"
+    respelled = f"s3://{s3_staging.bucket}" + spelling.format(name="S2.fastq", rest="2.fastq")
+    s3_staging.client.put_object(
+        Bucket=s3_staging.bucket, Key="runs/manifest.csv", Body=body.replace(plain, respelled).encode()
+    )
+    run = _run(
+        dag_id,
+        sequence_store_id=store_id,
+        manifest=manifest,
+        role_arn=ROLE_ARN,
+        source_aws_conn_id="s3_staging",
+    )
+    assert run.state == "failed"
+    plan = next(ti for ti in run.get_task_instances() if ti.task_id == f"{GROUP}.plan")
+    assert plan.state == "failed"
+    assert client.list_read_set_import_jobs(sequenceStoreId=store_id)["importJobs"] == []
+    assert client.list_multipart_read_set_uploads(sequenceStoreId=store_id)["uploads"] == []
+    assert _read_sets(client, store_id) == []
