@@ -19,7 +19,7 @@ from airflow.sdk import DAG, Param
 from airflow_provider_omics.operators.omics_import import OmicsStartReadSetImportJobOperator
 
 STORE_ID_PATTERN = "^[0-9]{10,36}$"
-ROLE_ARN_PATTERN = "^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"
+ROLE_ARN_PATTERN = "^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/.+$"
 S3_URI_PATTERN = "^s3://[^/]+/.+$"
 ONE_READ_SET = "One read set (leave the manifest empty)"
 

@@ -106,10 +106,22 @@ with DAG(
                 "upload otherwise; the split or plan task's log says which and why."
             ),
         ),
+        "on_existing": Param(
+            "fail",
+            type="string",
+            enum=["fail", "skip", "new"],
+            title="When the store already holds this sample from other files",
+            description=(
+                "A read set of the same sample (name, sample, subject, file type, reference) stored from other "
+                "files (another tool's, or files staged again since). fail: a FASTQ read set whose ETags equal "
+                "the staged files' digests counts; anything else fails the sample, naming the read set. skip: "
+                "keep it, unverified. new: store the staged files as another read set."
+            ),
+        ),
         "import_role_arn": Param(
             None,
             type=["null", "string"],
-            pattern="^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+",
+            pattern="^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/.+",
             title="Import role ARN (import only)",
             description=(
                 "The IAM role HealthOmics assumes to read the S3 objects in an import job, "
@@ -173,5 +185,6 @@ with DAG(
         waiter_delay="{{ params.check_every_seconds }}",
         aws_conn_id="aws_default",
         method="{{ params.method }}",
+        on_existing="{{ params.on_existing }}",
         role_arn="{{ params.import_role_arn or '' }}",
     )

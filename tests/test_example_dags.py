@@ -96,7 +96,9 @@ def test_the_form_has_titles_and_descriptions_for_the_ui(dagbag: Any) -> None:
     assert params.get_param("source_file_type").schema["enum"] == ["FASTQ", "BAM", "CRAM", "UBAM"]
     assert params.get_param("method").schema["enum"] == ["auto", "upload", "import"]
     assert params["method"] == "auto" and params["import_role_arn"] is None
-    for name in ("method", "import_role_arn"):
+    assert params.get_param("on_existing").schema["enum"] == ["fail", "skip", "new"]
+    assert params["on_existing"] == "fail"
+    for name in ("method", "import_role_arn", "on_existing"):
         assert params.get_param(name).schema.get("title"), name
 
 

@@ -72,6 +72,8 @@ def test_the_form_accepts_a_run_and_has_titles(dag: Any) -> None:
         ("default_reference_arn", "not-an-arn"),
         ("part_size_mib", 101),
         ("max_tasks", 0),
+        ("on_existing", "merge"),
+        ("import_role_arn", "arn:aws-evil:iam::123456789012:role/r"),
     ],
 )
 def test_the_form_refuses_bad_values(dag: Any, field: str, value: Any) -> None:

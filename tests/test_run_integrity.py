@@ -548,21 +548,23 @@ def _stage_s3(tmp_path: Path, s3_staging: Any) -> tuple[str, dict[str, dict[str,
 
 
 @pytest.fixture
-def import_emulator(s3_server: str, s3_staging: Any) -> Any:
+def import_emulator(s3_server: str, s3_staging: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An emulator whose import jobs read moto's S3, the ``omics_test`` connection to it, and a store of it."""
+    from types import SimpleNamespace
+
     from airflow_provider_omics.testing import OmicsEmulator
 
     with OmicsEmulator(activation_delay=0.05, import_job_delay=0, s3_endpoint_url=s3_server) as emu:
-        yield emu
+        extra = {"endpoint_url": emu.endpoint_url, "region_name": "us-east-1"}
+        monkeypatch.setenv("AIRFLOW_CONN_OMICS_TEST", json.dumps({"conn_type": "aws", "extra": extra}))
+        client = emu.client()
+        yield SimpleNamespace(emulator=emu, client=client, store_id=client.create_sequence_store(name="imports")["id"])
 
 
 def test_an_import_run_retriggered_while_the_first_runs_job_is_running_waits_for_that_job(
-    tmp_path: Path, import_emulator: Any, s3_staging: Any, monkeypatch: pytest.MonkeyPatch, airflow_db: Path
+    tmp_path: Path, import_emulator: Any, s3_staging: Any, airflow_db: Path
 ) -> None:
-    emulator = import_emulator
-    extra = {"endpoint_url": emulator.endpoint_url, "region_name": "us-east-1"}
-    monkeypatch.setenv("AIRFLOW_CONN_OMICS_TEST", json.dumps({"conn_type": "aws", "extra": extra}))
-    client = emulator.client()
-    store_id = client.create_sequence_store(name="imports")["id"]
+    emulator, client, store_id = import_emulator.emulator, import_emulator.client, import_emulator.store_id
     manifest, files = _stage_s3(tmp_path, s3_staging)
     conf = {
         "sequence_store_id": store_id,
@@ -652,16 +654,11 @@ def test_an_s3_key_spelled_so_that_s3_reads_another_object_is_refused_before_any
     tmp_path: Path,
     import_emulator: Any,
     s3_staging: Any,
-    monkeypatch: pytest.MonkeyPatch,
     airflow_db: Path,
     spelling: str,
     dag_id: str,
 ) -> None:
-    emulator = import_emulator
-    extra = {"endpoint_url": emulator.endpoint_url, "region_name": "us-east-1"}
-    monkeypatch.setenv("AIRFLOW_CONN_OMICS_TEST", json.dumps({"conn_type": "aws", "extra": extra}))
-    client = emulator.client()
-    store_id = client.create_sequence_store(name="spellings")["id"]
+    client, store_id = import_emulator.client, import_emulator.store_id
     manifest, _ = _stage_s3(tmp_path, s3_staging)
     body = s3_staging.client.get_object(Bucket=s3_staging.bucket, Key="runs/manifest.csv")["Body"].read().decode()
     plain = f"s3://{s3_staging.bucket}/runs/S2.fastq"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
@@ -31,7 +31,7 @@ from airflow_provider_omics.assets.omics import (
 )
 from airflow_provider_omics.hooks.omics import REQUEST_TAG, OmicsHook, error_code, is_transient
 from airflow_provider_omics.links.omics import OmicsReadSetLink
-from airflow_provider_omics.readsets import identity
+from airflow_provider_omics.readsets import Logger, identity
 from airflow_provider_omics.readsets.announce import claim_announcements
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors, service_failure, source_errors
 from airflow_provider_omics.utils.inputs import (
@@ -80,14 +80,6 @@ from airflow_provider_omics.utils.sources import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-class Logger(Protocol):
-    """What the steps log through: a task's ``self.log`` (Airflow's logger or the standard library's)."""
-
-    def info(self, msg: str, /, *args: Any) -> Any: ...
-
-    def warning(self, msg: str, /, *args: Any) -> Any: ...
 
 
 def _staged(
@@ -552,14 +544,7 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         on_existing = identity.check_on_existing(self.on_existing)
         store_id = request["sequenceStoreId"]
         token = self.client_token or self.request_token(context, request)
-        record = UploadRecord(
-            sequence_store_id=store_id,
-            client_token=token,
-            name=request["name"],
-            sample_id=request["sampleId"],
-            subject_id=request["subjectId"],
-            source_file_type=request["sourceFileType"],
-        )
+        record = UploadRecord.for_request(request, token)
         in_flight = None
         if self.method_task_id:
             from airflow_provider_omics.operators.omics_import import chosen_method

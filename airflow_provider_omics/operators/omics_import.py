@@ -768,14 +768,7 @@ class OmicsImportReadSetOperator(AwsBaseOperator[OmicsHook]):
         store_id = request["sequenceStoreId"]
         _check_store(self.hook, store_id, self.aws_conn_id)
         token = request_token(request, self.sources)
-        record = UploadRecord(
-            sequence_store_id=store_id,
-            client_token=token,
-            name=request["name"],
-            sample_id=request["sampleId"],
-            subject_id=request["subjectId"],
-            source_file_type=request["sourceFileType"],
-        )
+        record = UploadRecord.for_request(request, token)
         if not known_jobs:
             with service_errors("Looking for read sets of this sample already in the store", self.aws_conn_id):
                 same, other = identity.existing_read_sets(self.hook, store_id, request, token)

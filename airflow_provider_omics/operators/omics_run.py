@@ -26,8 +26,6 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException, conf
 
 from airflow_provider_omics.hooks.omics import REQUEST_TAG, OmicsHook
-from airflow_provider_omics.readsets import identity
-from airflow_provider_omics.readsets.announce import claim_announcements
 from airflow_provider_omics.operators.omics import (
     _check_store,
     _StagedSourceOperator,
@@ -45,6 +43,8 @@ from airflow_provider_omics.operators.omics import (
     verify_read_set,
     with_read_sets_alias,
 )
+from airflow_provider_omics.readsets import identity
+from airflow_provider_omics.readsets.announce import claim_announcements
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
 from airflow_provider_omics.utils.inputs import allow_lists, as_bool, as_float, as_int, check_store_id
 from airflow_provider_omics.utils.manifest import validate_manifest
@@ -390,14 +390,7 @@ class OmicsCreateRunUploadsOperator(_RunStepOperator):
             sample.start()
             try:
                 request, token = sample_request(store_id, sample)
-                record = UploadRecord(
-                    sequence_store_id=store_id,
-                    client_token=token,
-                    name=request["name"],
-                    sample_id=request["sampleId"],
-                    subject_id=request["subjectId"],
-                    source_file_type=request["sourceFileType"],
-                )
+                record = UploadRecord.for_request(request, token)
 
                 def push(key: str = sample.key, record: UploadRecord = record) -> None:
                     nonlocal pushed
@@ -1188,8 +1181,8 @@ __all__ = [
     "OmicsSequencingRunSummaryOperator",
     "OmicsVerifyRunReadSetsOperator",
     "OmicsWaitRunReadSetsOperator",
-    "resolve_stored",
     "pack_run_parts",
+    "resolve_stored",
     "sample_key",
     "sample_request",
     "summary_csv",

@@ -22,7 +22,7 @@ from airflow_provider_omics.hooks.omics import VERIFIED_TAG
 
 if TYPE_CHECKING:
     from airflow_provider_omics.hooks.omics import OmicsHook
-    from airflow_provider_omics.operators.omics import Logger
+    from airflow_provider_omics.readsets import Logger
 
 
 def verified_stamp() -> str:

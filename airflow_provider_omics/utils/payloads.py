@@ -51,6 +51,18 @@ class UploadRecord:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def for_request(cls, request: Mapping[str, Any], client_token: str) -> UploadRecord:
+        """The record of a checked create request (``check_request``'s result) and its token, before any call."""
+        return cls(
+            sequence_store_id=request["sequenceStoreId"],
+            client_token=client_token,
+            name=request["name"],
+            sample_id=request["sampleId"],
+            subject_id=request["subjectId"],
+            source_file_type=request["sourceFileType"],
+        )
+
     def identity(self) -> dict[str, Any]:
         """The request's sample identity as the service names its members (what an upload in progress lists)."""
         return {
