@@ -538,6 +538,10 @@ class OmicsStartReadSetImportJobOperator(AwsBaseOperator[OmicsHook]):
                 raise OmicsInputError(
                     f"sources is not JSON: {err}. Give a list of the service's sources items."
                 ) from None
+            except RecursionError:
+                raise OmicsInputError(
+                    "sources nests arrays or objects too deeply to be a list of the service's sources items."
+                ) from None
         if bool(self.sources) == bool(self.manifest):
             raise OmicsInputError("Give either sources (the service's sources items) or manifest, not both.")
         file_type, reference_arn = self.default_file_type or None, self.default_reference_arn or None
@@ -552,8 +556,14 @@ class OmicsStartReadSetImportJobOperator(AwsBaseOperator[OmicsHook]):
             name = self.manifest
         else:
             name = "sources"
+            try:
+                text = json.dumps({"sources": list(self.sources or [])})
+            except (RecursionError, ValueError, TypeError) as err:
+                raise OmicsInputError(
+                    f"sources is not a list of the service's sources items ({type(err).__name__})."
+                ) from None
             rows = parse_manifest(
-                json.dumps({"sources": list(self.sources or [])}),
+                text,
                 source_name="sources.json",
                 default_file_type=file_type,
                 default_reference_arn=reference_arn,

@@ -161,7 +161,8 @@ JOB_STATUS_MESSAGE_LENGTH = 127
 ROLE_ARN_LENGTH = (20, 2048)
 S3_URI_PATTERN = re.compile(r"s3://([a-z0-9][a-z0-9-.]{1,61}[a-z0-9])/(.{1,1024})", re.DOTALL)
 # The model only asks for arn:.* ; the service wants the ARN of an IAM role it can assume.
-_ROLE_ARN_RE = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+")
+# The partitions of IAM: aws, aws-cn (China), aws-us-gov (GovCloud).
+_ROLE_ARN_RE = re.compile(r"arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[\w+=,.@/-]+")
 # The operations the emulator serves (the names fault injection filters on).
 OPERATIONS = frozenset(
     {

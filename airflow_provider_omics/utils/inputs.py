@@ -4,6 +4,7 @@ message that names the problem and the fix, before anything is created on the se
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,19 +16,33 @@ from airflow_provider_omics.utils.sources import SourceError, effective_allow_li
 FILE_TYPES = ("FASTQ", "BAM", "CRAM", "UBAM")
 # BAM and CRAM are aligned: the service links them to a reference (AWS's uploader refuses them without one).
 FILE_TYPES_NEEDING_REFERENCE = ("BAM", "CRAM")
-# Service model patterns: ids are digit strings of 10..36; a reference is an ARN of a reference store entry.
-_ID_RE = re.compile(r"^[0-9]{10,36}$")
-_REFERENCE_ARN_RE = re.compile(r"^arn:.+$")
+# Service model patterns: ids are digit strings of 10..36; a reference is an ARN of a reference store entry
+# (ReferenceArn: ``arn:.+``, 1 to 127 characters; matched whole, so a trailing newline is not an ARN).
+_ID_RE = re.compile(r"[0-9]{10,36}")
+_REFERENCE_ARN_RE = re.compile(r"arn:.+", re.DOTALL)
+REFERENCE_ARN_MAX = 127
 # The service model's length limits of the read set's metadata.
 TEXT_LIMITS = {"name": 127, "subject_id": 127, "sample_id": 127, "generated_from": 127, "description": 255}
 REQUIRED_TEXT = ("name", "subject_id", "sample_id")
+# The service model's pattern of those fields (ReadSetName, SampleId, SubjectId, GeneratedFrom, ReadSetDescription),
+# [\p{L}||\p{M}||\p{Z}||\p{S}||\p{N}||\p{P}]+: letters, marks, separators, symbols, numbers and punctuation, as
+# Unicode general categories. What is left (C*: control characters such as a tab, a newline or ESC, format
+# characters such as a zero-width space, private-use, surrogate and unassigned code points) the service refuses.
+TEXT_CATEGORIES = frozenset("LMZSNP")
+_CATEGORY_NAMES = {
+    "Cc": "a control character",
+    "Cf": "an invisible format character",
+    "Co": "a private-use character",
+    "Cs": "a lone surrogate",
+    "Cn": "an unassigned code point",
+}
 
 
 def check_store_id(sequence_store_id: Any) -> str:
     if isinstance(sequence_store_id, int) and not isinstance(sequence_store_id, bool):
         # A DAG with render_template_as_native_obj turns a rendered id of digits into an int.
         sequence_store_id = str(sequence_store_id)
-    if not isinstance(sequence_store_id, str) or not _ID_RE.match(sequence_store_id):
+    if not isinstance(sequence_store_id, str) or not _ID_RE.fullmatch(sequence_store_id):
         raise OmicsInputError(
             f"sequence_store_id={sequence_store_id!r} is not a sequence store id: HealthOmics ids are 10 to 36 "
             "digits. Copy the store's id (not its name or ARN) from the console or `aws omics list-sequence-stores`."
@@ -50,18 +65,59 @@ def check_reference(file_type: str, reference_arn: Any) -> str | None:
             f"A {file_type} read set must be linked to the reference it was aligned to: set reference_arn "
             "(arn:aws:omics:<region>:<account>:referenceStore/<id>/reference/<id>)."
         )
-    if reference_arn and not (isinstance(reference_arn, str) and _REFERENCE_ARN_RE.match(reference_arn)):
-        raise OmicsInputError(f"reference_arn={reference_arn!r} is not an ARN (arn:aws:omics:...:reference/<id>).")
+    if not reference_arn:
+        return None
+    if (
+        not isinstance(reference_arn, str)
+        or len(reference_arn) > REFERENCE_ARN_MAX
+        or not _REFERENCE_ARN_RE.fullmatch(reference_arn)
+    ):
+        shown = repr(reference_arn) if len(repr(reference_arn)) <= 200 else repr(reference_arn)[:196] + "...'"
+        raise OmicsInputError(
+            f"reference_arn={shown} is not an ARN of at most {REFERENCE_ARN_MAX} characters "
+            "(arn:aws:omics:<region>:<account>:referenceStore/<id>/reference/<id>)."
+        )
+    found = disallowed_character(reference_arn)
+    if found is not None:
+        raise OmicsInputError(
+            f"reference_arn={reference_arn!r} is not an ARN: it holds {describe_character(*found)}. Copy the "
+            "reference's ARN again (arn:aws:omics:<region>:<account>:referenceStore/<id>/reference/<id>)."
+        )
     return reference_arn
 
 
+def disallowed_character(value: str) -> tuple[int, str] | None:
+    """The first character of ``value`` outside :data:`TEXT_CATEGORIES`, and its 0-based index; None if none is."""
+    for index, char in enumerate(value):
+        if unicodedata.category(char)[0] not in TEXT_CATEGORIES:
+            return index, char
+    return None
+
+
+def describe_character(index: int, char: str) -> str:
+    """``'\\x1b' (U+001B, a control character) at character 3``: what a message names a refused character by."""
+    what = _CATEGORY_NAMES.get(unicodedata.category(char), "a character the service refuses")
+    return f"{char!r} (U+{ord(char):04X}, {what}) at character {index + 1}"
+
+
 def check_text(field: str, value: Any) -> str | None:
-    """One metadata field of :data:`TEXT_LIMITS`: required ones must be given; None when an optional one is not."""
+    """One metadata field of :data:`TEXT_LIMITS`: required ones must be given; None when an optional one is not.
+
+    The service's pattern applies too (:data:`TEXT_CATEGORIES`): a tab, a newline, an escape sequence or an
+    invisible character pasted with the text is refused here, naming the character and where it is, rather than
+    by the service after a run's first read sets exist.
+    """
     limit = TEXT_LIMITS[field]
     if value in (None, "") and field not in REQUIRED_TEXT:
         return None
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise OmicsInputError(f"{field}={value!r} must be text of 1 to {limit} characters.")
+    found = disallowed_character(value)
+    if found is not None:
+        raise OmicsInputError(
+            f"{field}={value!r} holds {describe_character(*found)}: HealthOmics accepts only letters, marks, "
+            "spaces, symbols, numbers and punctuation. Remove it (or replace it by a space or a '_')."
+        )
     return value
 
 

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NoReturn
@@ -41,7 +42,7 @@ from airflow_provider_omics.utils.parts import (
     check_part_count,
     check_part_size,
 )
-from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSample, PlannedSource
+from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSample, PlannedSource, sample_key
 from airflow_provider_omics.utils.sources import (
     Fingerprint,
     LocalSource,
@@ -58,6 +59,15 @@ log = logging.getLogger(__name__)
 # A sample sheet of thousands of rows is well under a megabyte; anything near this is a sequencing file given by
 # mistake, and is refused before it is loaded into a worker's memory.
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+# A NovaSeq X run is at most 384 samples (768 files): 10,000 rows is 26 such runs. Every row costs the plan's
+# checks, one stat per source and a share of the plan's XCom: a 100,000-row manifest took tens of seconds and
+# hundreds of MiB to refuse row by row (benchmarks/bench_manifest.py), so a longer one is refused at once, its rows
+# counted before any row is checked.
+MAX_MANIFEST_ROWS = 10_000
+# A real JSON manifest nests four deep: {"sources": [{"sourceFiles": {...}, "tags": {...}}]}. Deeper JSON is no
+# manifest, and JSON nested thousands deep would exhaust the parser's recursion (a RecursionError, which Airflow
+# retries): the depth is counted on the text, without recursion, before the text is parsed.
+MAX_MANIFEST_DEPTH = 8
 # Beyond this a failure message stops being read; the count of the rest is still given.
 MAX_LISTED_PROBLEMS = 50
 
@@ -501,6 +511,7 @@ def _csv_records(text: str, source_name: str, problems: list[ManifestProblem]) -
     columns: list[str | None] | None = None
     absent: frozenset[str] = frozenset()
     records: list[_Record] = []
+    counted = 0
     end = 0
     try:
         for cells in reader:
@@ -510,6 +521,10 @@ def _csv_records(text: str, source_name: str, problems: list[ManifestProblem]) -
                 continue
             if columns is None:
                 columns, absent = _csv_header(cells, start, source_name, problems)
+                continue
+            counted += 1
+            if counted > MAX_MANIFEST_ROWS:
+                # Only counted: the manifest is refused below, before any row is checked.
                 continue
             row = len(records) + 1
             extra = [cell for cell in cells[len(columns) :] if cell.strip()]
@@ -532,6 +547,7 @@ def _csv_records(text: str, source_name: str, problems: list[ManifestProblem]) -
             records.append(_Record(row, start, CSV, values, absent))
     except csv.Error as err:
         problems.append(ManifestProblem(f"is not valid CSV: {err}.", line=reader.line_num))
+    _check_row_count(counted, source_name, CSV)
     if columns is not None and not records and not problems:
         _refuse(source_name, "has a header but no rows: list one read set per line.", CSV)
     return records
@@ -582,11 +598,67 @@ def _csv_header(
     return columns, frozenset(missing)
 
 
+def _check_row_count(count: int, source_name: str, manifest_format: str) -> None:
+    if count > MAX_MANIFEST_ROWS:
+        _refuse(
+            source_name,
+            f"has {count:,} rows (read sets), at most {MAX_MANIFEST_ROWS:,} per run: split the manifest into "
+            "several runs.",
+            manifest_format,
+        )
+
+
+# What a JSON text's nesting is read from: its brackets, as parentheses (an empty array or object is then "()"
+# whatever its kind), and its quotes; every other byte is dropped.
+_AS_PARENTHESES = bytes.maketrans(b"[{]}", b"(())")
+_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'[]{}"')
+_QUOTED = re.compile(rb'"[^"]*"')
+
+
+def json_depth(text: str, at_most: int = MAX_MANIFEST_DEPTH) -> int:
+    """How deep the arrays and objects of a JSON text nest (``[]`` is 1, ``{"a": [1]}`` 2), up to ``at_most + 1``
+    (any deeper text gives ``at_most + 1``), read off the text without parsing it.
+
+    No recursion, and C string operations only: at most ``at_most + 1`` passes over the text's brackets, each of
+    which removes the empty pairs and so takes one level off every nesting; a text nested millions deep costs no
+    more than a flat one. Brackets inside strings do not count; an unterminated string ends the count (what
+    follows is inside it), and a bracket never closed counts as a level around all that follows it (the parser
+    descends into it).
+    """
+    # Escaped backslashes and quotes first: every quote left opens or closes a string.
+    data = text.encode("utf-8", "surrogatepass").replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Two adjacent quotes (an empty string, or the end of one and the start of the next) change no bracket's side:
+    # dropped at C speed, they leave only the few strings that hold brackets to the regular expression.
+    data = data.translate(_AS_PARENTHESES, _NOT_STRUCTURE).replace(b'""', b"")
+    brackets = _QUOTED.sub(b"", data).split(b'"', 1)[0]
+    if b"(" * (at_most + 1) in brackets:
+        return at_most + 1
+    depth = 0
+    while depth <= at_most and b"()" in brackets:
+        brackets = brackets.replace(b"()", b"")
+        depth += 1
+    return min(at_most + 1, depth + brackets.count(b"("))
+
+
+def _too_deep(what: str) -> str:
+    return (
+        f"{what}: a manifest nests at most {MAX_MANIFEST_DEPTH} (a StartReadSetImportJob request, "
+        '{"sources": [{"sourceFiles": {"source1": ...}}]}, nests 4). Give a list of read sets or an import request '
+        "whose values are text (tags: an object of text)."
+    )
+
+
 def _json_records(text: str, source_name: str, problems: list[ManifestProblem]) -> tuple[list[_Record], str]:
+    text = text.lstrip("\ufeff")
+    if json_depth(text) > MAX_MANIFEST_DEPTH:
+        _refuse(source_name, _too_deep(f"nests arrays and objects more than {MAX_MANIFEST_DEPTH} levels deep"), JSON)
     try:
-        data = json.loads(text.lstrip("\ufeff"))
+        data = json.loads(text)
     except json.JSONDecodeError as err:
         _refuse(source_name, f"is not valid JSON: {err.msg} (line {err.lineno} column {err.colno}).", JSON)
+    except RecursionError:
+        # Not reached past json_depth; kept so that no nesting can ever surface as a RecursionError (retried).
+        _refuse(source_name, _too_deep("nests too deep for the JSON parser"), JSON)
     shape = "JSON list of StartReadSetImportJob sources"
     if isinstance(data, dict):
         if "sources" not in data:
@@ -613,6 +685,7 @@ def _json_records(text: str, source_name: str, problems: list[ManifestProblem]) 
         _refuse(source_name, f"is JSON but not a list of read sets (it is a {type(data).__name__}).", JSON)
     if not data:
         _refuse(source_name, "lists no read sets.", JSON)
+    _check_row_count(len(data), source_name, JSON)
     records = []
     for row, item in enumerate(data, start=1):
         if not isinstance(item, dict):
@@ -761,8 +834,16 @@ def _check_tags(tags: Any, problem: Callable[[str, str], None]) -> dict[str, str
         problem("tags", f"must be an object of text keys and values, got {type(tags).__name__}.")
         return {}
     for key, value in tags.items():
+        if not isinstance(key, str):
+            # JSON keys are always text; a mapping built in Python may hold others.
+            problem(
+                "tags", f"tag key {key!r} is a {type(key).__name__}: a key is text of 1 to {TAG_KEY_MAX} characters."
+            )
+            continue
         if not isinstance(value, str) or len(value) > TAG_VALUE_MAX:
-            problem("tags", f"tag {key!r}: its value must be text of at most {TAG_VALUE_MAX} characters.")
+            shown = repr(key) if len(key) <= 40 else repr(key[:40]) + "..."
+            got = f"{len(value)} characters" if isinstance(value, str) else f"{type(value).__name__} {value!r:.40}"
+            problem("tags", f"tag {shown}: its value must be text of at most {TAG_VALUE_MAX} characters, got {got}.")
         if not 1 <= len(key) <= TAG_KEY_MAX:
             problem("tags", f"tag key {key[:40]!r}: a key is 1 to {TAG_KEY_MAX} characters.")
         elif key.lower().startswith("aws:"):
@@ -788,6 +869,7 @@ def _source_key(uri: Any) -> tuple[str, ...] | None:
 def _check_duplicates(records: Sequence[_Record], problems: list[ManifestProblem]) -> None:
     """Rows that would be one read set (same name and sample), and files listed twice, as written."""
     samples: dict[tuple[str, str], _Record] = {}
+    keys: dict[str, _Record] = {}
     files: dict[tuple[str, ...], tuple[_Record, str]] = {}
     for record in records:
         name, sample = record.values.get("name"), record.values.get("sample_id")
@@ -798,6 +880,21 @@ def _check_duplicates(records: Sequence[_Record], problems: list[ManifestProblem
                     ManifestProblem(
                         f"the same name and sample_id as row {first.row} ({name!r}, {sample!r}): the read sets of a "
                         "run are told apart, and found again on a resume, by name and sample. Give each its own name.",
+                        row=record.row,
+                        column=column_name(record.manifest_format, "name"),
+                        line=record.line,
+                    )
+                )
+            # A '/' in either part can make two different rows one sample of the run: one upload, one row lost.
+            run_key = sample_key(sample, name)
+            other = keys.setdefault(run_key, record)
+            if first is record and other is not record:
+                problems.append(
+                    ManifestProblem(
+                        f"sample_id {sample!r} with name {name!r} is the run's sample {run_key!r}, as row "
+                        f"{other.row}'s sample_id {other.values['sample_id']!r} with name {other.values['name']!r} "
+                        'is: a run keys its samples by "sample_id/name". Rename one of the two so that no two rows\' '
+                        '"sample_id/name" are equal.',
                         row=record.row,
                         column=column_name(record.manifest_format, "name"),
                         line=record.line,
