@@ -679,3 +679,26 @@ def test_an_s3_key_spelled_so_that_s3_reads_another_object_is_refused_before_any
     assert client.list_read_set_import_jobs(sequenceStoreId=store_id)["importJobs"] == []
     assert client.list_multipart_read_set_uploads(sequenceStoreId=store_id)["uploads"] == []
     assert _read_sets(client, store_id) == []
+
+
+def test_the_same_files_spelled_another_way_are_the_same_requests(
+    tmp_path: Path, emulator: Any, omics_conn: str, store_id: str, airflow_db: Path
+) -> None:
+    manifest, files = _stage(tmp_path)
+    client = emulator.client()
+    assert _run("omics_integrity_run", sequence_store_id=store_id, manifest=manifest).state == "success"
+    ids = _one_per_sample(client, store_id, files)
+    (tmp_path / "link").symlink_to(tmp_path, target_is_directory=True)
+    rows = list(csv.DictReader(io.StringIO(Path(manifest).read_text())))
+    spellings = [lambda p: f"file://{p}", lambda p: str(Path(p).parent / "link" / "." / Path(p).name)]
+    for index, row in enumerate(rows):
+        spell = spellings[index % 2]
+        row.update({column: spell(row[column]) for column in ("read1", "read2") if row[column]})
+    respelled = _write_manifest(tmp_path / "respelled.csv", rows)
+    again = _run("omics_integrity_run", sequence_store_id=store_id, manifest=respelled)
+    assert again.state == "success"
+    assert {key: (s["status"], s["read_set_id"]) for key, s in _plan_samples(again).items()} == {
+        key: ("stored", read_set_id) for key, read_set_id in ids.items()
+    }
+    assert asset_events(again) == []
+    assert _one_per_sample(client, store_id, files) == ids
