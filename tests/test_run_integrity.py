@@ -702,3 +702,30 @@ def test_the_same_files_spelled_another_way_are_the_same_requests(
     }
     assert asset_events(again) == []
     assert _one_per_sample(client, store_id, files) == ids
+
+
+def test_an_import_run_retriggered_while_its_read_sets_are_processing_upload_starts_no_second_job(
+    tmp_path: Path, import_emulator: Any, s3_staging: Any, airflow_db: Path
+) -> None:
+    emulator, client, store_id = import_emulator.emulator, import_emulator.client, import_emulator.store_id
+    manifest, files = _stage_s3(tmp_path, s3_staging)
+    conf = {
+        "sequence_store_id": store_id,
+        "manifest": manifest,
+        "role_arn": ROLE_ARN,
+        "source_aws_conn_id": "s3_staging",
+    }
+    emulator.hold_activations()
+    try:
+        first = _run("omics_integrity_import", **conf, wait_attempts=1)
+        assert first.state == "failed"
+        assert {rs["status"] for rs in _read_sets(client, store_id)} == {"PROCESSING_UPLOAD"}
+        emulator.hold_activations(release_after_reads=1)
+        second = _run("omics_integrity_import", **conf)
+    finally:
+        emulator.release_activations()
+    assert second.state == "success", _failures(second)
+    assert len(client.list_read_set_import_jobs(sequenceStoreId=store_id)["importJobs"]) == 1
+    ids = _one_per_sample(client, store_id, files)
+    assert {key: s["status"] for key, s in _plan_samples(second).items()} == dict.fromkeys(ids, "completed")
+    assert sorted(_announced(asset_events(second))) == sorted(ids.values())
