@@ -74,8 +74,9 @@ from airflow_provider_omics.utils.sources import (
     Fingerprint,
     SourceError,
     StagedSource,
-    check_allowed,
+    reopen_source,
     same_source,
+    stage_source,
 )
 
 if TYPE_CHECKING:
@@ -85,16 +86,8 @@ if TYPE_CHECKING:
 def _staged(
     hook: OmicsHook, uri: str, roots: Sequence[str], prefixes: Sequence[str]
 ) -> tuple[StagedSource, Fingerprint]:
-    """A staged source and its fingerprint, checked against the allow-lists before and after it is opened.
-
-    Before: nothing outside the roots is even opened. After: the check applies to the file that was opened,
-    whatever a symlink pointed to in between.
-    """
-    source = hook.staged_source(uri)
-    check_allowed(source, roots, prefixes)
-    fingerprint = source.stat()
-    check_allowed(source, roots, prefixes)
-    return source, fingerprint
+    """A staged source and its fingerprint, through the one staging gateway (:func:`stage_source`)."""
+    return stage_source(lambda: hook.staged_source(uri), roots, prefixes)
 
 
 def _only_read_set(found: Sequence[Mapping[str, Any]], token: str) -> str:
@@ -755,8 +748,7 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
         fingerprint = Fingerprint.from_dict(segment["fingerprint"])
         roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
         with source_errors():
-            source = self.hook.staged_source(segment["source_uri"])
-            check_allowed(source, roots, prefixes)
+            source = reopen_source(lambda: self.hook.staged_source(segment["source_uri"]), roots, prefixes)
         ranges = [
             part_range(part_source, n, fingerprint.size, segment["part_size"])
             for n in range(segment["first_part"], segment["last_part"] + 1)
@@ -1335,8 +1327,9 @@ def digest_source(
     try:
         with source_errors():
             # Plans pushed before split recorded the location have only the URI.
-            source = hook.staged_source(planned.get("location") or planned["uri"])
-            check_allowed(source, roots, prefixes)
+            source = reopen_source(
+                lambda: hook.staged_source(planned.get("location") or planned["uri"]), roots, prefixes
+            )
             with source.pin(fingerprint) as pinned, pinned.open_stream() as stream:
                 digest = digest_stream(stream, family)
     except ValueError as err:

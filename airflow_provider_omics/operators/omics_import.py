@@ -267,9 +267,9 @@ def run_imports(
                     "read_set_id": None,
                     "status": "FAILED",
                     "message": (
-                        f"upload {uploading[request.token]} of this request is in progress (an earlier try of this "
-                        "run uploaded it directly): importing it too would store it twice. Abort that upload, or "
-                        "clear the run with method=upload"
+                        f"upload {uploading[request.token]} of this request is in progress (an earlier try, or "
+                        "another run of the same files, uploads it directly): importing it too would store it twice. "
+                        "Let that upload finish (or abort it), then clear the run"
                     ),
                     "job_id": None,
                 }

@@ -1131,12 +1131,16 @@ class OmicsAbortRunUploadsOperator(_RunStepOperator):
         tokens = {key: {record.client_token} for key, record in records.items()}
         plan = ti.xcom_pull(task_ids=self.plan_task_id, key=RUN_SAMPLES_KEY) if self.plan_task_id else None
         identities: dict[str, dict[str, Any]] = {}
+        # Per sample, the token of its current staged files: an upload under it is this run's (or one it shares with
+        # another run of the same files), never stale.
+        current: dict[str, set[str]] = {}
         for key, sample in run_samples(plan).items() if plan else ():
             try:
                 request, planned_token = sample_request(store_id, sample)
             except AirflowFailException:
                 continue  # create refused it too: nothing was started
             identities[key] = request
+            current[key] = {planned_token}
             if sample.status == "planned" and self.create_task_id:
                 tokens.setdefault(key, set()).add(planned_token)
             else:
@@ -1156,10 +1160,10 @@ class OmicsAbortRunUploadsOperator(_RunStepOperator):
             if abort_uploads(self.hook, store_id, upload_ids, completed.get(key), record, self.aws_conn_id, self.log):
                 aborted.append(key)
             # What an earlier try left for files staged before the current ones (another token): never needed.
-            current = tokens[key] | ({record.client_token} if record is not None else set())
+            keep = tokens[key] | current.get(key, set()) | ({record.client_token} if record is not None else set())
             sample_identity = identities.get(key) or (record.identity() if record is not None else None)
             stale = sample_identity is not None and abort_stale_uploads(
-                self.hook, store_id, in_progress, sample_identity, current, self.aws_conn_id, self.log
+                self.hook, store_id, in_progress, sample_identity, keep, self.aws_conn_id, self.log
             )
             if stale and key not in aborted:
                 aborted.append(key)

@@ -16,6 +16,7 @@ raises one :class:`ManifestError` listing every problem with its row (and CSV li
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -49,9 +50,9 @@ from airflow_provider_omics.utils.sources import (
     S3Source,
     SourceError,
     StagedSource,
-    check_allowed,
     parse_source,
     same_source,
+    stage_source,
 )
 
 log = logging.getLogger(__name__)
@@ -349,10 +350,7 @@ def _load(
 ) -> _Loaded:
     shown = uri if isinstance(uri, str) else repr(uri)
     try:
-        source = open_source()
-        check_allowed(source, roots, prefixes)
-        fingerprint = source.stat()
-        check_allowed(source, roots, prefixes)
+        source, fingerprint = stage_source(open_source, roots, prefixes)
         if fingerprint.size > max_bytes:
             _refuse(
                 shown,
@@ -997,11 +995,7 @@ def _stat_sources(
         for part_source, field_name, uri in zip(PART_SOURCES, ("read1", "read2"), entry.sources, strict=False):
             column = column_name(entry.manifest_format, field_name)
             try:
-                source = source_factory(uri)
-                # Before: nothing outside the allow-lists is opened. After: the file opened is judged.
-                check_allowed(source, roots, prefixes)
-                fingerprint = source.stat()
-                check_allowed(source, roots, prefixes)
+                source, fingerprint = stage_source(functools.partial(source_factory, uri), roots, prefixes)
                 if fingerprint.size == 0:
                     raise SourceError(f"Staged source {uri} is empty. Stage the complete file before uploading.")
                 parts = check_part_count(f"{part_source} ({uri})", fingerprint.size, part_size)

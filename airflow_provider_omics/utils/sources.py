@@ -949,3 +949,30 @@ def check_allowed(source: StagedSource, local_roots: str | Iterable[str], s3_pre
                 "Stage the object under one of them, or ask an administrator to extend "
                 "[omics] allowed_s3_prefixes."
             )
+
+
+def stage_source(
+    open_source: Callable[[], StagedSource], local_roots: Iterable[str], s3_prefixes: Iterable[str]
+) -> tuple[StagedSource, Fingerprint]:
+    """The one way a staged source is looked at before anything exists on the service: ``open_source`` parses and
+    canonicalises it (:func:`parse_source`: an S3 key S3 would read otherwise is refused there), the allow-lists and
+    the denied locations are checked before it is opened and again on the file that was opened (whatever a link
+    pointed to in between), and its fingerprint is taken: what the request's token is made of, and what later tasks
+    pin it to. Returns the source (its ``location`` is what later tasks open) and the fingerprint."""
+    roots, prefixes = list(local_roots), list(s3_prefixes)
+    source = open_source()
+    check_allowed(source, roots, prefixes)
+    fingerprint = source.stat()
+    check_allowed(source, roots, prefixes)
+    return source, fingerprint
+
+
+def reopen_source(
+    open_source: Callable[[], StagedSource], local_roots: Iterable[str], s3_prefixes: Iterable[str]
+) -> StagedSource:
+    """How a later task takes a planned source back (from its canonical ``location``): parsed and checked against
+    the allow-lists again before it is pinned to its planned fingerprint (:meth:`StagedSource.pin`, which opens the
+    file the plan opened, never through a final symlink, and refuses a denied location)."""
+    source = open_source()
+    check_allowed(source, list(local_roots), list(s3_prefixes))
+    return source
