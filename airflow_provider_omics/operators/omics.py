@@ -436,10 +436,12 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
     (``client_token``), also given to the upload as the tag :data:`~airflow_provider_omics.hooks.omics.REQUEST_TAG`,
     which the read set inherits. So every path converges on one read set:
 
-    - a retried task sends the same token and gets the same upload;
+    - a retried task, and any other run, DAG or deployment asking for the same staged files, sends the same token
+      (the request's content, :func:`request_token`) and gets the same upload;
     - a create whose every answer was lost finds its upload by the token;
-    - a cleared or re-run task whose request was already stored finds that read set, returns ``None`` (no
-      upload) and records the read set id: the part tasks upload nothing and complete returns it.
+    - a cleared task or a re-run whose request was already stored finds that read set, returns ``None`` (no
+      upload) and records the read set id: the part tasks upload nothing and complete returns it;
+    - a read set of the same sample from other staged files is handled as ``on_existing`` says.
 
     Pushes an :class:`~airflow_provider_omics.utils.payloads.UploadRecord` under the XCom key ``upload``
     (before the request is sent, and again with the upload id), which the part, complete and abort tasks take

@@ -104,6 +104,13 @@ def existing_read_sets(
     ):
         if read_set.get("status") in NOT_STORED_STATUSES:
             continue
+        # The filters are not documented as exact matches: the identity is.
+        if (read_set.get("name"), read_set.get("sampleId"), read_set.get("subjectId")) != (
+            request["name"],
+            request["sampleId"],
+            request["subjectId"],
+        ):
+            continue
         if read_set.get("fileType") not in (None, request["sourceFileType"]):
             continue
         reference = read_set.get("referenceArn")
