@@ -31,7 +31,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_omics.operators.omics",
                     "airflow_provider_omics.operators.omics_import",
-                    "airflow_provider_omics.operators.omics_run",
+                    "airflow_provider_omics.operators.sequencing_run",
                 ],
             }
         ],

@@ -18,6 +18,20 @@ from airflow_provider_omics.operators.omics import (
     OmicsUploadReadSetPartOperator,
     OmicsVerifyReadSetOperator,
 )
+from airflow_provider_omics.operators.omics_import import OmicsImportReadSetOperator
+from airflow_provider_omics.operators.sequencing_run import (
+    RUN_SAMPLES_KEY,
+    OmicsAbortRunUploadsOperator,
+    OmicsCompleteRunUploadsOperator,
+    OmicsCreateRunUploadsOperator,
+    OmicsDigestRunSourcesOperator,
+    OmicsImportRunReadSetsOperator,
+    OmicsPlanSequencingRunOperator,
+    OmicsSequencingRunSummaryOperator,
+    OmicsVerifyRunReadSetsOperator,
+    OmicsWaitRunReadSetsOperator,
+)
+from airflow_provider_omics.readsets.imports import METHODS
 from airflow_provider_omics.sensors.omics import OmicsReadSetStatusSensor
 from airflow_provider_omics.utils.parts import MAX_PART_SIZE
 from airflow_provider_omics.utils.payloads import UPLOAD_RECORD_KEY
@@ -58,8 +72,6 @@ def _deferrable(deferrable: bool | None) -> bool:
 def _check_method(method: str) -> None:
     """``upload``, ``import``, ``auto``, or a template that renders to one of them at run time (the example DAGs'
     forms): then both paths are built, and split or plan refuses any other rendered value."""
-    from airflow_provider_omics.operators.omics_import import METHODS
-
     if method not in METHODS and "{{" not in str(method):
         raise ValueError(f"method={method!r} is not one of {', '.join(METHODS)}, nor a template that renders one.")
 
@@ -132,8 +144,6 @@ def upload_read_set(
 
     :return: the task group; its complete task's XCom is the read set id (the import task's, when it imported).
     """
-    from airflow_provider_omics.operators.omics_import import OmicsImportReadSetOperator
-
     _check_method(method)
     aws = {"aws_conn_id": aws_conn_id, "region_name": region_name, **task_kwargs}
     metadata: Any = {
@@ -344,24 +354,11 @@ def upload_sequencing_run(
     overlapping runs, re-triggers and clears of one manifest converge on one upload or job and one read set per
     sample, each announced once. ``on_existing`` (``fail``, ``skip``, ``new``) says what to do with a sample whose
     read set the store holds from other content (see
-    :class:`~airflow_provider_omics.operators.omics_run.OmicsPlanSequencingRunOperator`).
+    :class:`~airflow_provider_omics.operators.sequencing_run.OmicsPlanSequencingRunOperator`).
 
     :return: the task group; its summary task's XCom is the per-sample table.
     """
     _check_method(method)
-    from airflow_provider_omics.operators.omics_run import (
-        RUN_SAMPLES_KEY,
-        OmicsAbortRunUploadsOperator,
-        OmicsCompleteRunUploadsOperator,
-        OmicsCreateRunUploadsOperator,
-        OmicsDigestRunSourcesOperator,
-        OmicsImportRunReadSetsOperator,
-        OmicsPlanSequencingRunOperator,
-        OmicsSequencingRunSummaryOperator,
-        OmicsVerifyRunReadSetsOperator,
-        OmicsWaitRunReadSetsOperator,
-    )
-
     aws = {"aws_conn_id": aws_conn_id, "region_name": region_name, **task_kwargs}
     path_args: dict[str, Any] = {"method": method, "role_arn": role_arn} if method != "upload" else {}
     sources: dict[str, Any] = {

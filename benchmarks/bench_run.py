@@ -21,7 +21,7 @@ Three measurements, numbers only (no timed assertion):
    1.0x (and 2.0x) is solved from the fits.
 3. **The digest of a pair** (``--digest-only`` runs it alone, ``--skip-digest`` leaves it out): a paired FASTQ of
    2 x ``--digest-mb`` MB uncompressed, digested as the run's digest task does (a ``ThreadPoolExecutor`` over the
-   sources calling :func:`airflow_provider_omics.operators.omics.digest_source` on the plan of
+   sources calling :func:`airflow_provider_omics.readsets.verify.digest_source` on the plan of
    :func:`~airflow_provider_omics.utils.manifest.validate_manifest`), against the digest of its larger source
    alone; the median of ``--digest-repeat`` alternating runs, with CPU seconds.
 
@@ -949,7 +949,7 @@ def bench_digest_pair(workdir: Path, size_mb: int, repeats: int, concurrency: in
     manifest = write_manifest(folder / "manifest.csv", [Sample("D001", read1, read2)])
 
     from airflow_provider_omics.hooks.omics import OmicsHook
-    from airflow_provider_omics.operators.omics import digest_source
+    from airflow_provider_omics.readsets.verify import digest_source
     from airflow_provider_omics.utils.inputs import allow_lists
     from airflow_provider_omics.utils.manifest import validate_manifest
 

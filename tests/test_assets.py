@@ -79,7 +79,7 @@ def test_the_verify_steps_emit_through_the_alias_unless_told_not_to() -> None:
     from airflow.sdk import AssetAlias
 
     from airflow_provider_omics.operators.omics import OmicsVerifyReadSetOperator
-    from airflow_provider_omics.operators.omics_run import OmicsVerifyRunReadSetsOperator
+    from airflow_provider_omics.operators.sequencing_run import OmicsVerifyRunReadSetsOperator
 
     def verify(**kwargs: Any) -> Any:
         return OmicsVerifyReadSetOperator(

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_omics.operators import omics_run
-from airflow_provider_omics.operators.omics_import import ROLE_ARN_PARTITIONS, check_role_arn
+from airflow_provider_omics.readsets.imports import ROLE_ARN_PARTITIONS, check_role_arn
 from airflow_provider_omics.utils import manifest
 from airflow_provider_omics.utils.errors import OmicsInputError
 from airflow_provider_omics.utils.inputs import check_reference, check_text
@@ -356,7 +355,6 @@ def test_tags_that_are_not_text_are_refused_in_a_manifest() -> None:
 
 def test_sample_key_is_one_function_importable_from_the_run() -> None:
     row = ManifestRow(row=1, sample_id="A", subject_id="P", name="B/C", sources=["/d/x"], file_type="FASTQ")
-    assert omics_run.sample_key is sample_key and "sample_key" in omics_run.__all__
     assert sample_key(row) == sample_key("A", "B/C") == "A/B/C"
     with pytest.raises(TypeError):
         sample_key("A")  # type: ignore[call-overload]

@@ -271,7 +271,7 @@ def test_method_import_refuses_what_it_cannot_import_before_anything_exists(
     client = emulator.client()
     assert _read_sets(client, store_id) == [] and _jobs(client, store_id) == []
     assert_no_upload_left(client, store_id)
-    from airflow_provider_omics.operators.omics_import import choose_method
+    from airflow_provider_omics.readsets.imports import choose_method
     from airflow_provider_omics.utils.errors import OmicsInputError
 
     class _Hook:
@@ -294,7 +294,7 @@ class _Log:
 
 
 def test_the_choice_is_logged_with_its_reason_and_a_malformed_role_is_never_ignored() -> None:
-    from airflow_provider_omics.operators.omics_import import choose_method
+    from airflow_provider_omics.readsets.imports import choose_method
     from airflow_provider_omics.utils.errors import OmicsInputError
 
     class _Hook:

@@ -20,6 +20,13 @@ def _classes(module_name: str, base: type) -> set[str]:
     }
 
 
+# Modules of the listed packages that the providers manager is not told about, and why.
+NOT_LISTED = {
+    "airflow_provider_omics.operators.base": "the bases the operators share, no operator of its own",
+    "airflow_provider_omics.operators.omics_run": "the deprecated alias of operators.sequencing_run",
+}
+
+
 def test_every_listed_module_and_link_imports_and_every_module_is_listed() -> None:
     from airflow.models.baseoperator import BaseOperator
     from airflow.sdk.bases.operatorlink import BaseOperatorLink
@@ -38,7 +45,7 @@ def test_every_listed_module_and_link_imports_and_every_module_is_listed() -> No
     ):
         package = importlib.import_module(f"airflow_provider_omics.{folder}")
         present = {f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)}
-        assert listed[kind] == present, kind
+        assert listed[kind] == present - set(NOT_LISTED), kind
     for module in listed["operators"] | listed["sensors"]:
         assert _classes(module, BaseOperator), module
     for module in listed["triggers"]:

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_omics.hooks.omics import VERIFIED_TAG
 from airflow_provider_omics.readsets.announce import claim_announcements
 from airflow_provider_omics.readsets.identity import (
     Resolution,
@@ -27,6 +26,7 @@ from airflow_provider_omics.readsets.identity import (
 )
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
 from airflow_provider_omics.utils.errors import OmicsInputError
+from airflow_provider_omics.utils.tags import VERIFIED_TAG
 from tests.helpers import assert_no_upload_left, asset_events, clear_and_rerun, stored_bytes
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_omics.operators.omics_run import RUN_SAMPLES_KEY
+from airflow_provider_omics.operators.sequencing_run import RUN_SAMPLES_KEY
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.utils.parts import MAX_PART_SIZE, RUN_CHECKSUMS_LIMIT, compact_parts, fit_part_runs
 from airflow_provider_omics.utils.payloads import (

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_omics.operators.omics_run import pack_run_parts, summary_location
+from airflow_provider_omics.readsets.run import pack_run_parts, summary_location
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
 from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSource, RunSample

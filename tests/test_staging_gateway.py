@@ -23,12 +23,8 @@ import boto3
 import pytest
 
 from airflow_provider_omics.hooks.omics import write_report_beneath
-from airflow_provider_omics.operators.omics_run import (
-    FORMULA_STARTS,
-    OmicsSequencingRunSummaryOperator,
-    summary_csv,
-    summary_location,
-)
+from airflow_provider_omics.operators.sequencing_run import OmicsSequencingRunSummaryOperator
+from airflow_provider_omics.readsets.run import FORMULA_STARTS, summary_csv, summary_location
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_fastq
 from airflow_provider_omics.utils.manifest import ManifestError, validate_manifest

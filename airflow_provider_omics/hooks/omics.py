@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import stat as stat_module
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import botocore.config
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import ClientError, HTTPClientError
 
+from airflow_provider_omics.utils.errors import error_code, is_transient
 from airflow_provider_omics.utils.parts import PartRange
 from airflow_provider_omics.utils.payloads import PartResult
 from airflow_provider_omics.utils.sources import (
@@ -33,32 +36,54 @@ from airflow_provider_omics.utils.sources import (
     denied_locations,
     parse_source,
 )
+from airflow_provider_omics.utils.tags import REQUEST_TAG
 
 if TYPE_CHECKING:
     from os import PathLike
 
     from mypy_boto3_omics.client import OmicsClient
 
-# The service's errors, each handled on purpose (README "Errors and retries"):
-# - retried by botocore's retry mode, then by the part loop below, then by Airflow task retries;
-TRANSIENT_ERRORS = frozenset({"ThrottlingException", "InternalServerException", "RequestTimeoutException"})
-# - failing the task at once: retrying cannot change the answer.
-PERMANENT_ERRORS = frozenset(
-    {
-        "ValidationException",
-        "ResourceNotFoundException",
-        "AccessDeniedException",
-        "NotSupportedOperationException",
-        "ServiceQuotaExceededException",
-    }
-)
-# The tag whose value is the create request's idempotency token: CreateMultipartReadSetUpload gives an upload's
-# tags to the read set it becomes, and ListTagsForResource reads them back, so the read set of a request can be
-# found again when Complete's answer was lost (``OmicsHook.find_read_sets``).
-REQUEST_TAG = "airflow-provider-omics:request"
-# The tag a verify step puts on a read set it proved to hold the staged data, just before it announces the read set
-# in an asset event: a read set that carries it was verified and announced once, and is never announced again.
-VERIFIED_TAG = "airflow-provider-omics:verified"
+# The provider's custom waiters (loaded by AwsBaseHook through ``waiter_path``) and the one source of the statuses.
+WAITERS_PATH = Path(__file__).parents[1].joinpath("waiters", "omics.json")
+
+
+@dataclass(frozen=True)
+class WaiterStates:
+    """The statuses a waiter of ``waiters/omics.json`` ends on (success, failure) and waits through (retry)."""
+
+    success: frozenset[str]
+    failure: frozenset[str]
+    retry: frozenset[str]
+
+    @property
+    def done(self) -> frozenset[str]:
+        """The statuses that end the wait, well or not."""
+        return self.success | self.failure
+
+    def outcome(self, status: str | None) -> str:
+        """``success``, ``failure`` or ``retry`` for ``status``; a status the waiter does not name is a failure
+        (the waiter stops on it too), so a new status of the service is never waited on for an hour."""
+        if status in self.success:
+            return "success"
+        if status in self.retry:
+            return "retry"
+        return "failure"
+
+
+def waiter_states(waiter_name: str) -> WaiterStates:
+    """The statuses of the waiter ``waiter_name`` (its path acceptors on ``status``)."""
+    acceptors = json.loads(WAITERS_PATH.read_text())["waiters"][waiter_name]["acceptors"]
+    by_state: dict[str, set[str]] = {"success": set(), "failure": set(), "retry": set()}
+    for acceptor in acceptors:
+        if acceptor.get("matcher") == "path" and acceptor.get("argument") == "status":
+            by_state[acceptor["state"]].add(acceptor["expected"])
+    return WaiterStates(**{state: frozenset(values) for state, values in by_state.items()})
+
+
+# Read set statuses (GetReadSetMetadata, ListReadSets): ACTIVE; on the way (PROCESSING_UPLOAD, ACTIVATING); failed.
+READ_SET_STATES = waiter_states("read_set_active")
+# Import job statuses (GetReadSetImportJob): ended well (COMPLETED, COMPLETED_WITH_FAILURES), failed, running.
+IMPORT_JOB_STATES = waiter_states("read_set_import_job_complete")
 # Read sets that no longer count as stored.
 GONE_READ_SET_STATUSES = frozenset({"DELETING", "DELETED"})
 # botocore's default (legacy, 5 attempts) gives up too soon under sustained throttling of a busy store; used
@@ -104,17 +129,6 @@ def _no_retry_of_source_errors(caught_exception: BaseException | None = None, **
     return False if caught_exception is not None and source_error_of(caught_exception) else None
 
 
-def error_code(err: BaseException) -> str | None:
-    if isinstance(err, ClientError):
-        return err.response.get("Error", {}).get("Code")
-    return None
-
-
-def is_transient(err: BaseException) -> bool:
-    """True for errors a later attempt may not see: throttling, 5xx, timeouts, dropped connections."""
-    return error_code(err) in TRANSIENT_ERRORS or isinstance(err, ConnectionError | HTTPClientError)
-
-
 class OmicsHook(AwsBaseHook):
     """
     Interact with AWS HealthOmics sequence stores through the boto3 ``omics`` client.
@@ -141,7 +155,7 @@ class OmicsHook(AwsBaseHook):
 
     @cached_property
     def waiter_path(self) -> PathLike[str] | None:
-        return Path(__file__).parents[1].joinpath("waiters", "omics.json")
+        return WAITERS_PATH
 
     @property
     def endpoint_url(self) -> str | None:
@@ -512,7 +526,7 @@ class OmicsHook(AwsBaseHook):
         from ``/`` without following any symlink, and the report is written to a new file in that open directory
         and renamed into place there: a directory swapped for a symlink since the plan is refused, not followed.
 
-        :param location: where to write, from :func:`~airflow_provider_omics.operators.omics_run.summary_location`.
+        :param location: where to write, from :func:`~airflow_provider_omics.readsets.run.summary_location`.
         :param data: the report's bytes.
         :param allowed_local_roots: the effective local roots (``allow_lists``); empty allows any directory.
         :param allowed_s3_prefixes: the effective S3 prefixes (``allow_lists``); empty allows any bucket.

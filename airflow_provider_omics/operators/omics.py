@@ -7,8 +7,7 @@ templating, the checks of user input and the Airflow lifecycle; the hook holds e
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -19,28 +18,36 @@ from airflow.providers.common.compat.sdk import (
     AirflowSkipException,
     conf,
 )
-from airflow.sdk import AssetAlias, BaseOperator
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, NoCredentialsError
+from botocore.exceptions import ClientError
 
-from airflow_provider_omics.assets.omics import (
-    READ_SETS_ALIAS,
-    emit_read_sets_event,
-    read_set_entry,
-    read_sets_alias,
-    read_sets_event_extra,
-)
-from airflow_provider_omics.hooks.omics import REQUEST_TAG, OmicsHook, error_code, is_transient
+from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.links.omics import OmicsReadSetLink
-from airflow_provider_omics.readsets import Logger, identity
-from airflow_provider_omics.readsets.announce import claim_announcements
-from airflow_provider_omics.utils.errors import OmicsInputError, service_errors, service_failure, source_errors
+from airflow_provider_omics.operators.base import StagedSourceOperator, persist_read_set_link
+from airflow_provider_omics.readsets import identity
+from airflow_provider_omics.readsets.announce import announce_read_sets, claim_announcements, with_read_sets_alias
+from airflow_provider_omics.readsets.imports import METHOD_KEY, choose_method, chosen_method
+from airflow_provider_omics.readsets.request import REQUEST_FIELDS, check_request, check_store, stored_read_set
+from airflow_provider_omics.readsets.upload import (
+    abort_request,
+    complete_or_find,
+    complete_upload,
+    create_or_reuse,
+    find_created_upload,
+    reconcile_parts,
+)
+from airflow_provider_omics.readsets.verify import digest_skip_reason, digest_source, verify_read_set
+from airflow_provider_omics.utils.errors import (
+    OmicsInputError,
+    error_code,
+    service_errors,
+    service_failure,
+    source_errors,
+)
 from airflow_provider_omics.utils.inputs import (
     allow_lists,
     as_int,
     check_file_type,
-    check_reference,
     check_store_id,
-    check_text,
     normalize_sources,
 )
 from airflow_provider_omics.utils.parts import (
@@ -50,13 +57,10 @@ from airflow_provider_omics.utils.parts import (
     PartPlanError,
     PartRange,
     batch_parts,
-    check_complete_parts,
     check_part_count,
     check_part_size,
     compact_parts,
     fit_part_runs,
-    flatten_part_results,
-    missing_parts,
     part_range,
 )
 from airflow_provider_omics.utils.payloads import (
@@ -67,7 +71,6 @@ from airflow_provider_omics.utils.payloads import (
     PartSegment,
     PlannedSource,
     RunPartResults,
-    SourceDigest,
     UploadRecord,
 )
 from airflow_provider_omics.utils.sources import (
@@ -90,207 +93,13 @@ def _staged(
     return stage_source(lambda: hook.staged_source(uri), roots, prefixes)
 
 
-def _only_read_set(found: Sequence[Mapping[str, Any]], token: str) -> str:
-    """The one read set a request produced; several cannot be told apart, and that is said, not guessed."""
-    if len(found) > 1:
-        ids = ", ".join(str(read_set["id"]) for read_set in found)
-        raise AirflowFailException(
-            f"Read sets {ids} all carry the request token {token}: which one this run stored cannot be told. "
-            "Keep one (delete the others) and clear the task."
-        )
-    return str(found[0]["id"])
-
-
-def _stored_read_set(
-    hook: OmicsHook, record: UploadRecord | None, upload_id: str | None, aws_conn_id: str | None
-) -> str | None:
-    """The read set that the record's request produced (through ``upload_id`` when given), or None.
-
-    Without a record (operators wired without ``upload_record``) there is nothing to look for by.
-    """
-    if record is None:
-        return None
-    with service_errors("Looking for the read set of this request", aws_conn_id):
-        found = hook.find_read_sets(
-            record.sequence_store_id,
-            record.client_token,
-            name=record.name,
-            sample_id=record.sample_id,
-            subject_id=record.subject_id,
-            upload_id=upload_id,
-            created_after=record.upload_created if upload_id == record.upload_id else None,
-        )
-    return _only_read_set(found, record.client_token) if found else None
-
-
-def _check_store(hook: OmicsHook, store_id: str, aws_conn_id: str | None) -> dict[str, Any]:
-    """GetSequenceStore, with the one clear message for a store that does not exist (or missing credentials)."""
-    try:
-        return hook.get_sequence_store(store_id)
-    except ClientError as err:
-        if error_code(err) in ("ResourceNotFoundException", "ValidationException"):
-            raise OmicsInputError(
-                f"Sequence store {store_id} does not exist in region {hook.conn_region_name} for connection "
-                f"{aws_conn_id!r}. Check the id and the connection's region."
-            ) from None
-        raise service_failure(err, "GetSequenceStore", aws_conn_id) from None
-    except NoCredentialsError:
-        raise AirflowFailException(
-            f"No AWS credentials were found for connection {aws_conn_id!r}: set its login/password, a role, or "
-            "the workers' default credentials."
-        ) from None
-
-
-def _persist_read_set_link(
-    context: Context, operator: AwsBaseOperator[OmicsHook], store_id: str, read_set_id: str
-) -> None:
-    OmicsReadSetLink.persist(
-        context=context,
-        operator=operator,
-        region_name=operator.hook.conn_region_name,
-        aws_partition=operator.hook.conn_partition,
-        sequence_store_id=store_id,
-        read_set_id=read_set_id,
-    )
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if isinstance(value, datetime) else (str(value) if value else None)
-
-
 def request_token(request: Mapping[str, Any], sources: Mapping[str, PlannedSource] | None) -> str:
     """A create request's idempotency token: its sample identity and staged content, never the run that asks
     (see :func:`~airflow_provider_omics.readsets.identity.request_token`)."""
     return identity.request_token(request, sources)
 
 
-def create_or_reuse(
-    hook: OmicsHook,
-    request: Mapping[str, Any],
-    record: UploadRecord,
-    push: Callable[[], None],
-    aws_conn_id: str | None,
-    log: Logger,
-    imports_in_flight: Mapping[str, str] | None = None,
-    on_existing: str | None = None,
-) -> UploadRecord:
-    """Start the upload of ``request`` (CreateMultipartReadSetUpload), or find what its token already made.
-
-    ``record`` carries the token and is filled in: ``read_set_id`` when the request is already stored (nothing is
-    created), by any run or path (the token is the request's content: ``method="auto"`` tags both paths' read sets
-    with it), else ``upload_id`` and ``upload_created``. ``push`` publishes the record before the request is sent
-    and after every change, so that the abort teardown can find an upload whose creation committed although its
-    answer was lost. ``imports_in_flight`` (token -> job id, see :meth:`OmicsHook.imports_in_flight`): an import
-    job of this request still running refuses the upload, which would store the read set a second time.
-
-    ``on_existing`` (``fail``, ``skip``, ``new``): also look at the read sets the store holds of the request's
-    sample identity from other content, and act as :func:`~airflow_provider_omics.readsets.identity.
-    resolve_existing` decides (a sequencing run's plan has done that already: None).
-    """
-    store_id, token = record.sequence_store_id, record.client_token
-    if imports_in_flight and token in imports_in_flight:
-        raise AirflowFailException(
-            f"Import job {imports_in_flight[token]} of this request is still running (an earlier try or another run "
-            "chose method=import): uploading it too would store the read set twice. Let the job finish, then clear "
-            "the task: the read set it imports is reused."
-        )
-    # Before the request is sent: if its answer is lost, the teardown can still find the upload by its token.
-    push()
-    if on_existing is not None:
-        with service_errors("Looking for read sets of this sample already in the store", aws_conn_id):
-            same, other = identity.existing_read_sets(hook, store_id, request, token)
-        resolution = identity.resolve_existing(
-            same, other, on_existing, request["sourceFileType"], f"{request['name']} (sample {request['sampleId']})"
-        )
-        if resolution.action == "fail":
-            raise AirflowFailException(resolution.reason)
-        if resolution.action != "upload":
-            record.read_set_id = resolution.read_set_id
-            record.adopted = resolution.adopted
-            record.skip_verify = resolution.skip_verify
-            push()
-            log.info("Nothing is uploaded: %s.", resolution.reason)
-            return record
-        if resolution.reason:
-            log.info("%s.", resolution.reason)
-    else:
-        with service_errors("Looking for a read set this request already stored", aws_conn_id):
-            stored = hook.find_read_sets(
-                store_id,
-                token,
-                name=record.name,
-                sample_id=record.sample_id,
-                subject_id=record.subject_id,
-                creation_type=None,
-            )
-        if stored:
-            record.read_set_id = _only_read_set(stored, token)
-            push()
-            log.info(
-                "This request (the same sample from the same staged files) was already stored as read set %s (%s): "
-                "reusing it, nothing is uploaded again.",
-                record.read_set_id,
-                stored[0].get("status"),
-            )
-            return record
-    tags = {**(request["tags"] or {}), REQUEST_TAG: token}
-    try:
-        response = hook.create_multipart_read_set_upload(
-            store_id,
-            request["sourceFileType"],
-            request["name"],
-            request["subjectId"],
-            request["sampleId"],
-            reference_arn=request["referenceArn"],
-            generated_from=request["generatedFrom"],
-            description=request["description"],
-            tags=tags,
-            client_token=token,
-        )
-    except ClientError as err:
-        raise service_failure(err, "CreateMultipartReadSetUpload", aws_conn_id) from None
-    except (ConnectionError, HTTPClientError) as err:
-        # botocore retried with the same token and every answer was lost: the service may have created it.
-        response = find_created_upload(hook, store_id, token, err, aws_conn_id, log)
-    record.upload_id = response["uploadId"]
-    record.upload_created = _iso(response.get("creationTime"))
-    push()
-    return record
-
-
-def find_created_upload(
-    hook: OmicsHook, store_id: str, token: str, err: Exception, aws_conn_id: str | None, log: Logger
-) -> dict[str, Any]:
-    """The upload a create whose every answer was lost made, found by its token; else a retryable error."""
-    with service_errors("Looking for the upload of a create whose answer was lost", aws_conn_id):
-        uploads = hook.find_uploads(store_id, token)
-    if len(uploads) == 1:
-        log.warning("CreateMultipartReadSetUpload's answer was lost (%s); found its upload by token.", err)
-        return uploads[0]
-    if len(uploads) > 1:
-        ids = ", ".join(u["uploadId"] for u in uploads)
-        raise AirflowFailException(
-            f"CreateMultipartReadSetUpload's answer was lost and uploads {ids} carry its token {token}: "
-            "the abort task aborts them; trigger a new run."
-        )
-    raise AirflowException(
-        f"CreateMultipartReadSetUpload got no answer ({err}) and no upload carries its token: it did not "
-        "reach the service. A retry of this task sends the same token."
-    )
-
-
-class _StagedSourceOperator(AwsBaseOperator[OmicsHook]):
-    """An operator that reads staged sources, through ``source_aws_conn_id`` for S3 when it is set."""
-
-    aws_hook_class = OmicsHook
-    source_aws_conn_id: str | None
-
-    @property
-    def _hook_parameters(self) -> dict[str, Any]:
-        return {**super()._hook_parameters, "source_aws_conn_id": self.source_aws_conn_id}
-
-
-class OmicsSplitReadSetOperator(_StagedSourceOperator):
+class OmicsSplitReadSetOperator(StagedSourceOperator):
     """
     Plan the parts of a direct upload from the staged source(s), without reading their content.
 
@@ -315,7 +124,7 @@ class OmicsSplitReadSetOperator(_StagedSourceOperator):
     :param allowed_s3_prefixes: ``s3://bucket/prefix`` values S3 sources must start with (default:
         ``[omics] allowed_s3_prefixes``).
     :param method: ``upload``, ``import`` or ``auto``: also choose how the read set gets into the store
-        (:func:`~airflow_provider_omics.operators.omics_import.choose_method`), log why, and push the choice
+        (:func:`~airflow_provider_omics.readsets.imports.choose_method`), log why, and push the choice
         under the XCom key ``method``; when it is import, no parts are planned. (templated)
     :param role_arn: the import role for ``method`` import or auto; default: ``omics_import_role_arn`` in the
         connection's extra. (templated)
@@ -356,8 +165,6 @@ class OmicsSplitReadSetOperator(_StagedSourceOperator):
         sources = normalize_sources(self.sources)
         choice = None
         if self.method is not None:
-            from airflow_provider_omics.operators.omics_import import METHOD_KEY, choose_method
-
             choice = choose_method(self.method, sources, self.role_arn, self.hook, self.aws_conn_id, self.log)
         if self.source_file_type:
             file_type = check_file_type(self.source_file_type)
@@ -541,15 +348,12 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         token = self.client_token or self.request_token(context, request)
         record = UploadRecord.for_request(request, token)
         in_flight = None
-        if self.method_task_id:
-            from airflow_provider_omics.operators.omics_import import chosen_method
-
-            if chosen_method(ti, self.method_task_id) != "upload":
-                # The record still goes to the abort teardown: an upload of this request that an earlier try
-                # left in progress (it chose a direct upload then) is found by its token and aborted.
-                ti.xcom_push(key=UPLOAD_RECORD_KEY, value=record.to_dict())
-                raise AirflowSkipException(f"{self.method_task_id} chose an import job: nothing to upload.")
-        store = _check_store(self.hook, store_id, self.aws_conn_id)
+        if self.method_task_id and chosen_method(ti, self.method_task_id) != "upload":
+            # The record still goes to the abort teardown: an upload of this request that an earlier try left in
+            # progress (it chose a direct upload then) is found by its token and aborted.
+            ti.xcom_push(key=UPLOAD_RECORD_KEY, value=record.to_dict())
+            raise AirflowSkipException(f"{self.method_task_id} chose an import job: nothing to upload.")
+        store = check_store(self.hook, store_id, self.aws_conn_id)
         if self.method_task_id:
             with service_errors("ListReadSetImportJobs", self.aws_conn_id):
                 in_flight = self.hook.imports_in_flight(store_id)
@@ -589,7 +393,7 @@ DEFAULT_MAP_INDEX_TEMPLATE = (
 )
 
 
-class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
+class OmicsUploadReadSetPartOperator(StagedSourceOperator):
     """
     Upload a batch of consecutive parts of one staged source (UploadReadSetPart), as a mapped task.
 
@@ -783,7 +587,7 @@ class OmicsUploadReadSetPartOperator(_StagedSourceOperator):
         except ClientError as err:
             if error_code(err) == "ResourceNotFoundException":
                 # A cleared part task of an upload that completed: its parts are in the read set already.
-                stored = _stored_read_set(self.hook, record, upload_id, self.aws_conn_id)
+                stored = stored_read_set(self.hook, record, upload_id, self.aws_conn_id)
                 if stored:
                     self.log.info("Upload %s already completed as read set %s: nothing to upload.", upload_id, stored)
                     return []
@@ -871,7 +675,7 @@ class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
 
     def execute(self, context: Context) -> str:
         read_set_id = self.complete_or_find()
-        _persist_read_set_link(context, self, self.sequence_store_id, read_set_id)
+        persist_read_set_link(context, self, self.sequence_store_id, read_set_id)
         return read_set_id
 
     def complete_or_find(self) -> str:
@@ -937,13 +741,7 @@ class OmicsAbortReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         )
 
 
-# Read sets whose ETag a client can reproduce: the hash of the uncompressed FASTQ. BAM/CRAM ETags are computed
-# by the service from the SAM representation against the reference (HealthOmics User Guide, "How ETags are
-# calculated"), uBAM's likewise.
-VERIFIABLE_FILE_TYPES = ("FASTQ",)
-
-
-class OmicsDigestSourcesOperator(_StagedSourceOperator):
+class OmicsDigestSourcesOperator(StagedSourceOperator):
     """
     Compute the digest of each staged FASTQ source in the sequence store's ETag algorithm (MD5up, SHA256up,
     SHA512up: the hash of the uncompressed source), while the parts upload.
@@ -993,7 +791,7 @@ class OmicsDigestSourcesOperator(_StagedSourceOperator):
         if reason:
             self.log.info("Digest skipped: %s", reason)
             return DigestResult(family=None, file_type=file_type, sources={}, skipped=reason)
-        store = _check_store(self.hook, check_store_id(self.sequence_store_id), self.aws_conn_id)
+        store = check_store(self.hook, check_store_id(self.sequence_store_id), self.aws_conn_id)
         family = store.get("eTagAlgorithmFamily") or "MD5up"
         roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
         digests = {
@@ -1049,7 +847,7 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
         self.request_task_ids = request_task_ids
 
     def execute(self, context: Context) -> dict[str, Any]:
-        _persist_read_set_link(context, self, self.sequence_store_id, self.read_set_id)
+        persist_read_set_link(context, self, self.sequence_store_id, self.read_set_id)
         records = [
             UploadRecord.from_dict(context["ti"].xcom_pull(task_ids=task_id, key=UPLOAD_RECORD_KEY))
             for task_id in self.request_task_ids
@@ -1072,412 +870,3 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
 
 
 # -- the steps, shared by the operators of one read set and those of a sequencing run ----------------------------
-
-
-# The operator attributes that make a read set's request (those of create, and of the import path's operator).
-REQUEST_FIELDS = (
-    "sequence_store_id",
-    "source_file_type",
-    "reference_arn",
-    "name",
-    "subject_id",
-    "sample_id",
-    "generated_from",
-    "description",
-    "tags",
-)
-
-
-def check_request(
-    *,
-    sequence_store_id: Any,
-    source_file_type: Any,
-    reference_arn: Any,
-    name: Any,
-    subject_id: Any,
-    sample_id: Any,
-    generated_from: Any = None,
-    description: Any = None,
-    tags: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """Every check of a create request that needs no service call; returns the request."""
-    file_type = check_file_type(source_file_type)
-    return {
-        "sequenceStoreId": check_store_id(sequence_store_id),
-        "sourceFileType": file_type,
-        "referenceArn": check_reference(file_type, reference_arn),
-        "name": check_text("name", name),
-        "subjectId": check_text("subject_id", subject_id),
-        "sampleId": check_text("sample_id", sample_id),
-        "generatedFrom": check_text("generated_from", generated_from),
-        "description": check_text("description", description),
-        "tags": dict(tags) if tags else None,
-    }
-
-
-def reconcile_parts(
-    hook: OmicsHook,
-    sequence_store_id: str,
-    upload_id: str,
-    parts: list[dict[str, Any]],
-    expected: Mapping[str, int] | None,
-    log: Logger,
-) -> list[dict[str, Any]]:
-    """Fill parts missing from XCom with what the service holds (ListReadSetUploadParts)."""
-    if expected is None:
-        sources = {p["partSource"] for p in parts} | {"SOURCE1"}
-        expected = {s: max([p["partNumber"] for p in parts if p["partSource"] == s], default=1) for s in sources}
-    missing = missing_parts(parts, expected)
-    if not missing:
-        return parts
-    log.warning("Parts missing from XCom, asking the service: %s", {s: len(n) for s, n in missing.items()})
-    for source, numbers in missing.items():
-        wanted = set(numbers)
-        for held in hook.list_read_set_upload_parts(sequence_store_id, upload_id, source):
-            if held["partNumber"] in wanted:
-                parts.append({"partNumber": held["partNumber"], "partSource": source, "checksum": held["checksum"]})
-    return parts
-
-
-def complete_upload(
-    hook: OmicsHook,
-    sequence_store_id: str,
-    upload_id: str,
-    part_results: Iterable[Any],
-    expected: Mapping[str, int] | None,
-    log: Logger,
-) -> str:
-    """CompleteMultipartReadSetUpload with the parts, once they are checked to be a whole read set."""
-    parts = flatten_part_results(part_results)
-    parts = reconcile_parts(hook, sequence_store_id, upload_id, parts, expected, log)
-    try:
-        ordered = check_complete_parts(parts, expected)
-    except PartPlanError as err:
-        raise AirflowFailException(f"Upload {upload_id} cannot be completed: {err}") from None
-    read_set_id = hook.complete_multipart_read_set_upload(sequence_store_id, upload_id, ordered)
-    log.info("Completed upload %s with %d parts: read set %s", upload_id, len(ordered), read_set_id)
-    return read_set_id
-
-
-def complete_or_find(
-    hook: OmicsHook,
-    sequence_store_id: str,
-    upload_id: str | None,
-    part_results: Iterable[Any],
-    expected: Mapping[str, int] | None,
-    record: UploadRecord | None,
-    aws_conn_id: str | None,
-    log: Logger,
-) -> str:
-    """Complete the upload, or find the read set it (or an earlier attempt of its request) already became."""
-    if record is not None and record.read_set_id:
-        log.info("The request was already stored as read set %s: nothing to complete.", record.read_set_id)
-        return record.read_set_id
-    if not upload_id:
-        raise AirflowFailException("No upload_id: the create task did not start an upload.")
-    what = f"CompleteMultipartReadSetUpload of {upload_id}"
-    try:
-        return complete_upload(hook, sequence_store_id, upload_id, part_results, expected, log)
-    except (ClientError, ConnectionError, HTTPClientError) as err:
-        if error_code(err) != "ResourceNotFoundException" and not is_transient(err):
-            raise service_failure(err, what, aws_conn_id) from None  # type: ignore[arg-type]
-        # The upload is gone (Complete committed and its answer was lost, or this task was cleared after it
-        # succeeded), or every answer was lost: its read set, if it exists, carries the request token.
-        stored = _stored_read_set(hook, record, upload_id, aws_conn_id)
-        if stored:
-            log.warning("%s: %s; the upload had completed as read set %s.", what, err, stored)
-            return stored
-        if record is None:
-            log.warning("Without upload_record the read set of a lost answer cannot be looked for.")
-        if error_code(err) == "ResourceNotFoundException":
-            raise AirflowFailException(
-                f"Upload {upload_id} no longer exists and no read set carries its request token: it was "
-                "aborted (by the abort task of an earlier attempt, or from outside). Trigger a new run."
-            ) from None
-        if isinstance(err, ClientError):
-            raise service_failure(err, what, aws_conn_id) from None
-        raise AirflowException(f"{what}: no answer ({err}); a retry of this task finds its result.") from err
-
-
-def abort_request(
-    hook: OmicsHook,
-    sequence_store_id: str,
-    upload_id: str | None,
-    read_set_id: str | None,
-    record: UploadRecord | None,
-    aws_conn_id: str | None,
-    log: Logger,
-) -> bool:
-    """Abort the upload ``upload_id`` and every upload in progress that carries the record's request token, and
-    the uploads this provider left in progress for the same sample under other staged files (an earlier try's,
-    before the files were staged again: :func:`abort_stale_uploads`).
-
-    Nothing of the request itself is aborted once a read set came out of it. Returns whether anything was aborted.
-    """
-    stored = read_set_id or (record.read_set_id if record else None)
-    upload_ids = [upload_id] if upload_id and not stored else []
-    aborted = False
-    if record is not None:
-        with service_errors("Looking for uploads of this request", aws_conn_id):
-            in_progress = hook.list_multipart_read_set_uploads(record.sequence_store_id)
-        for upload in in_progress:
-            mine = (upload.get("tags") or {}).get(REQUEST_TAG) == record.client_token
-            if mine and not stored and upload["uploadId"] not in upload_ids:
-                upload_ids.append(upload["uploadId"])
-        aborted = bool(
-            abort_stale_uploads(
-                hook, record.sequence_store_id, in_progress, record.identity(), {record.client_token}, aws_conn_id, log
-            )
-        )
-    if stored:
-        log.info("The request was stored as read set %s: nothing of it to abort.", stored)
-        return aborted
-    return abort_uploads(hook, sequence_store_id, upload_ids, None, record, aws_conn_id, log) or aborted
-
-
-def abort_stale_uploads(
-    hook: OmicsHook,
-    sequence_store_id: str,
-    in_progress: Sequence[Mapping[str, Any]],
-    sample: Mapping[str, Any],
-    current_tokens: set[str],
-    aws_conn_id: str | None,
-    log: Logger,
-) -> list[str]:
-    """Abort the uploads in progress (``in_progress``: ListMultipartReadSetUploads) that this provider started for
-    the sample identity ``sample`` under a request token not in ``current_tokens``: they hold files staged before
-    (a try before the files were staged again), never what a run of the current files needs. Returns their ids."""
-    aborted = []
-    for upload in identity.uploads_of_identity(in_progress, sample):
-        if (upload.get("tags") or {}).get(REQUEST_TAG) in current_tokens:
-            continue
-        with service_errors(f"AbortMultipartReadSetUpload of {upload['uploadId']}", aws_conn_id):
-            if hook.abort_multipart_read_set_upload(sequence_store_id, str(upload["uploadId"])):
-                log.warning(
-                    "Aborted upload %s of %s (sample %s): an earlier try left it in progress for files staged "
-                    "before the current ones.",
-                    upload["uploadId"],
-                    sample.get("name"),
-                    sample.get("sampleId"),
-                )
-                aborted.append(str(upload["uploadId"]))
-    return aborted
-
-
-def abort_uploads(
-    hook: OmicsHook,
-    sequence_store_id: str,
-    upload_ids: Sequence[str],
-    read_set_id: str | None,
-    record: UploadRecord | None,
-    aws_conn_id: str | None,
-    log: Logger,
-) -> bool:
-    """Abort these uploads of one request, unless a read set came out of it. Returns whether anything was
-    aborted; an upload already gone is looked for as the request's read set and reported."""
-    stored = read_set_id or (record.read_set_id if record else None)
-    if stored:
-        log.info("The request was stored as read set %s: nothing to abort.", stored)
-        return False
-    if not upload_ids:
-        log.info("No upload was started: nothing to abort.")
-        return False
-    aborted = False
-    for one_upload in upload_ids:
-        with service_errors(f"AbortMultipartReadSetUpload of {one_upload}", aws_conn_id):
-            if hook.abort_multipart_read_set_upload(sequence_store_id, one_upload):
-                log.warning("Aborted upload %s: the run failed before it completed.", one_upload)
-                aborted = True
-                continue
-        completed = _stored_read_set(hook, record, one_upload, aws_conn_id)
-        if completed:
-            log.warning(
-                "Upload %s completed as read set %s, but the run failed before it reported it: clear the "
-                "failed tasks (or the run) to carry on with that read set; nothing is uploaded again.",
-                one_upload,
-                completed,
-            )
-        else:
-            log.info("Upload %s is already gone (aborted): nothing to abort.", one_upload)
-    return aborted
-
-
-def digest_skip_reason(file_type: str) -> str | None:
-    """Why a file type's sources are not digested (their ETag cannot be reproduced), or None."""
-    if file_type in VERIFIABLE_FILE_TYPES:
-        return None
-    return (
-        f"{file_type} ETags are computed by HealthOmics from the alignment as SAM against the reference "
-        "and cannot be reproduced client-side; only the stored size is checked."
-    )
-
-
-def digest_source(
-    hook: OmicsHook,
-    part_source: str,
-    planned: PlannedSource,
-    family: str,
-    roots: Sequence[str],
-    prefixes: Sequence[str],
-    log: Logger,
-) -> SourceDigest:
-    """The digest of one staged FASTQ source in the store's ETag ``family``, pinned to its planned fingerprint."""
-    from airflow_provider_omics.utils.digest import digest_stream
-
-    fingerprint = Fingerprint.from_dict(planned["fingerprint"])
-    started = time.monotonic()
-    try:
-        with source_errors():
-            # Plans pushed before split recorded the location have only the URI.
-            source = reopen_source(
-                lambda: hook.staged_source(planned.get("location") or planned["uri"]), roots, prefixes
-            )
-            with source.pin(fingerprint) as pinned, pinned.open_stream() as stream:
-                digest = digest_stream(stream, family)
-    except ValueError as err:
-        raise AirflowFailException(f"{part_source} ({planned['uri']}) is not readable as FASTQ: {err}") from None
-    seconds = time.monotonic() - started
-    log.info(
-        "%s %s: %s %s (%d bytes uncompressed, %.1f MB/s)",
-        part_source,
-        planned["uri"],
-        family,
-        digest.hexdigest,
-        digest.uncompressed_bytes,
-        digest.uncompressed_bytes / max(seconds, 1e-9) / 1e6,
-    )
-    return SourceDigest(
-        hexdigest=digest.hexdigest, compressed=digest.compressed, uncompressed_bytes=digest.uncompressed_bytes
-    )
-
-
-# What a verified read set's asset event tells about it (GetReadSetMetadata's names).
-_EVENT_METADATA = ("id", "arn", "name", "sampleId", "subjectId", "fileType", "etag")
-
-
-def verify_read_set(
-    hook: OmicsHook,
-    sequence_store_id: str,
-    read_set_id: str,
-    digests: Mapping[str, Any] | None,
-    sources: Mapping[str, PlannedSource],
-    log: Logger,
-    adopted: bool = False,
-) -> dict[str, Any]:
-    """Check that the stored read set is the staged data: ACTIVE, each source's size, and the FASTQ ETags.
-
-    ``adopted``: the read set was in the store already under another request (another tool's, or of files staged
-    before): it counts only when its ETags prove it holds the staged content, and a mismatch says so.
-
-    :raises AirflowFailException: naming every mismatch.
-    """
-    from airflow_provider_omics.utils.digest import family_of
-
-    metadata = hook.get_read_set_metadata(sequence_store_id, read_set_id)
-    if metadata.get("status") != "ACTIVE":
-        raise AirflowFailException(
-            f"Read set {read_set_id} is {metadata.get('status')}, not ACTIVE: "
-            f"{metadata.get('statusMessage', 'no status message')}. Only an ACTIVE read set can be verified."
-        )
-    problems: list[str] = []
-    checked: dict[str, Any] = {}
-    files = metadata.get("files", {})
-    for part_source, planned in sorted(sources.items()):
-        stored = files.get(part_source.lower(), {}).get("contentLength")
-        if stored is not None and int(stored) != int(planned["size"]):
-            problems.append(
-                f"{part_source} ({planned['uri']}): the service stored {stored} bytes, {planned['size']} were staged"
-            )
-        checked[part_source] = {"size": planned["size"], "stored_size": stored}
-    digests = digests or {}
-    etag = metadata.get("etag", {})
-    if digests.get("family"):
-        algorithm = etag.get("algorithm", "")
-        if family_of(algorithm) != digests["family"]:
-            problems.append(
-                f"the read set's ETag algorithm {algorithm} is not the {digests['family']} family the sources "
-                "were digested with"
-            )
-        for part_source, digest in sorted(digests["sources"].items()):
-            stored_etag = etag.get(part_source.lower())
-            checked[part_source].update(etag=stored_etag, digest=digest["hexdigest"])
-            if stored_etag != digest["hexdigest"]:
-                problems.append(
-                    f"{part_source} ({sources[part_source]['uri']}): ETag {stored_etag} does not match "
-                    f"the staged file's {digests['family']} digest {digest['hexdigest']}"
-                )
-    else:
-        log.info("ETag check skipped: %s", digests.get("skipped") or "no digest was computed")
-    if adopted and not digests.get("family"):
-        problems.append("its content cannot be compared with the staged files (no ETag digest)")
-    if problems and adopted:
-        raise AirflowFailException(
-            f"Read set {read_set_id} was already in the store for this sample with other content: "
-            + "; ".join(problems)
-            + ". Delete it to upload the staged files, or set on_existing='new' to store them as another read set "
-            "(or 'skip' to keep it)."
-        )
-    if problems:
-        raise AirflowFailException(
-            f"Read set {read_set_id} does not match the staged data: " + "; ".join(problems) + ". "
-            "The upload is not trustworthy: delete the read set and upload again."
-        )
-    log.info("Read set %s verified: %s", read_set_id, checked)
-    return {
-        "read_set_id": read_set_id,
-        "etag_verified": bool(digests.get("family")),
-        "sources": checked,
-        "metadata": {key: metadata.get(key) for key in _EVENT_METADATA},
-    }
-
-
-def with_read_sets_alias(kwargs: dict[str, Any], emit: bool) -> dict[str, Any]:
-    """An operator's keyword arguments with the read sets' asset alias added to its outlets when ``emit``."""
-    if emit:
-        outlets = kwargs.get("outlets") or []
-        outlets = list(outlets) if isinstance(outlets, list | tuple) else [outlets]
-        if not any(isinstance(o, AssetAlias) and o.name == READ_SETS_ALIAS for o in outlets):
-            kwargs = {**kwargs, "outlets": [*outlets, read_sets_alias()]}
-    return kwargs
-
-
-def announce_read_sets(
-    context: Context, task: BaseOperator, sequence_store_id: str, verified: Sequence[Mapping[str, Any]]
-) -> None:
-    """Emit one asset event on the store's asset for the read sets a task verified (``verify_read_set``'s results),
-    when the task has the read sets' alias in its outlets (:mod:`airflow_provider_omics.assets.omics`)."""
-    if not verified or not any(isinstance(o, AssetAlias) and o.name == READ_SETS_ALIAS for o in task.outlets or []):
-        return
-    if "outlet_events" not in context:
-        task.log.info("No outlet events in this context (the task runs outside Airflow's task runner): no event.")
-        return
-    entries = [
-        read_set_entry(result["metadata"], etag_verified=bool(result.get("etag_verified"))) for result in verified
-    ]
-    store_arn = str(verified[0]["metadata"].get("arn") or "").partition("/readSet/")[0]
-    asset = emit_read_sets_event(context, store_arn, read_sets_event_extra(sequence_store_id, entries))
-    task.log.info("Asset event on %s for %d read set(s)", asset.uri, len(entries))
-
-
-# The operators of a sequencing run live in omics_run.py, which builds on this module; importing them here lazily
-# keeps one place to import every operator from without an import cycle.
-_RUN_OPERATORS = frozenset(
-    {
-        "OmicsAbortRunUploadsOperator",
-        "OmicsCompleteRunUploadsOperator",
-        "OmicsCreateRunUploadsOperator",
-        "OmicsDigestRunSourcesOperator",
-        "OmicsPlanSequencingRunOperator",
-        "OmicsSequencingRunSummaryOperator",
-        "OmicsVerifyRunReadSetsOperator",
-        "OmicsWaitRunReadSetsOperator",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _RUN_OPERATORS:
-        from airflow_provider_omics.operators import omics_run
-
-        return getattr(omics_run, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,5 +13,7 @@ class Logger(Protocol):
 
     def warning(self, msg: str, /, *args: Any) -> Any: ...
 
+    def error(self, msg: str, /, *args: Any) -> Any: ...
+
 
 __all__ = ["Logger"]

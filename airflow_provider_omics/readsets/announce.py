@@ -16,11 +16,21 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import AssetAlias, BaseOperator
 from botocore.exceptions import BotoCoreError, ClientError
 
-from airflow_provider_omics.hooks.omics import VERIFIED_TAG
+from airflow_provider_omics.assets.omics import (
+    READ_SETS_ALIAS,
+    emit_read_sets_event,
+    read_set_entry,
+    read_sets_alias,
+    read_sets_event_extra,
+)
+from airflow_provider_omics.utils.tags import VERIFIED_TAG
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
+
     from airflow_provider_omics.hooks.omics import OmicsHook
     from airflow_provider_omics.readsets import Logger
 
@@ -75,3 +85,31 @@ def claim_announcements(hook: OmicsHook, verified: Sequence[Mapping[str, Any]], 
             continue
         claimed.append(result)
     return claimed
+
+
+def with_read_sets_alias(kwargs: dict[str, Any], emit: bool) -> dict[str, Any]:
+    """An operator's keyword arguments with the read sets' asset alias added to its outlets when ``emit``."""
+    if emit:
+        outlets = kwargs.get("outlets") or []
+        outlets = list(outlets) if isinstance(outlets, list | tuple) else [outlets]
+        if not any(isinstance(o, AssetAlias) and o.name == READ_SETS_ALIAS for o in outlets):
+            kwargs = {**kwargs, "outlets": [*outlets, read_sets_alias()]}
+    return kwargs
+
+
+def announce_read_sets(
+    context: Context, task: BaseOperator, sequence_store_id: str, verified: Sequence[Mapping[str, Any]]
+) -> None:
+    """Emit one asset event on the store's asset for the read sets a task verified (``verify_read_set``'s results),
+    when the task has the read sets' alias in its outlets (:mod:`airflow_provider_omics.assets.omics`)."""
+    if not verified or not any(isinstance(o, AssetAlias) and o.name == READ_SETS_ALIAS for o in task.outlets or []):
+        return
+    if "outlet_events" not in context:
+        task.log.info("No outlet events in this context (the task runs outside Airflow's task runner): no event.")
+        return
+    entries = [
+        read_set_entry(result["metadata"], etag_verified=bool(result.get("etag_verified"))) for result in verified
+    ]
+    store_arn = str(verified[0]["metadata"].get("arn") or "").partition("/readSet/")[0]
+    asset = emit_read_sets_event(context, store_arn, read_sets_event_extra(sequence_store_id, entries))
+    task.log.info("Asset event on %s for %d read set(s)", asset.uri, len(entries))

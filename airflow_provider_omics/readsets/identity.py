@@ -18,8 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_omics.hooks.omics import GONE_READ_SET_STATUSES, REQUEST_TAG, VERIFIED_TAG
+from airflow_provider_omics.hooks.omics import GONE_READ_SET_STATUSES
 from airflow_provider_omics.utils.errors import OmicsInputError
+from airflow_provider_omics.utils.tags import REQUEST_TAG, VERIFIED_TAG
 
 if TYPE_CHECKING:
     from airflow_provider_omics.hooks.omics import OmicsHook

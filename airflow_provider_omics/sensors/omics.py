@@ -10,9 +10,9 @@ from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
 
-from airflow_provider_omics.hooks.omics import OmicsHook
+from airflow_provider_omics.hooks.omics import READ_SET_STATES, OmicsHook
 from airflow_provider_omics.links.omics import OmicsReadSetImportJobLink, OmicsReadSetLink
-from airflow_provider_omics.operators.omics_import import JOB_DONE, import_outcome
+from airflow_provider_omics.readsets.imports import JOB_DONE, import_outcome
 from airflow_provider_omics.triggers.omics import (
     OmicsReadSetActiveTrigger,
     OmicsReadSetImportJobCompleteTrigger,
@@ -89,9 +89,9 @@ class OmicsReadSetStatusSensor(_OmicsWaitSensor):
         https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
     """
 
-    SUCCESS_STATES: frozenset[str] = frozenset({"ACTIVE"})
-    FAILURE_STATES: frozenset[str] = frozenset({"UPLOAD_FAILED", "DELETING", "DELETED", "ARCHIVED"})
-    INTERMEDIATE_STATES: frozenset[str] = frozenset({"PROCESSING_UPLOAD", "ACTIVATING"})
+    SUCCESS_STATES: frozenset[str] = READ_SET_STATES.success
+    FAILURE_STATES: frozenset[str] = READ_SET_STATES.failure
+    INTERMEDIATE_STATES: frozenset[str] = READ_SET_STATES.retry
 
     aws_hook_class = OmicsHook
     template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "read_set_id")

@@ -15,10 +15,34 @@ import contextlib
 from collections.abc import Iterator
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from airflow_provider_omics.hooks.omics import PERMANENT_ERRORS, error_code
 from airflow_provider_omics.utils.sources import SourceError
+
+# The service's errors, each handled on purpose (README "Errors and retries"):
+# - retried by botocore's retry mode, then by the part loop below, then by Airflow task retries;
+TRANSIENT_ERRORS = frozenset({"ThrottlingException", "InternalServerException", "RequestTimeoutException"})
+# - failing the task at once: retrying cannot change the answer.
+PERMANENT_ERRORS = frozenset(
+    {
+        "ValidationException",
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "NotSupportedOperationException",
+        "ServiceQuotaExceededException",
+    }
+)
+
+
+def error_code(err: BaseException) -> str | None:
+    if isinstance(err, ClientError):
+        return err.response.get("Error", {}).get("Code")
+    return None
+
+
+def is_transient(err: BaseException) -> bool:
+    """True for errors a later attempt may not see: throttling, 5xx, timeouts, dropped connections."""
+    return error_code(err) in TRANSIENT_ERRORS or isinstance(err, ConnectionError | HTTPClientError)
 
 
 class OmicsInputError(AirflowFailException):

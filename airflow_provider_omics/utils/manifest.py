@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NoReturn
 
-from airflow_provider_omics.hooks.omics import REQUEST_TAG
 from airflow_provider_omics.utils.errors import OmicsInputError
 from airflow_provider_omics.utils.inputs import (
     FILE_TYPES_NEEDING_REFERENCE,
@@ -54,6 +53,7 @@ from airflow_provider_omics.utils.sources import (
     same_source,
     stage_source,
 )
+from airflow_provider_omics.utils.tags import REQUEST_TAG
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,8 @@ from types import TracebackType
 from typing import Any, BinaryIO, Self, cast
 from urllib.parse import unquote, urlparse
 
+from botocore.exceptions import ClientError
+
 # Linux <linux/limits.h>: a path handed to the kernel is at most PATH_MAX bytes with its terminating NUL, and each
 # of its names at most NAME_MAX bytes; longer ones fail with ENAMETOOLONG, which says nothing of which name.
 PATH_MAX = 4096
@@ -554,8 +556,6 @@ class S3Source(StagedSource):
         return self._client
 
     def stat(self) -> Fingerprint:
-        from botocore.exceptions import ClientError
-
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self.key)
         except ClientError as err:
@@ -620,8 +620,6 @@ class S3RangeReader(_RangeWindow):
         self._body: Any = None
 
     def _open(self) -> Any:
-        from botocore.exceptions import ClientError
-
         start = self._offset + self._pos
         end = self._offset + self._length - 1
         kwargs: dict[str, Any] = {"Bucket": self._source.bucket, "Key": self._source.key}

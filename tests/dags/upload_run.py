@@ -14,7 +14,7 @@ from typing import Any
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, XComArg
 
-from airflow_provider_omics.operators.omics_run import (
+from airflow_provider_omics.operators.sequencing_run import (
     OmicsAbortRunUploadsOperator,
     OmicsCreateRunUploadsOperator,
     OmicsPlanSequencingRunOperator,

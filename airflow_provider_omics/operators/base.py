@@ -1,0 +1,82 @@
+"""What the operators share: the base of those that read staged sources, the read set link, and deferring on
+import jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+)
+
+from airflow_provider_omics.hooks.omics import OmicsHook
+from airflow_provider_omics.links.omics import OmicsReadSetLink
+from airflow_provider_omics.readsets.imports import IMPORT_JOBS_KEY, JOB_DONE
+from airflow_provider_omics.triggers.omics import OmicsReadSetImportJobCompleteTrigger, waiter_settings
+from airflow_provider_omics.utils.inputs import (
+    check_store_id,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def persist_read_set_link(
+    context: Context, operator: AwsBaseOperator[OmicsHook], store_id: str, read_set_id: str
+) -> None:
+    OmicsReadSetLink.persist(
+        context=context,
+        operator=operator,
+        region_name=operator.hook.conn_region_name,
+        aws_partition=operator.hook.conn_partition,
+        sequence_store_id=store_id,
+        read_set_id=read_set_id,
+    )
+
+
+class StagedSourceOperator(AwsBaseOperator[OmicsHook]):
+    """An operator that reads staged sources, through ``source_aws_conn_id`` for S3 when it is set."""
+
+    aws_hook_class = OmicsHook
+    source_aws_conn_id: str | None
+
+    @property
+    def _hook_parameters(self) -> dict[str, Any]:
+        return {**super()._hook_parameters, "source_aws_conn_id": self.source_aws_conn_id}
+
+
+def defer_while_running(
+    task: Any, store_id: str, job_ids: Sequence[str], waiter_delay: float, waiter_max_attempts: int
+) -> None:
+    """Defer ``task`` (to its ``execute_complete``) on the first of the jobs that has not ended; return when
+    all have."""
+    for job_id in job_ids:
+        if task.hook.get_read_set_import_job(store_id, job_id).get("status") in JOB_DONE:
+            continue
+        task.defer(
+            trigger=OmicsReadSetImportJobCompleteTrigger(
+                sequence_store_id=store_id,
+                job_id=job_id,
+                **waiter_settings(
+                    task, waiter_delay=max(1, int(waiter_delay)), waiter_max_attempts=int(waiter_max_attempts)
+                ),
+            ),
+            method_name="execute_complete",
+        )
+
+
+def resumed_import(task: Any, context: Context, event: dict[str, Any] | None) -> list[str]:
+    """After a deferral: the jobs this try waits for (XCom ``import_jobs``); a trigger that gave up on a job that
+    has not ended fails the task (retryable: its retry finds the job again)."""
+    validated = validate_execute_complete_event(event)
+    ti = context["ti"]
+    job_ids = [str(j) for j in ti.xcom_pull(task_ids=task.task_id, key=IMPORT_JOBS_KEY, map_indexes=ti.map_index) or []]
+    if validated.get("status") != "success":
+        job_id = str(validated.get("job_id"))
+        store_id = check_store_id(task.sequence_store_id)
+        if task.hook.get_read_set_import_job(store_id, job_id).get("status") not in JOB_DONE:
+            raise AirflowException(f"Waiting for import job {job_id} failed: {validated.get('message')}")
+    return job_ids

@@ -1,0 +1,1025 @@
+"""Operators of a sequencing run: many read sets from one manifest in one DAG run, under one task budget.
+
+Each per-sample step is one task that loops over the run's samples (plan, create, digest, complete, wait, verify,
+summary); only the byte-moving work is mapped, as :class:`~airflow_provider_omics.operators.omics.
+OmicsUploadReadSetPartOperator` tasks over one flat list of part batches shared by all samples. Every step calls
+the same functions as the operators of one read set (:mod:`airflow_provider_omics.operators.omics`).
+
+A sample that fails fails alone: every step returns the run's samples (sample key ->
+:class:`~airflow_provider_omics.utils.payloads.RunSample`) with the failed ones marked, the next steps carry on
+with the others, and the summary fails the run naming the failed samples.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException, conf
+
+from airflow_provider_omics.hooks.omics import OmicsHook
+from airflow_provider_omics.operators.base import (
+    StagedSourceOperator,
+    defer_while_running,
+    resumed_import,
+)
+from airflow_provider_omics.readsets import identity
+from airflow_provider_omics.readsets.announce import announce_read_sets, claim_announcements, with_read_sets_alias
+from airflow_provider_omics.readsets.imports import (
+    IMPORT_JOBS_KEY,
+    METHOD_KEY,
+    ImportRequest,
+    choose_method,
+    chosen_method,
+    import_sources,
+    run_imports,
+)
+from airflow_provider_omics.readsets.request import check_store, sample_request, stored_read_set
+from airflow_provider_omics.readsets.run import (
+    fail_sample,
+    pack_run_parts,
+    resolve_stored,
+    summary_csv,
+    summary_location,
+    wait_until_active,
+)
+from airflow_provider_omics.readsets.upload import (
+    abort_request,
+    abort_stale_uploads,
+    abort_uploads,
+    complete_or_find,
+    create_or_reuse,
+)
+from airflow_provider_omics.readsets.verify import digest_skip_reason, digest_source, verify_read_set
+from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
+from airflow_provider_omics.utils.inputs import allow_lists, as_bool, as_float, as_int, check_store_id
+from airflow_provider_omics.utils.manifest import validate_manifest
+from airflow_provider_omics.utils.parts import MAX_PART_SIZE, PartPlanError, expand_parts, mapped_values
+from airflow_provider_omics.utils.payloads import (
+    UPLOAD_RECORD_KEY,
+    DigestResult,
+    PartResult,
+    PlannedSource,
+    RunSample,
+    UploadRecord,
+    run_samples,
+    run_states,
+    sample_key,
+)
+from airflow_provider_omics.utils.tags import REQUEST_TAG
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+# The XCom key under which the plan task pushes the run's samples (its return value is the list of part batches).
+RUN_SAMPLES_KEY = "samples"
+# The XCom key under which the plan task pushes where the manifest was read (the summary's CSV goes next to it).
+RUN_MANIFEST_KEY = "manifest"
+# How often the run's create step publishes its upload records while it works (seconds).
+RECORDS_PUSH_INTERVAL = 10.0
+
+
+class OmicsPlanSequencingRunOperator(StagedSourceOperator):
+    """
+    Plan a sequencing run: validate the whole manifest, look at every staged source, skip the samples already in
+    the store, and cut all parts into at most ``max_tasks`` batches.
+
+    Nothing exists on the service before this succeeds: a manifest with problems fails with one message listing
+    every row at fault (:func:`~airflow_provider_omics.utils.manifest.validate_manifest`). A sample whose read set
+    is already stored from the same staged files and verified (see :func:`resolve_stored`) is planned as ``stored``:
+    nothing of it is uploaded; one stored from them but never verified is verified (and announced) before it counts.
+
+    Returns the part batches (``[{"segments": [...]}, ...]``, one per mapped
+    :class:`~airflow_provider_omics.operators.omics.OmicsUploadReadSetPartOperator`) and pushes the run's samples
+    under the XCom key ``samples``.
+
+    :param sequence_store_id: the destination sequence store's id. (templated)
+    :param manifest: the manifest's local path, ``file://`` or ``s3://`` URI (CSV or JSON). (templated)
+    :param part_size: bytes per part, at most 100 MiB. (templated)
+    :param max_tasks: the run's budget of mapped upload tasks (default and ceiling: ``[core] max_map_length``).
+        (templated)
+    :param default_file_type: fills the manifest's empty file type cells. (templated)
+    :param default_reference_arn: fills the empty reference cells of BAM and CRAM rows. (templated)
+    :param source_aws_conn_id: connection that reads ``s3://`` sources and manifests. (templated)
+    :param allowed_local_roots: narrows ``[omics] allowed_local_roots``.
+    :param allowed_s3_prefixes: narrows ``[omics] allowed_s3_prefixes``.
+    :param method: ``upload``, ``import`` or ``auto``: also choose how the run's read sets get into the store
+        (:func:`~airflow_provider_omics.readsets.imports.choose_method`, over every source of the
+        manifest), log why, and push the choice under the XCom key ``method``; when it is import, no parts are
+        planned. (templated)
+    :param role_arn: the import role for ``method`` import or auto; default: ``omics_import_role_arn`` in the
+        connection's extra. (templated)
+    :param on_existing: what to do with a sample whose read set the store holds from other content (another
+        tool's, or files staged before): ``fail`` (the default: a FASTQ read set whose ETags equal the staged
+        files' digests counts, verify proves it; anything else fails the sample, naming the read set), ``skip``
+        (keep it, unverified) or ``new`` (store the staged files as another read set). See :func:`resolve_stored`.
+        (templated)
+    """
+
+    template_fields: Sequence[str] = aws_template_fields(
+        "sequence_store_id",
+        "manifest",
+        "part_size",
+        "max_tasks",
+        "default_file_type",
+        "default_reference_arn",
+        "source_aws_conn_id",
+        "method",
+        "role_arn",
+        "on_existing",
+    )
+    ui_color = "#d7e8f7"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        manifest: str,
+        part_size: int | str = MAX_PART_SIZE,
+        max_tasks: int | str | None = None,
+        default_file_type: str | None = None,
+        default_reference_arn: str | None = None,
+        source_aws_conn_id: str | None = None,
+        allowed_local_roots: str | Sequence[str] | None = None,
+        allowed_s3_prefixes: str | Sequence[str] | None = None,
+        method: str | None = None,
+        role_arn: str | None = None,
+        on_existing: str = "fail",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.on_existing = on_existing
+        self.sequence_store_id = sequence_store_id
+        self.manifest = manifest
+        self.part_size = part_size
+        self.max_tasks = max_tasks
+        self.default_file_type = default_file_type
+        self.default_reference_arn = default_reference_arn
+        self.source_aws_conn_id = source_aws_conn_id
+        self.allowed_local_roots = allowed_local_roots
+        self.allowed_s3_prefixes = allowed_s3_prefixes
+        self.method = method
+        self.role_arn = role_arn
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        store_id = check_store_id(self.sequence_store_id)
+        on_existing = identity.check_on_existing(self.on_existing)
+        map_limit = conf.getint("core", "max_map_length")
+        max_tasks = map_limit if self.max_tasks in (None, "") else as_int("max_tasks", self.max_tasks)
+        max_tasks = min(max_tasks, map_limit)
+        manifest, planned = validate_manifest(
+            self.manifest,
+            source_factory=self.hook.staged_source,
+            allowed_local_roots=self.allowed_local_roots,
+            allowed_s3_prefixes=self.allowed_s3_prefixes,
+            part_size=self.part_size,
+            default_file_type=self.default_file_type or None,
+            default_reference_arn=self.default_reference_arn or None,
+        )
+        choice = None
+        if self.method is not None:
+            uris = [uri for p in planned for uri in p.row.sources]
+            choice = choose_method(self.method, uris, self.role_arn, self.hook, self.aws_conn_id, self.log)
+        check_store(self.hook, store_id, self.aws_conn_id)
+        samples = [RunSample(key=sample_key(p.row), row=p.row, sources=p.sources) for p in planned]
+        with service_errors("Looking for read sets already in the store", self.aws_conn_id):
+            for sample in samples:
+                try:
+                    found = resolve_stored(self.hook, store_id, sample, on_existing)
+                except AirflowFailException as err:
+                    found = identity.Resolution("fail", reason=str(err))
+                if found.action == "fail":
+                    self.log.error("%s failed in plan: %s", sample.key, found.reason)
+                    sample.fail("plan", found.reason)
+                elif found.action == "stored":
+                    sample.status, sample.read_set_id = "stored", found.read_set_id
+                    sample.verified, sample.reason = found.verified, f"{found.reason}: skipped"
+                    self.log.info("%s: %s: skipped.", sample.key, found.reason)
+                elif found.action == "reuse":
+                    # Wait for it (it may still be PROCESSING_UPLOAD), digest and verify it, announce it once.
+                    sample.status, sample.read_set_id, sample.adopted = "completed", found.read_set_id, found.adopted
+                    sample.reason = found.reason
+                    self.log.info("%s: %s: verified before it counts.", sample.key, found.reason)
+                elif found.reason:
+                    self.log.info("%s: %s.", sample.key, found.reason)
+        to_upload = [sample for sample in samples if sample.status == "planned"]
+        if choice is not None:
+            context["ti"].xcom_push(key=METHOD_KEY, value=choice)
+            if choice["method"] == "import":
+                to_upload = []
+        try:
+            batches = pack_run_parts(to_upload, max_tasks)
+        except PartPlanError as err:
+            raise OmicsInputError(str(err)) from None
+        context["ti"].xcom_push(key=RUN_SAMPLES_KEY, value={s.key: s.to_dict() for s in samples})
+        context["ti"].xcom_push(
+            key=RUN_MANIFEST_KEY, value={"uri": manifest.uri, "location": manifest.location, "format": manifest.format}
+        )
+        self.log.info(
+            "Manifest %s: %d sample(s), %d to upload, %d parts in %d upload tasks (budget %d)",
+            manifest.uri,
+            len(samples),
+            len(to_upload),
+            sum(b["last_part"] - b["first_part"] + 1 for batch in batches for b in batch),
+            len(batches),
+            max_tasks,
+        )
+        return [{"segments": batch} for batch in batches]
+
+
+def skip_unless_upload(ti: Any, plan_task_id: str | None) -> None:
+    """Skip a step of the direct upload path when the plan chose an import job."""
+    if plan_task_id and chosen_method(ti, plan_task_id) != "upload":
+        raise AirflowSkipException(f"{plan_task_id} chose an import job: this step of the direct upload is skipped.")
+
+
+class _RunStepOperator(AwsBaseOperator[OmicsHook]):
+    """A step of a sequencing run: takes the run's samples from the step before and returns them updated."""
+
+    aws_hook_class = OmicsHook
+
+    def failed(self, sample: RunSample, step: str, reason: str) -> None:
+        fail_sample(sample, step, reason, self.log)
+
+
+class OmicsCreateRunUploadsOperator(_RunStepOperator):
+    """
+    Start the upload of every sample of a run that is not in the store yet, each as
+    :class:`~airflow_provider_omics.operators.omics.OmicsCreateReadSetUploadOperator` does for one read set: the
+    same checks, the same request token (the run, this task and the sample's request and sources), the same reuse
+    of a read set an earlier attempt stored, and the same recovery of a create whose answer was lost.
+
+    A sample the service refuses for good (a permanent error) fails alone; a transient error fails the task after
+    the other samples, and its retry finds what was created by the tokens. Pushes ``{sample: UploadRecord}``
+    under the XCom key ``upload`` every ``RECORDS_PUSH_INTERVAL`` seconds and when it ends (the abort step reads
+    it, and finds the uploads of records it missed by the tokens it derives from the plan) and returns the run's
+    samples.
+
+    :param sequence_store_id: the destination sequence store's id. (templated)
+    :param samples: the plan's samples (``XComArg(plan, key="samples")``). (templated)
+    :param plan_task_id: the plan task that chose the path (``method``): when it chose import, this task skips
+        (and with it the upload path); when it chose upload, a sample whose import job (of an earlier try) is
+        still running fails instead of being stored twice.
+    """
+
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples")
+    ui_color = "#d7e8f7"
+
+    def __init__(
+        self, *, sequence_store_id: str, samples: Mapping[str, Any], plan_task_id: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.samples = samples
+        self.plan_task_id = plan_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        records: dict[str, Any] = {}
+        # Something under the key at once: the abort step reads it even when this task fails early.
+        ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records)
+        skip_unless_upload(ti, self.plan_task_id)
+        store_id = check_store_id(self.sequence_store_id)
+        check_store(self.hook, store_id, self.aws_conn_id)
+        samples = run_samples(self.samples)
+        in_flight = None
+        if self.plan_task_id:
+            with service_errors("ListReadSetImportJobs", self.aws_conn_id):
+                in_flight = self.hook.imports_in_flight(store_id)
+        try:
+            return self.create_all(ti, store_id, samples, records, in_flight)
+        finally:
+            ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records)
+
+    def create_all(
+        self,
+        ti: Any,
+        store_id: str,
+        samples: dict[str, RunSample],
+        records: dict[str, Any],
+        imports_in_flight: Mapping[str, str] | None,
+    ) -> dict[str, Any]:
+        # The records are pushed every RECORDS_PUSH_INTERVAL seconds and once at the end, not after every change:
+        # each push writes the whole dict, and the abort step finds an upload without them (by the token it
+        # derives from the plan), so they only save it a lookup.
+        pushed = time.monotonic()
+        transient: list[str] = []
+        for sample in samples.values():
+            if sample.status != "planned":
+                continue
+            sample.start()
+            try:
+                request, token = sample_request(store_id, sample)
+                record = UploadRecord.for_request(request, token)
+
+                def push(key: str = sample.key, record: UploadRecord = record) -> None:
+                    nonlocal pushed
+                    records[key] = record.to_dict()
+                    if time.monotonic() - pushed >= RECORDS_PUSH_INTERVAL:
+                        ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records)
+                        pushed = time.monotonic()
+
+                create_or_reuse(
+                    self.hook,
+                    request,
+                    record,
+                    push,
+                    self.aws_conn_id,
+                    self.log,
+                    imports_in_flight=imports_in_flight,
+                )
+            except AirflowFailException as err:
+                self.failed(sample, "create", str(err))
+                continue
+            except AirflowException as err:
+                self.log.error("%s: %s", sample.key, err)
+                transient.append(f"{sample.key}: {err}")
+                continue
+            sample.record = record
+            sample.status = "created"
+            if record.read_set_id:
+                sample.read_set_id = record.read_set_id
+            else:
+                self.log.info("%s: started upload %s", sample.key, record.upload_id)
+        if transient:
+            raise AirflowException("Creating these uploads may succeed on a retry: " + "; ".join(transient))
+        return run_states(samples)
+
+
+class OmicsCompleteRunUploadsOperator(_RunStepOperator):
+    """
+    Complete the upload of every sample whose parts all arrived; abort and report the others.
+
+    Meant to run with ``trigger_rule="all_done"``: it sees the part tasks that failed. A sample is completed
+    (or its read set found, exactly as for one read set) only when every one of its planned parts is in the part
+    tasks' results and none of its segments failed; the parts of a task that failed are not trusted (its source
+    may have changed after some were sent), so its samples are aborted, not reconciled from the service.
+
+    :param sequence_store_id: the sequence store's id. (templated)
+    :param samples: the create task's output. (templated)
+    :param parts: the mapped part tasks' output (``upload.output``). (templated)
+    :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
+        which the steps' outputs do not repeat. (templated)
+    :param plan_task_id: instead of ``plan``, the plan task whose samples to read; unlike an XComArg this also
+        works when the plan failed (then there is nothing to complete).
+    """
+
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples", "parts", "plan")
+    ui_color = "#d7e8f7"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        samples: Mapping[str, Any] | None,
+        parts: Any = None,
+        plan: Mapping[str, Any] | None = None,
+        plan_task_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.samples = samples
+        self.parts = parts
+        self.plan = plan
+        self.plan_task_id = plan_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        plan = self.plan
+        if self.plan_task_id:
+            skip_unless_upload(context["ti"], self.plan_task_id)
+            plan = context["ti"].xcom_pull(task_ids=self.plan_task_id, key=RUN_SAMPLES_KEY)
+        if self.samples is None:
+            if not plan:
+                raise AirflowSkipException("The plan did not finish: nothing to complete.")
+            # Never a green run without its read sets: the abort step aborts whatever create started.
+            raise AirflowFailException("The create task reported no uploads: nothing can be completed.")
+        samples = run_samples(self.samples, plan)
+        runs: dict[str, list[Mapping[str, Any]]] = {}
+        part_failures: dict[str, str] = {}
+        for result in mapped_values(self.parts):
+            if not isinstance(result, Mapping):
+                continue
+            for key, sample_runs in (result.get("parts") or {}).items():
+                runs.setdefault(key, []).extend(sample_runs)
+            part_failures.update(result.get("failed") or {})
+        for sample in samples.values():
+            if sample.status != "created" or sample.record is None:
+                continue
+            record = sample.record
+            if record.read_set_id:
+                sample.status, sample.read_set_id = "completed", record.read_set_id
+                continue
+            expected = {source: planned["parts"] for source, planned in sample.sources.items()}
+            reason = part_failures.get(sample.key)
+            parts: list[PartResult] = []
+            if reason is None:
+                try:
+                    parts, covered = expand_parts(runs.get(sample.key, []))
+                except PartPlanError as err:
+                    reason = f"the part tasks' results are malformed: {err}"
+                    covered = {}
+                missing = {
+                    source: total - len(covered.get(source, set()) & set(range(1, total + 1)))
+                    for source, total in expected.items()
+                }
+                if reason is None and any(missing.values()):
+                    # The part tasks found the upload completed (another run of the same staged files, which
+                    # shares this request's upload, completed it first): its read set is this sample's.
+                    with service_errors("Looking for the read set of this request", self.aws_conn_id):
+                        stored = stored_read_set(self.hook, record, record.upload_id, self.aws_conn_id)
+                    if stored:
+                        self.log.info(
+                            "%s: upload %s already completed as read set %s.", sample.key, record.upload_id, stored
+                        )
+                        sample.status, sample.read_set_id = "completed", stored
+                        continue
+                    reason = "parts did not arrive (an upload task failed: see upload_parts): " + ", ".join(
+                        f"{source} {count} of {expected[source]}" for source, count in missing.items() if count
+                    )
+            if reason is None:
+                try:
+                    # Parts whose checksums were left with the service are read back from it by complete.
+                    sample.read_set_id = complete_or_find(
+                        self.hook,
+                        record.sequence_store_id,
+                        record.upload_id,
+                        [parts],
+                        expected,
+                        record,
+                        self.aws_conn_id,
+                        self.log,
+                    )
+                    sample.status = "completed"
+                    continue
+                except AirflowFailException as err:
+                    reason = str(err)
+            self.failed(sample, "upload", reason)
+            abort_request(
+                self.hook, record.sequence_store_id, record.upload_id, None, record, self.aws_conn_id, self.log
+            )
+        return run_states(samples)
+
+
+class OmicsWaitRunReadSetsOperator(_RunStepOperator):
+    """
+    Wait until every completed read set of a run is ACTIVE (GetReadSetMetadata, all of them each round).
+
+    A read set that becomes UPLOAD_FAILED (or is deleted) fails its sample with the service's ``statusMessage``;
+    the others carry on. Waits at most ``waiter_delay * waiter_max_attempts`` seconds, then fails (retryable).
+
+    :param sequence_store_id: the sequence store's id. (templated)
+    :param samples: the complete task's output. (templated)
+    :param waiter_delay: seconds between two rounds. (templated; default: 10)
+    :param waiter_max_attempts: rounds at most. (templated; default: 360)
+    :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
+        which the steps' outputs do not repeat. (templated)
+    """
+
+    template_fields: Sequence[str] = aws_template_fields(
+        "sequence_store_id", "samples", "plan", "waiter_delay", "waiter_max_attempts"
+    )
+    ui_color = "#66c3ff"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        samples: Mapping[str, Any] | None,
+        waiter_delay: float | str = 10,
+        waiter_max_attempts: int | str = 360,
+        plan: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.samples = samples
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+        self.plan = plan
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        samples = run_samples(self.samples, self.plan)
+        wait_until_active(
+            self.hook,
+            self.sequence_store_id,
+            samples,
+            as_float("waiter_delay", self.waiter_delay),
+            as_int("waiter_max_attempts", self.waiter_max_attempts),
+            self.aws_conn_id,
+            self.log,
+        )
+        return run_states(samples)
+
+
+class OmicsImportRunReadSetsOperator(_RunStepOperator):
+    """
+    The import path of a sequencing run (``upload_sequencing_run(method="import" | "auto")``): import every
+    sample of the plan that is not in the store yet with StartReadSetImportJob (at most 100 per job), wait for
+    the jobs and for the read sets to be ACTIVE, and return the run's samples as the wait step does, so that
+    verify and summary carry on as after a direct upload.
+
+    Each sample carries the request token its direct upload would carry (the run's create task, see
+    :func:`sample_request`), so a retry, a cleared task, or the other path finds its read set or its running
+    job instead of storing it again (:func:`~airflow_provider_omics.readsets.imports.run_imports`). A
+    source the job could not import (FAILED, or its read set UPLOAD_FAILED) fails its sample alone with the
+    service's message. Skips when the plan chose a direct upload.
+
+    :param sequence_store_id: the destination sequence store's id. (templated)
+    :param samples: the plan's samples (``XComArg(plan, key="samples")``). (templated)
+    :param plan_task_id: the plan task, whose ``method`` XCom says the path and the import role.
+    :param request_task_id: the task id in the samples' request tokens: the run's create task (also when the
+        group has none), so that both paths share the tokens.
+    :param waiter_delay: seconds between two looks at the jobs and the read sets. (templated; default: 10)
+    :param waiter_max_attempts: looks at most. (templated; default: 720)
+    :param deferrable: wait for the jobs in the triggerer (:class:`~airflow_provider_omics.triggers.omics.
+        OmicsReadSetImportJobCompleteTrigger`), one job after the other; the resumed task takes each sample
+        from the jobs it waited for. (default: ``[operators] default_deferrable``)
+    """
+
+    template_fields: Sequence[str] = aws_template_fields(
+        "sequence_store_id", "samples", "waiter_delay", "waiter_max_attempts"
+    )
+    ui_color = "#c9e2f5"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        samples: Mapping[str, Any],
+        plan_task_id: str,
+        request_task_id: str,
+        waiter_delay: float | str = 10,
+        waiter_max_attempts: int | str = 720,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.deferrable = deferrable
+        self.sequence_store_id = sequence_store_id
+        self.samples = samples
+        self.plan_task_id = plan_task_id
+        self.request_task_id = request_task_id
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+
+    def execute(self, context: Context, known_jobs: Sequence[str] = ()) -> dict[str, Any]:
+        ti = context["ti"]
+        choice = ti.xcom_pull(task_ids=self.plan_task_id, key=METHOD_KEY) or {}
+        if choice.get("method") != "import":
+            raise AirflowSkipException(f"{self.plan_task_id} chose a direct upload: nothing to import.")
+        store_id = check_store_id(self.sequence_store_id)
+        delay = as_float("waiter_delay", self.waiter_delay)
+        attempts = as_int("waiter_max_attempts", self.waiter_max_attempts)
+        samples = run_samples(self.samples)
+        requests: list[ImportRequest] = []
+        for sample in samples.values():
+            if sample.status != "planned":
+                continue
+            sample.start()
+            try:
+                _, token = sample_request(store_id, sample)
+            except AirflowFailException as err:
+                self.failed(sample, "import", str(err))
+                continue
+            requests.append(
+                ImportRequest(key=sample.key, item=import_sources([sample.row], [sample.sources])[0], token=token)
+            )
+        outcome = run_imports(
+            self.hook,
+            store_id,
+            str(choice["role_arn"]),
+            requests,
+            aws_conn_id=self.aws_conn_id,
+            log=self.log,
+            waiter_delay=delay,
+            waiter_max_attempts=attempts,
+            on_jobs=lambda job_ids: ti.xcom_push(key=IMPORT_JOBS_KEY, value=job_ids),
+            known_jobs=known_jobs,
+            before_wait=(
+                (lambda job_ids: defer_while_running(self, store_id, job_ids, delay, attempts))
+                if self.deferrable
+                else None
+            ),
+        )
+        for key, result in outcome.items():
+            sample = samples[key]
+            if result["read_set_id"]:
+                sample.read_set_id = str(result["read_set_id"])
+            if result["status"] == "FINISHED":
+                sample.status = "completed"
+            else:
+                self.failed(sample, "import", str(result["message"]))
+        wait_until_active(self.hook, store_id, samples, delay, attempts, self.aws_conn_id, self.log)
+        return run_states(samples)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Carry on after a job ended in the triggerer: the same steps, the jobs taken from this try's XCom."""
+        return self.execute(context, known_jobs=resumed_import(self, context, event))
+
+
+class OmicsDigestRunSourcesOperator(StagedSourceOperator):
+    """
+    Digest the staged FASTQ sources of a run in the store's ETag algorithm, ``max_concurrency`` sources at once,
+    so that a paired FASTQ's two sources are hashed side by side. It needs only the plan, so it runs beside
+    create and the part uploads (``upload_sequencing_run`` weights it above them).
+
+    Each source is read as :class:`~airflow_provider_omics.operators.omics.OmicsDigestSourcesOperator` reads it
+    (pinned to the plan's fingerprint, the same allow-lists). A source that cannot be digested (changed, removed,
+    not FASTQ) is reported for its sample alone. Returns ``{"digests": {sample: DigestResult}, "failed": {sample:
+    reason}}``; samples already in the store are not digested. Given the plan's samples (as
+    ``upload_sequencing_run`` does, so that it starts beside create), it also digests a sample that create then
+    refuses; verify ignores that digest.
+
+    :param sequence_store_id: the sequence store's id, whose ``eTagAlgorithmFamily`` is used. (templated)
+    :param samples: the plan's samples (``XComArg(plan, key="samples")``), or the create task's output.
+        (templated)
+    :param max_concurrency: sources digested at once. (templated)
+    :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
+        which the steps' outputs do not repeat. (templated)
+    """
+
+    template_fields: Sequence[str] = aws_template_fields(
+        "sequence_store_id", "samples", "max_concurrency", "source_aws_conn_id", "plan"
+    )
+    ui_color = "#e8f0d7"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        samples: Mapping[str, Any],
+        max_concurrency: int | str = 4,
+        source_aws_conn_id: str | None = None,
+        allowed_local_roots: str | Sequence[str] | None = None,
+        allowed_s3_prefixes: str | Sequence[str] | None = None,
+        plan: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.samples = samples
+        self.max_concurrency = max_concurrency
+        self.source_aws_conn_id = source_aws_conn_id
+        self.allowed_local_roots = allowed_local_roots
+        self.allowed_s3_prefixes = allowed_s3_prefixes
+        self.plan = plan
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        samples = {
+            key: s
+            for key, s in run_samples(self.samples, self.plan).items()
+            # "completed" at plan: a read set already in the store that verify must prove against the staged files.
+            if s.status in ("planned", "created", "completed")
+        }
+        store = check_store(self.hook, check_store_id(self.sequence_store_id), self.aws_conn_id)
+        family = store.get("eTagAlgorithmFamily") or "MD5up"
+        roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
+        digests: dict[str, DigestResult] = {}
+        jobs: list[tuple[str, str, PlannedSource]] = []
+        for key, sample in samples.items():
+            reason = digest_skip_reason(sample.row.file_type)
+            digests[key] = DigestResult(
+                family=None if reason else family, file_type=sample.row.file_type, sources={}, skipped=reason
+            )
+            if not reason:
+                jobs.extend((key, part_source, planned) for part_source, planned in sorted(sample.sources.items()))
+        failed: dict[str, str] = {}
+
+        def digest_one(job: tuple[str, str, PlannedSource]) -> None:
+            key, part_source, planned = job
+            try:
+                digests[key]["sources"][part_source] = digest_source(
+                    self.hook, part_source, planned, family, roots, prefixes, self.log
+                )
+            except AirflowFailException as err:
+                self.log.error("%s: %s", key, err)
+                failed[key] = str(err)
+
+        workers = max(1, as_int("max_concurrency", self.max_concurrency))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omics-digest") as pool:
+            list(pool.map(digest_one, jobs))
+        return {"digests": digests, "failed": failed}
+
+
+class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
+    """
+    Verify every ACTIVE read set of a run against its staged data, as
+    :class:`~airflow_provider_omics.operators.omics.OmicsVerifyReadSetOperator` does for one: the stored size of
+    each source, and for FASTQ the ETags against the digests. A mismatch fails that sample alone.
+
+    :param sequence_store_id: the sequence store's id. (templated)
+    :param samples: the wait task's output, or the import task's; with ``method="auto"`` both, as a list (the
+        path that skipped gives nothing). (templated)
+    :param digests: the digest task's output. (templated)
+    :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
+        which the steps' outputs do not repeat. (templated)
+    :param emit_asset_event: emit an asset event on the store's asset listing the read sets verified
+        (:mod:`airflow_provider_omics.assets.omics`), so that DAGs scheduled on the store run. (default: True)
+    """
+
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples", "digests", "plan")
+    ui_color = "#e8f0d7"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        samples: Mapping[str, Any] | None,
+        digests: Any = None,
+        emit_asset_event: bool = True,
+        plan: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**with_read_sets_alias(kwargs, emit_asset_event))
+        self.sequence_store_id = sequence_store_id
+        self.samples = samples
+        self.digests = digests
+        self.plan = plan
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        states = self.samples
+        if isinstance(states, list | tuple):
+            # The outputs of the two paths of method="auto": the one that ran.
+            states = next((output for output in states if output), None)
+        if not states:
+            raise AirflowSkipException("No step before verify returned the run's samples: nothing to verify.")
+        samples = run_samples(states, self.plan)
+        digests: Mapping[str, Any] = (self.digests or {}).get("digests") or {}
+        digest_failures: Mapping[str, str] = (self.digests or {}).get("failed") or {}
+        announced: list[dict[str, Any]] = []
+        for key, sample in samples.items():
+            if sample.status != "active" or not sample.read_set_id:
+                continue
+            if key in digest_failures:
+                self.failed(sample, "digest", digest_failures[key])
+                continue
+            if key not in digests:
+                self.failed(sample, "digest", "no digest was computed (see the digest task)")
+                continue
+            try:
+                verified = verify_read_set(
+                    self.hook,
+                    self.sequence_store_id,
+                    sample.read_set_id,
+                    digests[key],
+                    sample.sources,
+                    self.log,
+                    adopted=sample.adopted,
+                )
+            except AirflowFailException as err:
+                self.failed(sample, "verify", str(err))
+                continue
+            sample.verified = True
+            sample.finish("verified")
+            announced.append(verified)
+        # Each read set once: one verified and announced before (another run's, an earlier try's) is not again.
+        announce_read_sets(context, self, self.sequence_store_id, claim_announcements(self.hook, announced, self.log))
+        return run_states(samples)
+
+
+class OmicsSequencingRunSummaryOperator(StagedSourceOperator):
+    """
+    Log and return the run's table: per sample its read set id, status, whether it was verified, the bytes
+    staged, the seconds from its create to its end, and why it failed or was skipped. Fails the run naming every
+    failed sample. With ``write_csv``, also writes the table as CSV next to the manifest (see
+    :func:`summary_location`), before it fails.
+
+    It reports from the last step that finished (``samples`` is a list of the steps' outputs, latest first), so
+    that it can also run with ``trigger_rule="all_done"``; when no step after the plan finished it skips.
+
+    :param samples: the outputs of verify, wait, complete and create, latest first. (templated)
+    :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
+        which the steps' outputs do not repeat. (templated)
+    :param manifest: where the plan read the manifest (``XComArg(plan, key="manifest")``). (templated)
+    :param plan_task_id: instead of ``manifest``, the plan task whose manifest location to read; unlike an
+        XComArg this also works when the plan did not push one (a plan run by an earlier version of the provider):
+        then no CSV is written.
+    :param write_csv: write the table as CSV next to the manifest (a local directory, or the manifest's S3
+        prefix through ``source_aws_conn_id``), judged where it is written: within the allow-lists, outside the
+        never-read locations, never through a symlink (:meth:`~airflow_provider_omics.hooks.omics.OmicsHook.
+        write_next_to_manifest`); text cells a spreadsheet would run as a formula are escaped
+        (:func:`summary_csv`). A CSV that cannot be written is logged with why, not failed: the read sets are
+        what the run is for. (templated)
+    :param source_aws_conn_id: connection that writes next to an ``s3://`` manifest. (templated)
+    :param allowed_local_roots: where a local CSV may be written; narrows ``[omics] allowed_local_roots``.
+    :param allowed_s3_prefixes: where an S3 CSV may be written; narrows ``[omics] allowed_s3_prefixes``.
+    """
+
+    template_fields: Sequence[str] = aws_template_fields(
+        "samples", "plan", "manifest", "write_csv", "source_aws_conn_id"
+    )
+    ui_color = "#f0f0d7"
+
+    def __init__(
+        self,
+        *,
+        samples: Sequence[Any],
+        plan: Mapping[str, Any] | None = None,
+        manifest: Mapping[str, Any] | None = None,
+        write_csv: bool | str = False,
+        source_aws_conn_id: str | None = None,
+        plan_task_id: str | None = None,
+        allowed_local_roots: str | Sequence[str] | None = None,
+        allowed_s3_prefixes: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.samples = samples
+        self.plan = plan
+        self.manifest = manifest
+        self.plan_task_id = plan_task_id
+        self.write_csv = write_csv
+        self.source_aws_conn_id = source_aws_conn_id
+        self.allowed_local_roots = allowed_local_roots
+        self.allowed_s3_prefixes = allowed_s3_prefixes
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        outputs = list(self.samples or [])
+        latest = next((i for i, output in enumerate(outputs) if output), None)
+        if latest is None:
+            raise AirflowSkipException("No step of the run finished after the plan: nothing to report.")
+        samples = run_samples(outputs[latest], self.plan)
+        steps_missed = latest > 0
+        table: list[dict[str, Any]] = []
+        for key, sample in samples.items():
+            if sample.status not in ("verified", "stored", "failed") and steps_missed:
+                sample.fail("run", f"stopped at {sample.status}: a later step of the run did not finish")
+            table.append(
+                {
+                    "sample": key,
+                    "read_set_id": sample.read_set_id,
+                    "status": "skipped (already stored)" if sample.status == "stored" else sample.status,
+                    "verified": sample.verified,
+                    "bytes": sum(planned["size"] for planned in sample.sources.values()),
+                    "seconds": sample.seconds(),
+                    "reason": sample.reason or "",
+                }
+            )
+        width = max([len(row["sample"]) for row in table] + [6])
+        lines = [f"{'sample':<{width}}  {'read set':<12}  {'status':<24}  verified  {'bytes':>12}  seconds  reason"]
+        lines += [
+            f"{row['sample']:<{width}}  {row['read_set_id'] or '-':<12}  {row['status']:<24}  "
+            f"{'yes' if row['verified'] else 'no':<8}  {row['bytes']:>12}  "
+            f"{'-' if row['seconds'] is None else format(row['seconds'], '.1f'):>7}  {row['reason']}"
+            for row in table
+        ]
+        self.log.info("Sequencing run summary:\n%s", "\n".join(lines))
+        if as_bool("write_csv", self.write_csv):
+            if self.plan_task_id and not self.manifest:
+                self.manifest = context["ti"].xcom_pull(task_ids=self.plan_task_id, key=RUN_MANIFEST_KEY)
+            self.write_table(table, context["ti"].run_id, context["ti"].dag_id)
+        failed = [s for s in samples.values() if s.status == "failed"]
+        if failed:
+            raise AirflowFailException(
+                f"{len(failed)} of {len(samples)} sample(s) failed: "
+                + "; ".join(f"{s.key} ({s.failed_step}: {s.reason})" for s in failed)
+            )
+        return table
+
+    def write_table(self, table: Sequence[Mapping[str, Any]], run_id: str, dag_id: str) -> str | None:
+        """Write ``table`` as CSV next to the manifest; returns where, or None when it could not be written (the
+        warning says why)."""
+        location = (self.manifest or {}).get("location")
+        if not location:
+            self.log.warning("The plan did not say where the manifest is: no summary CSV written.")
+            return None
+        target = summary_location(str(location), run_id, dag_id=dag_id)
+        try:
+            # Judged now, where it is written: the manifest's directory may have changed since the plan read it.
+            roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
+            written = self.hook.write_next_to_manifest(
+                target, summary_csv(table), allowed_local_roots=roots, allowed_s3_prefixes=prefixes
+            )
+        except Exception as err:
+            self.log.warning("Could not write the summary CSV %s: %s", target, err)
+            return None
+        self.log.info("Summary written to %s", written)
+        return written
+
+
+class OmicsAbortRunUploadsOperator(_RunStepOperator):
+    """
+    Abort every upload of a run that did not complete, so that no orphaned upload is left behind, as
+    :class:`~airflow_provider_omics.operators.omics.OmicsAbortReadSetUploadOperator` does for one read set (by
+    upload id and by request token, so a create whose answer was lost is covered too).
+
+    The uploads in progress are listed once. An upload is aborted when it carries the request token of a sample
+    that did not complete: the tokens of create's records, and, with ``plan_task_id``, the token of every planned
+    sample derived as create derives it (:func:`sample_request`), so that an upload is found even when create's
+    records are gone (a retry of create that died before it pushed them again). So is every upload this provider
+    left in progress for one of the plan's samples under another token (files staged before the current ones:
+    an earlier try's, whose abort was refused), whatever the sample's outcome.
+
+    Meant to run last with ``trigger_rule="all_done"`` rather than as a teardown: Airflow lets only all_success
+    tasks follow a setup, and complete must see the part tasks that failed.
+
+    :param sequence_store_id: the sequence store's id. (templated)
+    :param upload_records: the create task's records (``XComArg(create, key="upload")``). (templated)
+    :param create_task_id: instead of ``upload_records``, the create task whose records to read; unlike an
+        XComArg this also works when create never ran (the plan failed): then nothing is aborted. Required for
+        the tokens derived from ``plan``.
+    :param samples: the complete task's output: samples it completed are not aborted. (templated)
+    :param plan_task_id: the plan task whose samples' tokens to derive (see above).
+    """
+
+    template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "upload_records", "samples")
+    ui_color = "#f7d7d7"
+
+    def __init__(
+        self,
+        *,
+        sequence_store_id: str,
+        upload_records: Mapping[str, Any] | None = None,
+        create_task_id: str | None = None,
+        samples: Mapping[str, Any] | None = None,
+        plan_task_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sequence_store_id = sequence_store_id
+        self.upload_records = upload_records
+        self.create_task_id = create_task_id
+        self.samples = samples
+        self.plan_task_id = plan_task_id
+
+    def execute(self, context: Context) -> list[str]:
+        ti = context["ti"]
+        # Also when the plan chose an import job: an upload an earlier try of this run left in progress (it chose
+        # a direct upload then) is found by its token and aborted, and the import refuses that sample meanwhile.
+        store_id = check_store_id(self.sequence_store_id)
+        completed = {
+            key: state["read_set_id"]
+            for key, state in (self.samples or {}).items()
+            if state.get("read_set_id") and state.get("status") != "failed"
+        }
+        records = {
+            key: record
+            for key, data in (
+                (ti.xcom_pull(task_ids=self.create_task_id, key=UPLOAD_RECORD_KEY) if self.create_task_id else None)
+                or self.upload_records
+                or {}
+            ).items()
+            if (record := UploadRecord.from_dict(data)) is not None
+        }
+        tokens = {key: {record.client_token} for key, record in records.items()}
+        plan = ti.xcom_pull(task_ids=self.plan_task_id, key=RUN_SAMPLES_KEY) if self.plan_task_id else None
+        identities: dict[str, dict[str, Any]] = {}
+        # Per sample, the token of its current staged files: an upload under it is this run's (or one it shares with
+        # another run of the same files), never stale.
+        current: dict[str, set[str]] = {}
+        for key, sample in run_samples(plan).items() if plan else ():
+            try:
+                request, planned_token = sample_request(store_id, sample)
+            except AirflowFailException:
+                continue  # create refused it too: nothing was started
+            identities[key] = request
+            current[key] = {planned_token}
+            if sample.status == "planned" and self.create_task_id:
+                tokens.setdefault(key, set()).add(planned_token)
+            else:
+                tokens.setdefault(key, set())
+        with service_errors("ListMultipartReadSetUploads", self.aws_conn_id):
+            in_progress = self.hook.list_multipart_read_set_uploads(store_id)
+        by_token: dict[str, list[str]] = {}
+        for upload in in_progress:
+            token = (upload.get("tags") or {}).get(REQUEST_TAG)
+            if token:
+                by_token.setdefault(token, []).append(upload["uploadId"])
+        aborted = []
+        for key in sorted(tokens):
+            record = records.get(key)
+            upload_ids = [record.upload_id] if record is not None and record.upload_id else []
+            upload_ids += [u for token in sorted(tokens[key]) for u in by_token.get(token, []) if u not in upload_ids]
+            if abort_uploads(self.hook, store_id, upload_ids, completed.get(key), record, self.aws_conn_id, self.log):
+                aborted.append(key)
+            # What an earlier try left for files staged before the current ones (another token): never needed.
+            keep = tokens[key] | current.get(key, set()) | ({record.client_token} if record is not None else set())
+            sample_identity = identities.get(key) or (record.identity() if record is not None else None)
+            stale = sample_identity is not None and abort_stale_uploads(
+                self.hook, store_id, in_progress, sample_identity, keep, self.aws_conn_id, self.log
+            )
+            if stale and key not in aborted:
+                aborted.append(key)
+        if aborted:
+            self.log.warning("Aborted the uploads of %s.", ", ".join(aborted))
+        return aborted
+
+
+__all__ = [
+    "RUN_MANIFEST_KEY",
+    "RUN_SAMPLES_KEY",
+    "OmicsAbortRunUploadsOperator",
+    "OmicsCompleteRunUploadsOperator",
+    "OmicsCreateRunUploadsOperator",
+    "OmicsDigestRunSourcesOperator",
+    "OmicsImportRunReadSetsOperator",
+    "OmicsPlanSequencingRunOperator",
+    "OmicsSequencingRunSummaryOperator",
+    "OmicsVerifyRunReadSetsOperator",
+    "OmicsWaitRunReadSetsOperator",
+]
