@@ -12,14 +12,12 @@ with the others, and the summary fails the run naming the failed samples.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException, conf
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, conf
 
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.operators.base import (
@@ -32,45 +30,38 @@ from airflow_provider_omics.readsets.announce import announce_read_sets, claim_a
 from airflow_provider_omics.readsets.imports import (
     IMPORT_JOBS_KEY,
     METHOD_KEY,
-    ImportRequest,
     choose_method,
     chosen_method,
-    import_sources,
-    run_imports,
 )
-from airflow_provider_omics.readsets.request import check_store, sample_request, stored_read_set
+from airflow_provider_omics.readsets.request import check_store
 from airflow_provider_omics.readsets.run import (
+    abort_samples,
+    complete_samples,
+    create_samples,
+    digest_samples,
     fail_sample,
+    import_samples,
     pack_run_parts,
-    resolve_stored,
+    resolve_samples,
     summary_csv,
     summary_location,
+    summary_table,
+    summary_text,
+    verify_samples,
     wait_until_active,
 )
-from airflow_provider_omics.readsets.upload import (
-    abort_request,
-    abort_stale_uploads,
-    abort_uploads,
-    complete_or_find,
-    create_or_reuse,
-)
-from airflow_provider_omics.readsets.verify import digest_skip_reason, digest_source, verify_read_set
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
 from airflow_provider_omics.utils.inputs import allow_lists, as_bool, as_float, as_int, check_store_id
 from airflow_provider_omics.utils.manifest import validate_manifest
-from airflow_provider_omics.utils.parts import MAX_PART_SIZE, PartPlanError, expand_parts, mapped_values
+from airflow_provider_omics.utils.parts import MAX_PART_SIZE, PartPlanError
 from airflow_provider_omics.utils.payloads import (
     UPLOAD_RECORD_KEY,
-    DigestResult,
-    PartResult,
-    PlannedSource,
     RunSample,
     UploadRecord,
     run_samples,
     run_states,
     sample_key,
 )
-from airflow_provider_omics.utils.tags import REQUEST_TAG
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -79,8 +70,6 @@ if TYPE_CHECKING:
 RUN_SAMPLES_KEY = "samples"
 # The XCom key under which the plan task pushes where the manifest was read (the summary's CSV goes next to it).
 RUN_MANIFEST_KEY = "manifest"
-# How often the run's create step publishes its upload records while it works (seconds).
-RECORDS_PUSH_INTERVAL = 10.0
 
 
 class OmicsPlanSequencingRunOperator(StagedSourceOperator):
@@ -186,26 +175,7 @@ class OmicsPlanSequencingRunOperator(StagedSourceOperator):
             choice = choose_method(self.method, uris, self.role_arn, self.hook, self.aws_conn_id, self.log)
         check_store(self.hook, store_id, self.aws_conn_id)
         samples = [RunSample(key=sample_key(p.row), row=p.row, sources=p.sources) for p in planned]
-        with service_errors("Looking for read sets already in the store", self.aws_conn_id):
-            for sample in samples:
-                try:
-                    found = resolve_stored(self.hook, store_id, sample, on_existing)
-                except AirflowFailException as err:
-                    found = identity.Resolution("fail", reason=str(err))
-                if found.action == "fail":
-                    self.log.error("%s failed in plan: %s", sample.key, found.reason)
-                    sample.fail("plan", found.reason)
-                elif found.action == "stored":
-                    sample.status, sample.read_set_id = "stored", found.read_set_id
-                    sample.verified, sample.reason = found.verified, f"{found.reason}: skipped"
-                    self.log.info("%s: %s: skipped.", sample.key, found.reason)
-                elif found.action == "reuse":
-                    # Wait for it (it may still be PROCESSING_UPLOAD), digest and verify it, announce it once.
-                    sample.status, sample.read_set_id, sample.adopted = "completed", found.read_set_id, found.adopted
-                    sample.reason = found.reason
-                    self.log.info("%s: %s: verified before it counts.", sample.key, found.reason)
-                elif found.reason:
-                    self.log.info("%s: %s.", sample.key, found.reason)
+        resolve_samples(self.hook, store_id, samples, on_existing, self.aws_conn_id, self.log)
         to_upload = [sample for sample in samples if sample.status == "planned"]
         if choice is not None:
             context["ti"].xcom_push(key=METHOD_KEY, value=choice)
@@ -291,63 +261,19 @@ class OmicsCreateRunUploadsOperator(_RunStepOperator):
             with service_errors("ListReadSetImportJobs", self.aws_conn_id):
                 in_flight = self.hook.imports_in_flight(store_id)
         try:
-            return self.create_all(ti, store_id, samples, records, in_flight)
+            create_samples(
+                self.hook,
+                samples,
+                store_id,
+                records,
+                lambda: ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records),
+                in_flight,
+                self.aws_conn_id,
+                self.log,
+            )
+            return run_states(samples)
         finally:
             ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records)
-
-    def create_all(
-        self,
-        ti: Any,
-        store_id: str,
-        samples: dict[str, RunSample],
-        records: dict[str, Any],
-        imports_in_flight: Mapping[str, str] | None,
-    ) -> dict[str, Any]:
-        # The records are pushed every RECORDS_PUSH_INTERVAL seconds and once at the end, not after every change:
-        # each push writes the whole dict, and the abort step finds an upload without them (by the token it
-        # derives from the plan), so they only save it a lookup.
-        pushed = time.monotonic()
-        transient: list[str] = []
-        for sample in samples.values():
-            if sample.status != "planned":
-                continue
-            sample.start()
-            try:
-                request, token = sample_request(store_id, sample)
-                record = UploadRecord.for_request(request, token)
-
-                def push(key: str = sample.key, record: UploadRecord = record) -> None:
-                    nonlocal pushed
-                    records[key] = record.to_dict()
-                    if time.monotonic() - pushed >= RECORDS_PUSH_INTERVAL:
-                        ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records)
-                        pushed = time.monotonic()
-
-                create_or_reuse(
-                    self.hook,
-                    request,
-                    record,
-                    push,
-                    self.aws_conn_id,
-                    self.log,
-                    imports_in_flight=imports_in_flight,
-                )
-            except AirflowFailException as err:
-                self.failed(sample, "create", str(err))
-                continue
-            except AirflowException as err:
-                self.log.error("%s: %s", sample.key, err)
-                transient.append(f"{sample.key}: {err}")
-                continue
-            sample.record = record
-            sample.status = "created"
-            if record.read_set_id:
-                sample.read_set_id = record.read_set_id
-            else:
-                self.log.info("%s: started upload %s", sample.key, record.upload_id)
-        if transient:
-            raise AirflowException("Creating these uploads may succeed on a retry: " + "; ".join(transient))
-        return run_states(samples)
 
 
 class OmicsCompleteRunUploadsOperator(_RunStepOperator):
@@ -399,69 +325,7 @@ class OmicsCompleteRunUploadsOperator(_RunStepOperator):
             # Never a green run without its read sets: the abort step aborts whatever create started.
             raise AirflowFailException("The create task reported no uploads: nothing can be completed.")
         samples = run_samples(self.samples, plan)
-        runs: dict[str, list[Mapping[str, Any]]] = {}
-        part_failures: dict[str, str] = {}
-        for result in mapped_values(self.parts):
-            if not isinstance(result, Mapping):
-                continue
-            for key, sample_runs in (result.get("parts") or {}).items():
-                runs.setdefault(key, []).extend(sample_runs)
-            part_failures.update(result.get("failed") or {})
-        for sample in samples.values():
-            if sample.status != "created" or sample.record is None:
-                continue
-            record = sample.record
-            if record.read_set_id:
-                sample.status, sample.read_set_id = "completed", record.read_set_id
-                continue
-            expected = {source: planned["parts"] for source, planned in sample.sources.items()}
-            reason = part_failures.get(sample.key)
-            parts: list[PartResult] = []
-            if reason is None:
-                try:
-                    parts, covered = expand_parts(runs.get(sample.key, []))
-                except PartPlanError as err:
-                    reason = f"the part tasks' results are malformed: {err}"
-                    covered = {}
-                missing = {
-                    source: total - len(covered.get(source, set()) & set(range(1, total + 1)))
-                    for source, total in expected.items()
-                }
-                if reason is None and any(missing.values()):
-                    # The part tasks found the upload completed (another run of the same staged files, which
-                    # shares this request's upload, completed it first): its read set is this sample's.
-                    with service_errors("Looking for the read set of this request", self.aws_conn_id):
-                        stored = stored_read_set(self.hook, record, record.upload_id, self.aws_conn_id)
-                    if stored:
-                        self.log.info(
-                            "%s: upload %s already completed as read set %s.", sample.key, record.upload_id, stored
-                        )
-                        sample.status, sample.read_set_id = "completed", stored
-                        continue
-                    reason = "parts did not arrive (an upload task failed: see upload_parts): " + ", ".join(
-                        f"{source} {count} of {expected[source]}" for source, count in missing.items() if count
-                    )
-            if reason is None:
-                try:
-                    # Parts whose checksums were left with the service are read back from it by complete.
-                    sample.read_set_id = complete_or_find(
-                        self.hook,
-                        record.sequence_store_id,
-                        record.upload_id,
-                        [parts],
-                        expected,
-                        record,
-                        self.aws_conn_id,
-                        self.log,
-                    )
-                    sample.status = "completed"
-                    continue
-                except AirflowFailException as err:
-                    reason = str(err)
-            self.failed(sample, "upload", reason)
-            abort_request(
-                self.hook, record.sequence_store_id, record.upload_id, None, record, self.aws_conn_id, self.log
-            )
+        complete_samples(self.hook, samples, self.parts, self.aws_conn_id, self.log)
         return run_states(samples)
 
 
@@ -576,26 +440,13 @@ class OmicsImportRunReadSetsOperator(_RunStepOperator):
         delay = as_float("waiter_delay", self.waiter_delay)
         attempts = as_int("waiter_max_attempts", self.waiter_max_attempts)
         samples = run_samples(self.samples)
-        requests: list[ImportRequest] = []
-        for sample in samples.values():
-            if sample.status != "planned":
-                continue
-            sample.start()
-            try:
-                _, token = sample_request(store_id, sample)
-            except AirflowFailException as err:
-                self.failed(sample, "import", str(err))
-                continue
-            requests.append(
-                ImportRequest(key=sample.key, item=import_sources([sample.row], [sample.sources])[0], token=token)
-            )
-        outcome = run_imports(
+        import_samples(
             self.hook,
+            samples,
             store_id,
             str(choice["role_arn"]),
-            requests,
-            aws_conn_id=self.aws_conn_id,
-            log=self.log,
+            self.aws_conn_id,
+            self.log,
             waiter_delay=delay,
             waiter_max_attempts=attempts,
             on_jobs=lambda job_ids: ti.xcom_push(key=IMPORT_JOBS_KEY, value=job_ids),
@@ -606,14 +457,6 @@ class OmicsImportRunReadSetsOperator(_RunStepOperator):
                 else None
             ),
         )
-        for key, result in outcome.items():
-            sample = samples[key]
-            if result["read_set_id"]:
-                sample.read_set_id = str(result["read_set_id"])
-            if result["status"] == "FINISHED":
-                sample.status = "completed"
-            else:
-                self.failed(sample, "import", str(result["message"]))
         wait_until_active(self.hook, store_id, samples, delay, attempts, self.aws_conn_id, self.log)
         return run_states(samples)
 
@@ -679,31 +522,8 @@ class OmicsDigestRunSourcesOperator(StagedSourceOperator):
         store = check_store(self.hook, check_store_id(self.sequence_store_id), self.aws_conn_id)
         family = store.get("eTagAlgorithmFamily") or "MD5up"
         roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
-        digests: dict[str, DigestResult] = {}
-        jobs: list[tuple[str, str, PlannedSource]] = []
-        for key, sample in samples.items():
-            reason = digest_skip_reason(sample.row.file_type)
-            digests[key] = DigestResult(
-                family=None if reason else family, file_type=sample.row.file_type, sources={}, skipped=reason
-            )
-            if not reason:
-                jobs.extend((key, part_source, planned) for part_source, planned in sorted(sample.sources.items()))
-        failed: dict[str, str] = {}
-
-        def digest_one(job: tuple[str, str, PlannedSource]) -> None:
-            key, part_source, planned = job
-            try:
-                digests[key]["sources"][part_source] = digest_source(
-                    self.hook, part_source, planned, family, roots, prefixes, self.log
-                )
-            except AirflowFailException as err:
-                self.log.error("%s: %s", key, err)
-                failed[key] = str(err)
-
-        workers = max(1, as_int("max_concurrency", self.max_concurrency))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omics-digest") as pool:
-            list(pool.map(digest_one, jobs))
-        return {"digests": digests, "failed": failed}
+        workers = as_int("max_concurrency", self.max_concurrency)
+        return digest_samples(self.hook, samples, family, roots, prefixes, workers, self.log)
 
 
 class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
@@ -749,34 +569,7 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
         if not states:
             raise AirflowSkipException("No step before verify returned the run's samples: nothing to verify.")
         samples = run_samples(states, self.plan)
-        digests: Mapping[str, Any] = (self.digests or {}).get("digests") or {}
-        digest_failures: Mapping[str, str] = (self.digests or {}).get("failed") or {}
-        announced: list[dict[str, Any]] = []
-        for key, sample in samples.items():
-            if sample.status != "active" or not sample.read_set_id:
-                continue
-            if key in digest_failures:
-                self.failed(sample, "digest", digest_failures[key])
-                continue
-            if key not in digests:
-                self.failed(sample, "digest", "no digest was computed (see the digest task)")
-                continue
-            try:
-                verified = verify_read_set(
-                    self.hook,
-                    self.sequence_store_id,
-                    sample.read_set_id,
-                    digests[key],
-                    sample.sources,
-                    self.log,
-                    adopted=sample.adopted,
-                )
-            except AirflowFailException as err:
-                self.failed(sample, "verify", str(err))
-                continue
-            sample.verified = True
-            sample.finish("verified")
-            announced.append(verified)
+        announced = verify_samples(self.hook, self.sequence_store_id, samples, self.digests, self.log)
         # Each read set once: one verified and announced before (another run's, an earlier try's) is not again.
         announce_read_sets(context, self, self.sequence_store_id, claim_announcements(self.hook, announced, self.log))
         return run_states(samples)
@@ -845,30 +638,8 @@ class OmicsSequencingRunSummaryOperator(StagedSourceOperator):
             raise AirflowSkipException("No step of the run finished after the plan: nothing to report.")
         samples = run_samples(outputs[latest], self.plan)
         steps_missed = latest > 0
-        table: list[dict[str, Any]] = []
-        for key, sample in samples.items():
-            if sample.status not in ("verified", "stored", "failed") and steps_missed:
-                sample.fail("run", f"stopped at {sample.status}: a later step of the run did not finish")
-            table.append(
-                {
-                    "sample": key,
-                    "read_set_id": sample.read_set_id,
-                    "status": "skipped (already stored)" if sample.status == "stored" else sample.status,
-                    "verified": sample.verified,
-                    "bytes": sum(planned["size"] for planned in sample.sources.values()),
-                    "seconds": sample.seconds(),
-                    "reason": sample.reason or "",
-                }
-            )
-        width = max([len(row["sample"]) for row in table] + [6])
-        lines = [f"{'sample':<{width}}  {'read set':<12}  {'status':<24}  verified  {'bytes':>12}  seconds  reason"]
-        lines += [
-            f"{row['sample']:<{width}}  {row['read_set_id'] or '-':<12}  {row['status']:<24}  "
-            f"{'yes' if row['verified'] else 'no':<8}  {row['bytes']:>12}  "
-            f"{'-' if row['seconds'] is None else format(row['seconds'], '.1f'):>7}  {row['reason']}"
-            for row in table
-        ]
-        self.log.info("Sequencing run summary:\n%s", "\n".join(lines))
+        table = summary_table(samples, steps_missed)
+        self.log.info("Sequencing run summary:\n%s", summary_text(table))
         if as_bool("write_csv", self.write_csv):
             if self.plan_task_id and not self.manifest:
                 self.manifest = context["ti"].xcom_pull(task_ids=self.plan_task_id, key=RUN_MANIFEST_KEY)
@@ -966,48 +737,10 @@ class OmicsAbortRunUploadsOperator(_RunStepOperator):
             ).items()
             if (record := UploadRecord.from_dict(data)) is not None
         }
-        tokens = {key: {record.client_token} for key, record in records.items()}
         plan = ti.xcom_pull(task_ids=self.plan_task_id, key=RUN_SAMPLES_KEY) if self.plan_task_id else None
-        identities: dict[str, dict[str, Any]] = {}
-        # Per sample, the token of its current staged files: an upload under it is this run's (or one it shares with
-        # another run of the same files), never stale.
-        current: dict[str, set[str]] = {}
-        for key, sample in run_samples(plan).items() if plan else ():
-            try:
-                request, planned_token = sample_request(store_id, sample)
-            except AirflowFailException:
-                continue  # create refused it too: nothing was started
-            identities[key] = request
-            current[key] = {planned_token}
-            if sample.status == "planned" and self.create_task_id:
-                tokens.setdefault(key, set()).add(planned_token)
-            else:
-                tokens.setdefault(key, set())
-        with service_errors("ListMultipartReadSetUploads", self.aws_conn_id):
-            in_progress = self.hook.list_multipart_read_set_uploads(store_id)
-        by_token: dict[str, list[str]] = {}
-        for upload in in_progress:
-            token = (upload.get("tags") or {}).get(REQUEST_TAG)
-            if token:
-                by_token.setdefault(token, []).append(upload["uploadId"])
-        aborted = []
-        for key in sorted(tokens):
-            record = records.get(key)
-            upload_ids = [record.upload_id] if record is not None and record.upload_id else []
-            upload_ids += [u for token in sorted(tokens[key]) for u in by_token.get(token, []) if u not in upload_ids]
-            if abort_uploads(self.hook, store_id, upload_ids, completed.get(key), record, self.aws_conn_id, self.log):
-                aborted.append(key)
-            # What an earlier try left for files staged before the current ones (another token): never needed.
-            keep = tokens[key] | current.get(key, set()) | ({record.client_token} if record is not None else set())
-            sample_identity = identities.get(key) or (record.identity() if record is not None else None)
-            stale = sample_identity is not None and abort_stale_uploads(
-                self.hook, store_id, in_progress, sample_identity, keep, self.aws_conn_id, self.log
-            )
-            if stale and key not in aborted:
-                aborted.append(key)
-        if aborted:
-            self.log.warning("Aborted the uploads of %s.", ", ".join(aborted))
-        return aborted
+        return abort_samples(
+            self.hook, store_id, records, completed, plan, bool(self.create_task_id), self.aws_conn_id, self.log
+        )
 
 
 __all__ = [

@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
@@ -20,43 +20,23 @@ from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
 from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSource
 from airflow_provider_omics.utils.tags import REQUEST_TAG
 
-if TYPE_CHECKING:
-    pass
-
-
 # StartReadSetImportJob takes 1 to 100 sources (service model: StartReadSetImportJobRequest.sources).
 MAX_SOURCES_PER_JOB = 100
-
-
 # The XCom key under which the operator pushes its job ids as soon as they exist, and its per-source outcome.
 IMPORT_JOBS_KEY = "import_jobs"
-
-
 IMPORTED_KEY = "read_sets"
-
-
 # The AWS partitions with HealthOmics and IAM roles it can assume (commercial, China, GovCloud).
 ROLE_ARN_PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
-
-
 # The service model's RoleArn: 20 to 2048 characters. IAM: a role's path is "/" or "/.../" of printable ASCII, at
 # most 512 characters; its name 1 to 64 of letters, digits and +=,.@_- (IAM's Role.Path and Role.RoleName).
 ROLE_ARN_LENGTH = (20, 2048)
-
-
 ROLE_PATH_MAX = 512
-
-
 _ROLE_ARN = re.compile(
     rf"arn:(?P<partition>{'|'.join(map(re.escape, ROLE_ARN_PARTITIONS))}):iam::[0-9]{{12}}:role"
     r"(?P<path>/(?:[\x21-\x7e]+/)?)(?P<name>[A-Za-z0-9_+=,.@-]{1,64})"
 )
-
-
 # Import job statuses, from the waiter (see OmicsHook): ended badly, and ended at all.
 JOB_FAILED = IMPORT_JOB_STATES.failure
-
-
 JOB_DONE = IMPORT_JOB_STATES.done
 
 
@@ -129,13 +109,9 @@ def import_token(sources: Sequence[Mapping[str, Any]], scope: Any = None) -> str
 
 # Jobs started for one set of sources at most, when every one found had already ended (see run_imports).
 MAX_JOB_STARTS = 5
-
-
 # How a read set gets into the store: ``upload`` (CreateMultipartReadSetUpload and parts sent by the workers),
 # ``import`` (StartReadSetImportJob: the service reads S3 itself) or ``auto`` (import where it can).
 METHODS = ("auto", "upload", "import")
-
-
 # The XCom key under which split or plan pushes the path it chose: {"method", "role_arn", "reason"}.
 METHOD_KEY = "method"
 

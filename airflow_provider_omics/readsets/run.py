@@ -8,25 +8,39 @@ import io
 import math
 import re
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from airflow_provider_omics.hooks.omics import READ_SET_STATES, OmicsHook
 from airflow_provider_omics.readsets import Logger, identity
-from airflow_provider_omics.readsets.request import sample_request
-from airflow_provider_omics.utils.errors import service_errors
-from airflow_provider_omics.utils.parts import PartPlanError
-from airflow_provider_omics.utils.payloads import (
-    PartSegment,
-    RunSample,
+from airflow_provider_omics.readsets.imports import ImportRequest, import_sources, run_imports
+from airflow_provider_omics.readsets.request import sample_request, stored_read_set
+from airflow_provider_omics.readsets.upload import (
+    abort_request,
+    abort_stale_uploads,
+    abort_uploads,
+    complete_or_find,
+    create_or_reuse,
 )
+from airflow_provider_omics.readsets.verify import digest_skip_reason, digest_source, verify_read_set
+from airflow_provider_omics.utils.errors import service_errors
+from airflow_provider_omics.utils.parts import PartPlanError, expand_parts, mapped_values
+from airflow_provider_omics.utils.payloads import (
+    DigestResult,
+    PartResult,
+    PartSegment,
+    PlannedSource,
+    RunSample,
+    UploadRecord,
+    run_samples,
+)
+from airflow_provider_omics.utils.tags import REQUEST_TAG
 
-if TYPE_CHECKING:
-    pass
-
-
+# How often the run's create step publishes its upload records while it works (seconds).
+RECORDS_PUSH_INTERVAL = 10.0
 # Read set statuses that are still on their way to ACTIVE.
 PENDING_STATUSES = READ_SET_STATES.retry
 
@@ -140,8 +154,6 @@ def wait_until_active(
 
 # The columns of the summary CSV, in order.
 SUMMARY_COLUMNS = ("sample", "read_set_id", "status", "verified", "bytes", "seconds", "reason")
-
-
 # OWASP's CSV injection rule: a cell that starts with one of these is run as a formula by spreadsheet programs.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -177,3 +189,362 @@ def summary_location(manifest_location: str, run_id: str, *, dag_id: str) -> str
     directory, _, name = manifest_location.rpartition("/")
     stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
     return f"{directory}/{stem}.summary.{_file_name_part(dag_id, 'dag')}.{_file_name_part(run_id, 'run')}.csv"
+
+
+def resolve_samples(
+    hook: OmicsHook,
+    store_id: str,
+    samples: Sequence[RunSample],
+    on_existing: str,
+    aws_conn_id: str | None,
+    log: Logger,
+) -> None:
+    """Decide for each planned sample what the store already holds of it (:func:`resolve_stored`): failed (a
+    conflict ``on_existing`` refuses), ``stored`` (skipped), ``completed`` (reused: waited for, digested, verified
+    and announced once before it counts), or left ``planned`` (uploaded)."""
+    with service_errors("Looking for read sets already in the store", aws_conn_id):
+        for sample in samples:
+            try:
+                found = resolve_stored(hook, store_id, sample, on_existing)
+            except AirflowFailException as err:
+                found = identity.Resolution("fail", reason=str(err))
+            if found.action == "fail":
+                fail_sample(sample, "plan", found.reason, log)
+            elif found.action == "stored":
+                sample.status, sample.read_set_id = "stored", found.read_set_id
+                sample.verified, sample.reason = found.verified, f"{found.reason}: skipped"
+                log.info("%s: %s: skipped.", sample.key, found.reason)
+            elif found.action == "reuse":
+                # Wait for it (it may still be PROCESSING_UPLOAD), digest and verify it, announce it once.
+                sample.status, sample.read_set_id, sample.adopted = "completed", found.read_set_id, found.adopted
+                sample.reason = found.reason
+                log.info("%s: %s: verified before it counts.", sample.key, found.reason)
+            elif found.reason:
+                log.info("%s: %s.", sample.key, found.reason)
+
+
+def create_samples(
+    hook: OmicsHook,
+    samples: Mapping[str, RunSample],
+    store_id: str,
+    records: dict[str, Any],
+    publish: Callable[[], None],
+    imports_in_flight: Mapping[str, str] | None,
+    aws_conn_id: str | None,
+    log: Logger,
+) -> None:
+    """Start the upload of every ``planned`` sample (:func:`~airflow_provider_omics.readsets.upload.
+    create_or_reuse`), or find what its token already made. ``records`` gets each sample's upload record as it
+    changes; ``publish`` pushes them every ``RECORDS_PUSH_INTERVAL`` seconds (the caller pushes them once more at
+    the end). A sample the service refuses for good fails alone.
+
+    :raises AirflowException: creates that may succeed on a retry, after the other samples (a retry finds what
+        was created by the tokens).
+    """
+    # Not after every change: each push writes the whole dict, and the abort step finds an upload without them (by
+    # the token it derives from the plan), so they only save it a lookup.
+    pushed = time.monotonic()
+    transient: list[str] = []
+    for sample in samples.values():
+        if sample.status != "planned":
+            continue
+        sample.start()
+        try:
+            request, token = sample_request(store_id, sample)
+            record = UploadRecord.for_request(request, token)
+
+            def push(key: str = sample.key, record: UploadRecord = record) -> None:
+                nonlocal pushed
+                records[key] = record.to_dict()
+                if time.monotonic() - pushed >= RECORDS_PUSH_INTERVAL:
+                    publish()
+                    pushed = time.monotonic()
+
+            create_or_reuse(hook, request, record, push, aws_conn_id, log, imports_in_flight=imports_in_flight)
+        except AirflowFailException as err:
+            fail_sample(sample, "create", str(err), log)
+            continue
+        except AirflowException as err:
+            log.error("%s: %s", sample.key, err)
+            transient.append(f"{sample.key}: {err}")
+            continue
+        sample.record = record
+        sample.status = "created"
+        if record.read_set_id:
+            sample.read_set_id = record.read_set_id
+        else:
+            log.info("%s: started upload %s", sample.key, record.upload_id)
+    if transient:
+        raise AirflowException("Creating these uploads may succeed on a retry: " + "; ".join(transient))
+
+
+def complete_samples(
+    hook: OmicsHook, samples: Mapping[str, RunSample], part_results: Any, aws_conn_id: str | None, log: Logger
+) -> None:
+    """Complete the upload of every ``created`` sample whose parts all arrived (or find the read set it became,
+    :func:`~airflow_provider_omics.readsets.upload.complete_or_find`); fail and abort the others.
+
+    ``part_results``: the part tasks' outputs (:class:`~airflow_provider_omics.utils.payloads.RunPartResults`).
+    The parts of a task that failed are not trusted (its source may have changed after some were sent), so its
+    samples are aborted, not reconciled from the service.
+    """
+    runs: dict[str, list[Mapping[str, Any]]] = {}
+    part_failures: dict[str, str] = {}
+    for result in mapped_values(part_results):
+        if not isinstance(result, Mapping):
+            continue
+        for key, sample_runs in (result.get("parts") or {}).items():
+            runs.setdefault(key, []).extend(sample_runs)
+        part_failures.update(result.get("failed") or {})
+    for sample in samples.values():
+        if sample.status != "created" or sample.record is None:
+            continue
+        record = sample.record
+        if record.read_set_id:
+            sample.status, sample.read_set_id = "completed", record.read_set_id
+            continue
+        expected = {source: planned["parts"] for source, planned in sample.sources.items()}
+        reason = part_failures.get(sample.key)
+        parts: list[PartResult] = []
+        if reason is None:
+            try:
+                parts, covered = expand_parts(runs.get(sample.key, []))
+            except PartPlanError as err:
+                reason = f"the part tasks' results are malformed: {err}"
+                covered = {}
+            missing = {
+                source: total - len(covered.get(source, set()) & set(range(1, total + 1)))
+                for source, total in expected.items()
+            }
+            if reason is None and any(missing.values()):
+                # The part tasks found the upload completed (another run of the same staged files, which shares
+                # this request's upload, completed it first): its read set is this sample's.
+                with service_errors("Looking for the read set of this request", aws_conn_id):
+                    stored = stored_read_set(hook, record, record.upload_id, aws_conn_id)
+                if stored:
+                    log.info("%s: upload %s already completed as read set %s.", sample.key, record.upload_id, stored)
+                    sample.status, sample.read_set_id = "completed", stored
+                    continue
+                reason = "parts did not arrive (an upload task failed: see upload_parts): " + ", ".join(
+                    f"{source} {count} of {expected[source]}" for source, count in missing.items() if count
+                )
+        if reason is None:
+            try:
+                # Parts whose checksums were left with the service are read back from it by complete.
+                sample.read_set_id = complete_or_find(
+                    hook, record.sequence_store_id, record.upload_id, [parts], expected, record, aws_conn_id, log
+                )
+                sample.status = "completed"
+                continue
+            except AirflowFailException as err:
+                reason = str(err)
+        fail_sample(sample, "upload", reason, log)
+        abort_request(hook, record.sequence_store_id, record.upload_id, None, record, aws_conn_id, log)
+
+
+def import_samples(
+    hook: OmicsHook,
+    samples: Mapping[str, RunSample],
+    store_id: str,
+    role_arn: str,
+    aws_conn_id: str | None,
+    log: Logger,
+    **waiting: Any,
+) -> None:
+    """Import every ``planned`` sample exactly once (:func:`~airflow_provider_omics.readsets.imports.run_imports`,
+    each under the token its direct upload would carry) and wait for the jobs: a sample imported becomes
+    ``completed``, one the job could not import fails alone with the service's message. ``waiting``: the keyword
+    arguments of ``run_imports`` about the wait (``waiter_delay``, ``waiter_max_attempts``, ``on_jobs``,
+    ``known_jobs``, ``before_wait``)."""
+    requests: list[ImportRequest] = []
+    for sample in samples.values():
+        if sample.status != "planned":
+            continue
+        sample.start()
+        try:
+            _, token = sample_request(store_id, sample)
+        except AirflowFailException as err:
+            fail_sample(sample, "import", str(err), log)
+            continue
+        requests.append(
+            ImportRequest(key=sample.key, item=import_sources([sample.row], [sample.sources])[0], token=token)
+        )
+    outcome = run_imports(hook, store_id, role_arn, requests, aws_conn_id=aws_conn_id, log=log, **waiting)
+    for key, result in outcome.items():
+        sample = samples[key]
+        if result["read_set_id"]:
+            sample.read_set_id = str(result["read_set_id"])
+        if result["status"] == "FINISHED":
+            sample.status = "completed"
+        else:
+            fail_sample(sample, "import", str(result["message"]), log)
+
+
+def digest_samples(
+    hook: OmicsHook,
+    samples: Mapping[str, RunSample],
+    family: str,
+    roots: Sequence[str],
+    prefixes: Sequence[str],
+    workers: int,
+    log: Logger,
+) -> dict[str, Any]:
+    """Digest the staged FASTQ sources of ``samples`` in the ETag ``family``, ``workers`` sources at once (a paired
+    FASTQ's two sources side by side), each pinned to the plan's fingerprint
+    (:func:`~airflow_provider_omics.readsets.verify.digest_source`).
+
+    Returns ``{"digests": {sample: DigestResult}, "failed": {sample: reason}}``: a source that cannot be digested
+    (changed, removed, not FASTQ) is reported for its sample alone.
+    """
+    digests: dict[str, DigestResult] = {}
+    jobs: list[tuple[str, str, PlannedSource]] = []
+    for key, sample in samples.items():
+        reason = digest_skip_reason(sample.row.file_type)
+        digests[key] = DigestResult(
+            family=None if reason else family, file_type=sample.row.file_type, sources={}, skipped=reason
+        )
+        if not reason:
+            jobs.extend((key, part_source, planned) for part_source, planned in sorted(sample.sources.items()))
+    failed: dict[str, str] = {}
+
+    def digest_one(job: tuple[str, str, PlannedSource]) -> None:
+        key, part_source, planned = job
+        try:
+            digests[key]["sources"][part_source] = digest_source(
+                hook, part_source, planned, family, roots, prefixes, log
+            )
+        except AirflowFailException as err:
+            log.error("%s: %s", key, err)
+            failed[key] = str(err)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="omics-digest") as pool:
+        list(pool.map(digest_one, jobs))
+    return {"digests": digests, "failed": failed}
+
+
+def verify_samples(
+    hook: OmicsHook, store_id: str, samples: Mapping[str, RunSample], digested: Mapping[str, Any] | None, log: Logger
+) -> list[dict[str, Any]]:
+    """Verify every ``active`` sample's read set against its staged data
+    (:func:`~airflow_provider_omics.readsets.verify.verify_read_set` with the digest step's output ``digested``):
+    a mismatch, or a digest that failed or is missing, fails that sample alone. Returns the verified results, to
+    announce."""
+    digests: Mapping[str, Any] = (digested or {}).get("digests") or {}
+    digest_failures: Mapping[str, str] = (digested or {}).get("failed") or {}
+    verified: list[dict[str, Any]] = []
+    for key, sample in samples.items():
+        if sample.status != "active" or not sample.read_set_id:
+            continue
+        if key in digest_failures:
+            fail_sample(sample, "digest", digest_failures[key], log)
+            continue
+        if key not in digests:
+            fail_sample(sample, "digest", "no digest was computed (see the digest task)", log)
+            continue
+        try:
+            result = verify_read_set(
+                hook, store_id, sample.read_set_id, digests[key], sample.sources, log, adopted=sample.adopted
+            )
+        except AirflowFailException as err:
+            fail_sample(sample, "verify", str(err), log)
+            continue
+        sample.verified = True
+        sample.finish("verified")
+        verified.append(result)
+    return verified
+
+
+def summary_table(samples: Mapping[str, RunSample], steps_missed: bool) -> list[dict[str, Any]]:
+    """The run's table, one row per sample (:data:`SUMMARY_COLUMNS`). ``steps_missed``: a step after the one
+    that gave ``samples`` did not finish, so a sample not yet at an end stopped there (it fails, saying so)."""
+    table: list[dict[str, Any]] = []
+    for key, sample in samples.items():
+        if sample.status not in ("verified", "stored", "failed") and steps_missed:
+            sample.fail("run", f"stopped at {sample.status}: a later step of the run did not finish")
+        table.append(
+            {
+                "sample": key,
+                "read_set_id": sample.read_set_id,
+                "status": "skipped (already stored)" if sample.status == "stored" else sample.status,
+                "verified": sample.verified,
+                "bytes": sum(planned["size"] for planned in sample.sources.values()),
+                "seconds": sample.seconds(),
+                "reason": sample.reason or "",
+            }
+        )
+    return table
+
+
+def summary_text(table: Sequence[Mapping[str, Any]]) -> str:
+    """The run's table as the task log shows it, in aligned columns."""
+    width = max([len(row["sample"]) for row in table] + [6])
+    lines = [f"{'sample':<{width}}  {'read set':<12}  {'status':<24}  verified  {'bytes':>12}  seconds  reason"]
+    lines += [
+        f"{row['sample']:<{width}}  {row['read_set_id'] or '-':<12}  {row['status']:<24}  "
+        f"{'yes' if row['verified'] else 'no':<8}  {row['bytes']:>12}  "
+        f"{'-' if row['seconds'] is None else format(row['seconds'], '.1f'):>7}  {row['reason']}"
+        for row in table
+    ]
+    return "\n".join(lines)
+
+
+def abort_samples(
+    hook: OmicsHook,
+    store_id: str,
+    records: Mapping[str, UploadRecord],
+    completed: Mapping[str, str],
+    plan: Mapping[str, Any] | None,
+    plan_tokens: bool,
+    aws_conn_id: str | None,
+    log: Logger,
+) -> list[str]:
+    """Abort every upload of a run that did not complete; returns the samples whose uploads were aborted.
+
+    The uploads in progress are listed once. An upload is aborted when it carries the request token of a sample
+    that did not complete (``completed``: sample -> read set): the tokens of create's ``records``, and, with
+    ``plan_tokens``, the token of every ``planned`` sample of ``plan`` derived as create derives it
+    (:func:`~airflow_provider_omics.readsets.request.sample_request`), so that an upload is found even when
+    create's records are gone. So is every upload this provider left in progress for one of the plan's samples
+    under another token (files staged before the current ones), whatever the sample's outcome.
+    """
+    tokens = {key: {record.client_token} for key, record in records.items()}
+    identities: dict[str, dict[str, Any]] = {}
+    # Per sample, the token of its current staged files: an upload under it is this run's (or one it shares with
+    # another run of the same files), never stale.
+    current: dict[str, set[str]] = {}
+    for key, sample in run_samples(plan).items() if plan else ():
+        try:
+            request, planned_token = sample_request(store_id, sample)
+        except AirflowFailException:
+            continue  # create refused it too: nothing was started
+        identities[key] = request
+        current[key] = {planned_token}
+        if sample.status == "planned" and plan_tokens:
+            tokens.setdefault(key, set()).add(planned_token)
+        else:
+            tokens.setdefault(key, set())
+    with service_errors("ListMultipartReadSetUploads", aws_conn_id):
+        in_progress = hook.list_multipart_read_set_uploads(store_id)
+    by_token: dict[str, list[str]] = {}
+    for upload in in_progress:
+        token = (upload.get("tags") or {}).get(REQUEST_TAG)
+        if token:
+            by_token.setdefault(token, []).append(upload["uploadId"])
+    aborted = []
+    for key in sorted(tokens):
+        record = records.get(key)
+        upload_ids = [record.upload_id] if record is not None and record.upload_id else []
+        upload_ids += [u for token in sorted(tokens[key]) for u in by_token.get(token, []) if u not in upload_ids]
+        if abort_uploads(hook, store_id, upload_ids, completed.get(key), record, aws_conn_id, log):
+            aborted.append(key)
+        # What an earlier try left for files staged before the current ones (another token): never needed.
+        keep = tokens[key] | current.get(key, set()) | ({record.client_token} if record is not None else set())
+        sample_identity = identities.get(key) or (record.identity() if record is not None else None)
+        stale = sample_identity is not None and abort_stale_uploads(
+            hook, store_id, in_progress, sample_identity, keep, aws_conn_id, log
+        )
+        if stale and key not in aborted:
+            aborted.append(key)
+    if aborted:
+        log.warning("Aborted the uploads of %s.", ", ".join(aborted))
+    return aborted

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.providers.common.compat.sdk import (
     AirflowException,
@@ -27,9 +27,6 @@ from airflow_provider_omics.utils.payloads import (
     UploadRecord,
 )
 from airflow_provider_omics.utils.tags import REQUEST_TAG
-
-if TYPE_CHECKING:
-    pass
 
 
 def _iso(value: Any) -> str | None:

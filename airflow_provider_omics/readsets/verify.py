@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.providers.common.compat.sdk import (
     AirflowFailException,
@@ -22,10 +22,6 @@ from airflow_provider_omics.utils.sources import (
     Fingerprint,
     reopen_source,
 )
-
-if TYPE_CHECKING:
-    pass
-
 
 # Read sets whose ETag a client can reproduce: the hash of the uncompressed FASTQ. BAM/CRAM ETags are computed
 # by the service from the SAM representation against the reference (HealthOmics User Guide, "How ETags are
