@@ -348,7 +348,8 @@ def upload_sequencing_run(
     import jobs of at most 100 samples each and waits for them and the read sets; no part is uploaded by a
     worker) or ``auto`` (``plan`` chooses at run time over every source of the manifest, and logs why). Resume,
     per-sample isolation, digest, verify and summary are the same on both paths. ``deferrable`` (default
-    ``[operators] default_deferrable``) makes ``import`` wait for its jobs in the triggerer.
+    ``[operators] default_deferrable``) makes ``wait_active`` and ``import`` wait in the triggerer (for the read sets,
+    many per call, and for the jobs).
 
     A sample's request is its content (the sample identity and the staged files' fingerprints), never the run:
     overlapping runs, re-triggers and clears of one manifest converge on one upload or job and one read set per
@@ -480,6 +481,7 @@ def upload_sequencing_run(
             plan=planned,
             waiter_delay=waiter_delay,
             waiter_max_attempts=waiter_max_attempts,
+            deferrable=_deferrable(deferrable),
             **aws,
         )
         waited: Any = wait.output

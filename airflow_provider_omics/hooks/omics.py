@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import botocore.config
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ClientError, HTTPClientError, WaiterError
 
 from airflow_provider_omics.utils.errors import error_code, is_transient
 from airflow_provider_omics.utils.parts import PartRange
@@ -61,13 +62,13 @@ class WaiterStates:
         return self.success | self.failure
 
     def outcome(self, status: str | None) -> str:
-        """``success``, ``failure`` or ``retry`` for ``status``; a status the waiter does not name is a failure
-        (the waiter stops on it too), so a new status of the service is never waited on for an hour."""
+        """``success``, ``failure`` or ``retry`` for ``status``. A status the waiter does not name is waited
+        through, as botocore's waiter does (a status the service adds later must not fail a good upload)."""
         if status in self.success:
             return "success"
-        if status in self.retry:
-            return "retry"
-        return "failure"
+        if status in self.failure:
+            return "failure"
+        return "retry"
 
 
 def waiter_states(waiter_name: str) -> WaiterStates:
@@ -86,6 +87,54 @@ READ_SET_STATES = waiter_states("read_set_active")
 IMPORT_JOB_STATES = waiter_states("read_set_import_job_complete")
 # Read sets that no longer count as stored.
 GONE_READ_SET_STATUSES = frozenset({"DELETING", "DELETED"})
+# How much earlier than a read set's known creation time a ListReadSets looks (createdAfter), so that clocks and
+# the service's rounding of timestamps never hide it.
+CREATED_AFTER_MARGIN = timedelta(minutes=5)
+
+
+@dataclass
+class ReadSetsWait:
+    """A wait for many read sets of one store to leave PROCESSING_UPLOAD / ACTIVATING, with no I/O of its own:
+    the hook's blocking wait and the trigger's asynchronous one feed it the same way.
+
+    ``pending``: read set id -> a time (ISO 8601) it was created no earlier than, or None when unknown (then it is
+    looked at by id once, and its ``creationTime`` kept for the rounds after).
+    """
+
+    pending: dict[str, str | None]
+
+    def created_after(self) -> datetime | None:
+        """The ``createdAfter`` filter of one ListReadSets that shows every pending read set with a known time."""
+        times = [datetime.fromisoformat(t) for t in self.pending.values() if t]
+        return min(times) - CREATED_AFTER_MARGIN if times else None
+
+    def listed(self, read_sets: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Of ListReadSets items, the pending read sets' ``{"status", "statusMessage"}``."""
+        return {str(rs["id"]): _status_of(rs) for rs in read_sets if rs.get("id") in self.pending}
+
+    def observe(self, statuses: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Take one round's statuses; returns the read sets that ended (ACTIVE, or failed), no longer pending."""
+        ended: dict[str, dict[str, Any]] = {}
+        for read_set_id, status in statuses.items():
+            if read_set_id not in self.pending:
+                continue
+            if READ_SET_STATES.outcome(status.get("status")) != "retry":
+                ended[read_set_id] = dict(status)
+                del self.pending[read_set_id]
+            elif status.get("creationTime") and not self.pending[read_set_id]:
+                self.pending[read_set_id] = str(status["creationTime"])
+        return ended
+
+
+def _status_of(read_set: Mapping[str, Any]) -> dict[str, Any]:
+    created = read_set.get("creationTime")
+    return {
+        "status": read_set.get("status"),
+        "statusMessage": read_set.get("statusMessage"),
+        "creationTime": created.isoformat() if isinstance(created, datetime) else created,
+    }
+
+
 # botocore's default (legacy, 5 attempts) gives up too soon under sustained throttling of a busy store; used
 # only when the connection's botocore config sets no retries of its own.
 DEFAULT_RETRIES: Any = {"mode": "standard", "max_attempts": 8}
@@ -423,6 +472,102 @@ class OmicsHook(AwsBaseHook):
             filter={k: v for k, v in filters.items() if v is not None},  # type: ignore[arg-type]
         )
         return [dict(read_set) for page in pages for read_set in page.get("readSets", [])]
+
+    def read_set_statuses(self, sequence_store_id: str, wait: ReadSetsWait) -> dict[str, dict[str, Any]]:
+        """The ``status``, ``statusMessage`` and ``creationTime`` of each read set ``wait`` waits for, many per call:
+        one ListReadSets of those created after the earliest known time (all pages), GetReadSetMetadata for the
+        others (a time not known yet); a read set that no longer exists is DELETED."""
+        statuses: dict[str, dict[str, Any]] = {}
+        created_after = wait.created_after()
+        if created_after is not None:
+            statuses = wait.listed(self.list_read_sets(sequence_store_id, created_after=created_after))
+        for read_set_id in wait.pending:
+            if read_set_id in statuses:
+                continue
+            try:
+                statuses[read_set_id] = _status_of(self.get_read_set_metadata(sequence_store_id, read_set_id))
+            except ClientError as err:
+                if error_code(err) != "ResourceNotFoundException":
+                    raise
+                statuses[read_set_id] = {"status": "DELETED", "statusMessage": "the read set no longer exists"}
+        return statuses
+
+    async def read_set_statuses_async(
+        self, client: Any, sequence_store_id: str, wait: ReadSetsWait
+    ) -> dict[str, dict[str, Any]]:
+        """:meth:`read_set_statuses` through an asynchronous client (``get_async_conn``), for a trigger."""
+        statuses: dict[str, dict[str, Any]] = {}
+        created_after = wait.created_after()
+        if created_after is not None:
+            pages = client.get_paginator("list_read_sets").paginate(
+                sequenceStoreId=sequence_store_id, filter={"createdAfter": created_after}
+            )
+            async for page in pages:
+                statuses.update(wait.listed(page.get("readSets", [])))
+        for read_set_id in list(wait.pending):
+            if read_set_id in statuses:
+                continue
+            try:
+                metadata = await client.get_read_set_metadata(sequenceStoreId=sequence_store_id, id=read_set_id)
+            except ClientError as err:
+                if error_code(err) != "ResourceNotFoundException":
+                    raise
+                statuses[read_set_id] = {"status": "DELETED", "statusMessage": "the read set no longer exists"}
+                continue
+            statuses[read_set_id] = _status_of(metadata)
+        return statuses
+
+    def wait_for_read_sets(
+        self,
+        sequence_store_id: str,
+        read_sets: Mapping[str, str | None],
+        *,
+        delay: float,
+        max_attempts: int,
+        on_end: Callable[[str, Mapping[str, Any]], None],
+    ) -> dict[str, str | None]:
+        """Wait until each of ``read_sets`` (id -> created no earlier than, see :class:`ReadSetsWait`) is ACTIVE or
+        failed, calling ``on_end(read_set_id, status)`` as each one ends; all of them looked at each round
+        (:meth:`read_set_statuses`), at most ``max_attempts`` rounds ``delay`` seconds apart.
+
+        Returns the read sets still pending when the rounds ran out (empty when all ended).
+        """
+        wait = ReadSetsWait(dict(read_sets))
+        for attempt in range(max_attempts):
+            for read_set_id, status in wait.observe(self.read_set_statuses(sequence_store_id, wait)).items():
+                on_end(read_set_id, status)
+            if not wait.pending or attempt + 1 == max_attempts:
+                break
+            time.sleep(delay)
+        return wait.pending
+
+    def wait_for_import_jobs(
+        self, sequence_store_id: str, job_ids: Sequence[str], *, delay: float, max_attempts: int
+    ) -> dict[str, dict[str, Any]]:
+        """Wait with the ``read_set_import_job_complete`` waiter until each job has ended (COMPLETED,
+        COMPLETED_WITH_FAILURES, FAILED or CANCELLED), one after the other, within ``delay * max_attempts``
+        seconds in all; returns each job (GetReadSetImportJob) that ended. A job still running when the time is up
+        is left out."""
+        deadline = time.monotonic() + delay * max_attempts
+        ended: dict[str, dict[str, Any]] = {}
+        for job_id in job_ids:
+            attempts = max(1, int((deadline - time.monotonic()) // max(delay, 1e-3)) + 1)
+            try:
+                self.get_waiter("read_set_import_job_complete").wait(
+                    sequenceStoreId=sequence_store_id,
+                    id=job_id,
+                    WaiterConfig={"Delay": delay, "MaxAttempts": attempts},
+                )
+            except WaiterError as err:
+                # A failure acceptor (FAILED, CANCELLED) ended the job: its outcome is read below like any other.
+                if "Max attempts exceeded" in str(err):
+                    continue
+                if not isinstance(err.last_response, dict) or "status" not in err.last_response:
+                    raise
+            job = self.get_read_set_import_job(sequence_store_id, job_id)
+            if job.get("status") in IMPORT_JOB_STATES.done:
+                ended[job_id] = job
+        return ended
 
     def list_tags_for_resource(self, resource_arn: str) -> dict[str, str]:
         """.. seealso:: :external+boto3:py:meth:`Omics.Client.list_tags_for_resource`"""

@@ -3,7 +3,7 @@ import jobs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -15,7 +15,11 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.links.omics import OmicsReadSetLink
 from airflow_provider_omics.readsets.imports import IMPORT_JOBS_KEY, JOB_DONE
-from airflow_provider_omics.triggers.omics import OmicsReadSetImportJobCompleteTrigger, waiter_settings
+from airflow_provider_omics.triggers.omics import (
+    OmicsReadSetActiveTrigger,
+    OmicsReadSetImportJobCompleteTrigger,
+    waiter_settings,
+)
 from airflow_provider_omics.utils.inputs import (
     check_store_id,
 )
@@ -68,13 +72,35 @@ def defer_while_running(
         )
 
 
+def defer_while_pending(
+    task: Any, store_id: str, pending: Mapping[str, str | None], waiter_delay: float, waiter_max_attempts: int
+) -> None:
+    """Defer ``task`` (to its ``execute_complete``) until each read set of ``pending`` (id -> created no earlier
+    than) has ended, looked at together in the triggerer (:class:`OmicsReadSetActiveTrigger` with ``read_sets``);
+    return at once when none is pending."""
+    if not pending:
+        return
+    task.defer(
+        trigger=OmicsReadSetActiveTrigger(
+            sequence_store_id=store_id,
+            read_sets=dict(pending),
+            **waiter_settings(
+                task, waiter_delay=max(1, int(waiter_delay)), waiter_max_attempts=int(waiter_max_attempts)
+            ),
+        ),
+        method_name="execute_complete",
+    )
+
+
 def resumed_import(task: Any, context: Context, event: dict[str, Any] | None) -> list[str]:
     """After a deferral: the jobs this try waits for (XCom ``import_jobs``); a trigger that gave up on a job that
     has not ended fails the task (retryable: its retry finds the job again)."""
     validated = validate_execute_complete_event(event)
     ti = context["ti"]
     job_ids = [str(j) for j in ti.xcom_pull(task_ids=task.task_id, key=IMPORT_JOBS_KEY, map_indexes=ti.map_index) or []]
-    if validated.get("status") != "success":
+    if "read_sets" in validated and validated.get("status") != "success":
+        raise AirflowException(f"Waiting for the imported read sets failed: {validated.get('message')}")
+    if validated.get("status") != "success" and "job_id" in validated:
         job_id = str(validated.get("job_id"))
         store_id = check_store_id(task.sequence_store_id)
         if task.hook.get_read_set_import_job(store_id, job_id).get("status") not in JOB_DONE:

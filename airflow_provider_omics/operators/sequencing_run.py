@@ -16,12 +16,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, conf
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException, conf
 
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.operators.base import (
     StagedSourceOperator,
+    defer_while_pending,
     defer_while_running,
     resumed_import,
 )
@@ -335,6 +337,7 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
 
     A read set that becomes UPLOAD_FAILED (or is deleted) fails its sample with the service's ``statusMessage``;
     the others carry on. Waits at most ``waiter_delay * waiter_max_attempts`` seconds, then fails (retryable).
+    The read sets are looked at together, many per call (ListReadSets of those created after the earliest one).
 
     :param sequence_store_id: the sequence store's id. (templated)
     :param samples: the complete task's output. (templated)
@@ -342,6 +345,9 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
     :param waiter_max_attempts: rounds at most. (templated; default: 360)
     :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
         which the steps' outputs do not repeat. (templated)
+    :param deferrable: after one look, wait in the triggerer (:class:`~airflow_provider_omics.triggers.omics.
+        OmicsReadSetActiveTrigger` over the read sets still on their way) instead of holding a worker slot; the
+        resumed task looks once more and decides. (default: ``[operators] default_deferrable``)
     """
 
     template_fields: Sequence[str] = aws_template_fields(
@@ -357,6 +363,7 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
         waiter_delay: float | str = 10,
         waiter_max_attempts: int | str = 360,
         plan: Mapping[str, Any] | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -365,18 +372,41 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
         self.plan = plan
+        self.deferrable = deferrable
 
     def execute(self, context: Context) -> dict[str, Any]:
         samples = run_samples(self.samples, self.plan)
-        wait_until_active(
+        delay = as_float("waiter_delay", self.waiter_delay)
+        attempts = as_int("waiter_max_attempts", self.waiter_max_attempts)
+        store_id = check_store_id(self.sequence_store_id)
+        if self.deferrable:
+            # A read set is often ACTIVE by the time this task starts: look once before the triggerer.
+            pending = wait_until_active(
+                self.hook, store_id, samples, delay, 1, self.aws_conn_id, self.log, fail_pending=False
+            )
+            defer_while_pending(self, store_id, pending, delay, attempts)
+        else:
+            wait_until_active(self.hook, store_id, samples, delay, attempts, self.aws_conn_id, self.log)
+        return run_states(samples)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """After the triggerer's wait: look once more (the event's statuses may be a moment old) and decide."""
+        validated = validate_execute_complete_event(event)
+        samples = run_samples(self.samples, self.plan)
+        pending = wait_until_active(
             self.hook,
-            self.sequence_store_id,
+            check_store_id(self.sequence_store_id),
             samples,
-            as_float("waiter_delay", self.waiter_delay),
-            as_int("waiter_max_attempts", self.waiter_max_attempts),
+            0,
+            1,
             self.aws_conn_id,
             self.log,
+            fail_pending=False,
         )
+        if pending:
+            raise AirflowException(
+                f"Read sets still not ACTIVE: {', '.join(sorted(pending))} ({validated.get('message') or 'no message'})"
+            )
         return run_states(samples)
 
 
@@ -457,11 +487,18 @@ class OmicsImportRunReadSetsOperator(_RunStepOperator):
                 else None
             ),
         )
-        wait_until_active(self.hook, store_id, samples, delay, attempts, self.aws_conn_id, self.log)
+        if self.deferrable:
+            pending = wait_until_active(
+                self.hook, store_id, samples, delay, 1, self.aws_conn_id, self.log, fail_pending=False
+            )
+            defer_while_pending(self, store_id, pending, delay, attempts)
+        else:
+            wait_until_active(self.hook, store_id, samples, delay, attempts, self.aws_conn_id, self.log)
         return run_states(samples)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Carry on after a job ended in the triggerer: the same steps, the jobs taken from this try's XCom."""
+        """Carry on after the triggerer's wait (for a job, or for the imported read sets): the same steps, the jobs
+        taken from this try's XCom."""
         return self.execute(context, known_jobs=resumed_import(self, context, event))
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -327,25 +326,21 @@ def wait_for_import_jobs(
     waiter_delay: float,
     waiter_max_attempts: int,
 ) -> dict[str, dict[str, Any]]:
-    """Each job once it ended (COMPLETED, COMPLETED_WITH_FAILURES, FAILED or CANCELLED), all of them each round."""
-    finished: dict[str, dict[str, Any]] = {}
-    pending = list(job_ids)
-    for attempt in range(waiter_max_attempts):
-        with service_errors("GetReadSetImportJob", aws_conn_id):
-            for job_id in list(pending):
-                job = hook.get_read_set_import_job(store_id, job_id)
-                if job.get("status") in JOB_DONE:
-                    log.info("Import job %s is %s", job_id, job.get("status"))
-                    finished[job_id] = job
-                    pending.remove(job_id)
-        if not pending:
-            return finished
-        if attempt + 1 < waiter_max_attempts:
-            time.sleep(waiter_delay)
-    raise AirflowException(
-        f"Import jobs {', '.join(pending)} still running after {waiter_delay * waiter_max_attempts:.0f} s: a retry "
-        "of this task waits for them again (it starts nothing new)."
-    )
+    """Each job once it ended (COMPLETED, COMPLETED_WITH_FAILURES, FAILED or CANCELLED), through the hook's waiter.
+
+    :raises AirflowException: jobs still running after ``waiter_delay * waiter_max_attempts`` seconds (retryable).
+    """
+    with service_errors("GetReadSetImportJob", aws_conn_id):
+        finished = hook.wait_for_import_jobs(store_id, job_ids, delay=waiter_delay, max_attempts=waiter_max_attempts)
+    for job_id, job in finished.items():
+        log.info("Import job %s is %s", job_id, job.get("status"))
+    pending = [job_id for job_id in job_ids if job_id not in finished]
+    if pending:
+        raise AirflowException(
+            f"Import jobs {', '.join(pending)} still running after {waiter_delay * waiter_max_attempts:.0f} s: a "
+            "retry of this task waits for them again (it starts nothing new)."
+        )
+    return finished
 
 
 def import_outcome(

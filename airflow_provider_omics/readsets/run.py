@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
-from airflow_provider_omics.hooks.omics import READ_SET_STATES, OmicsHook
+from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.readsets import Logger, identity
 from airflow_provider_omics.readsets.imports import ImportRequest, import_sources, run_imports
 from airflow_provider_omics.readsets.request import sample_request, stored_read_set
@@ -41,8 +41,6 @@ from airflow_provider_omics.utils.tags import REQUEST_TAG
 
 # How often the run's create step publishes its upload records while it works (seconds).
 RECORDS_PUSH_INTERVAL = 10.0
-# Read set statuses that are still on their way to ACTIVE.
-PENDING_STATUSES = READ_SET_STATES.retry
 
 
 def pack_run_parts(samples: Sequence[RunSample], max_tasks: int) -> list[list[PartSegment]]:
@@ -115,41 +113,59 @@ def wait_until_active(
     attempts: int,
     aws_conn_id: str | None,
     log: Logger,
-) -> None:
+    *,
+    fail_pending: bool = True,
+) -> dict[str, str | None]:
     """Wait until every ``completed`` sample's read set is ACTIVE (then ``active``) or failed (then the sample
-    fails with the service's ``statusMessage``), looking at all of them each round.
+    fails with the service's ``statusMessage``), through the hook's wait over many read sets
+    (:meth:`~airflow_provider_omics.hooks.omics.OmicsHook.wait_for_read_sets`). With ``attempts=1`` it looks
+    once. Returns the read sets still on their way (id -> created no earlier than), when not ``fail_pending``.
 
-    :raises AirflowException: some are still on their way after ``delay * attempts`` seconds (retryable).
+    :raises AirflowException: with ``fail_pending``, some are still on their way after ``delay * attempts``
+        seconds (retryable).
     """
-    pending = {key: s for key, s in samples.items() if s.status == "completed" and s.read_set_id}
-    for attempt in range(attempts):
-        with service_errors("GetReadSetMetadata", aws_conn_id):
-            for key, sample in list(pending.items()):
-                assert sample.read_set_id
-                metadata = hook.get_read_set_metadata(store_id, sample.read_set_id)
-                status = metadata.get("status")
-                if status in PENDING_STATUSES:
-                    continue
-                del pending[key]
-                if status == "ACTIVE":
-                    sample.status = "active"
-                    log.info("%s: read set %s is ACTIVE", key, sample.read_set_id)
-                else:
-                    fail_sample(
-                        sample,
-                        "wait_active",
-                        f"read set {sample.read_set_id} is {status}: "
-                        f"{metadata.get('statusMessage') or 'no status message'}",
-                        log,
-                    )
-        if not pending:
-            return
-        if attempt + 1 < attempts:
-            time.sleep(delay)
-    raise AirflowException(
-        f"Read sets still not ACTIVE after {delay * attempts:.0f} s: "
-        + ", ".join(f"{key} ({s.read_set_id})" for key, s in pending.items())
-    )
+    with service_errors("Looking at the read sets' status", aws_conn_id):
+        pending = hook.wait_for_read_sets(
+            store_id,
+            pending_read_sets(samples),
+            delay=delay,
+            max_attempts=attempts,
+            on_end=lambda read_set_id, status: read_set_ended(samples, read_set_id, status, log),
+        )
+    if pending and fail_pending:
+        raise AirflowException(
+            f"Read sets still not ACTIVE after {delay * attempts:.0f} s: "
+            + ", ".join(f"{key} ({s.read_set_id})" for key, s in samples.items() if s.read_set_id in pending)
+        )
+    return pending
+
+
+def pending_read_sets(samples: Mapping[str, RunSample]) -> dict[str, str | None]:
+    """The read sets to wait for: of every ``completed`` sample, its read set and a time it was created no earlier
+    than (its upload's creation, when the run created it)."""
+    return {
+        str(s.read_set_id): (s.record.upload_created if s.record is not None else None)
+        for s in samples.values()
+        if s.status == "completed" and s.read_set_id
+    }
+
+
+def read_set_ended(samples: Mapping[str, RunSample], read_set_id: str, status: Mapping[str, Any], log: Logger) -> None:
+    """A read set the run waits for ended: its samples become ``active``, or fail with the service's message."""
+    for key, sample in samples.items():
+        if sample.read_set_id != read_set_id or sample.status != "completed":
+            continue
+        if status.get("status") == "ACTIVE":
+            sample.status = "active"
+            log.info("%s: read set %s is ACTIVE", key, read_set_id)
+        else:
+            fail_sample(
+                sample,
+                "wait_active",
+                f"read set {read_set_id} is {status.get('status')}: "
+                f"{status.get('statusMessage') or 'no status message'}",
+                log,
+            )
 
 
 # The columns of the summary CSV, in order.
