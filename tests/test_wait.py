@@ -261,3 +261,42 @@ def test_the_list_looks_far_enough_back_for_clocks_that_disagree() -> None:
     wait = ReadSetsWait({"1": now.isoformat()})
     after = wait.created_after()
     assert after is not None and now - after == CREATED_AFTER_MARGIN >= timedelta(minutes=1)
+
+
+# -- a run, its wait in the triggerer -------------------------------------------------------------------------------
+
+
+def test_a_deferrable_runs_wait_resumes_from_the_trigger_and_a_run_after_it_completes(
+    airflow_db: Any,
+    held: OmicsEmulator,
+    store_id: str,
+    omics_conn: str,
+    tmp_path: Any,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from tests.dags import upload_run
+
+    lines = ["sample_id,subject_id,name,read1"]
+    for name in ("W1", "W2"):
+        (tmp_path / f"{name}.fq").write_bytes(fastq_records(8, prefix=name))
+        lines.append(f"{name},p,{name},{tmp_path / name}.fq")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    conf = {**upload_run.PARAMS, "sequence_store_id": store_id, "manifest": str(manifest)}
+
+    # Held in PROCESSING_UPLOAD: wait_active looks once, defers, the trigger gives up after its two rounds and the
+    # resumed task (execute_complete, the only place that says so) fails retryably, naming the read sets.
+    first = upload_run.omics_upload_run_deferrable.test(run_conf=conf)
+    log = "".join(capfd.readouterr())
+    states = {ti.task_id.rsplit(".", 1)[-1]: ti.state for ti in first.get_task_instances()}
+    assert first.state == "failed" and states["wait_active"] == "failed", states
+    client = held.client()
+    ids = sorted(rs["id"] for rs in client.list_read_sets(sequenceStoreId=store_id)["readSets"])
+    assert len(ids) == 2
+    assert f"Read sets still not ACTIVE: {', '.join(ids)} (2 read set(s) still not ACTIVE after 2 s" in log, log[-3000:]
+
+    released(held)
+    second = upload_run.omics_upload_run_deferrable.test(run_conf=conf)
+    assert second.state == "success"
+    # The same two read sets, reused and verified: nothing stored twice.
+    assert sorted(rs["id"] for rs in client.list_read_sets(sequenceStoreId=store_id)["readSets"]) == ids

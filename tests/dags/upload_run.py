@@ -86,6 +86,12 @@ for _name, _method, _deferrable in (
     globals()[_dag.dag_id] = _dag
 
 with DAG(
+    dag_id="omics_upload_run_deferrable", schedule=None, catchup=False, params=PARAMS, default_args=DEFAULT_ARGS
+) as omics_upload_run_deferrable:
+    # The run's wait in the triggerer (tests/test_wait.py): two rounds a second apart, then it gives up.
+    upload_sequencing_run(**{**RUN_ARGS, "waiter_delay": 1}, waiter_max_attempts=2, deferrable=True)
+
+with DAG(
     dag_id="omics_plan_run_only", schedule=None, catchup=False, params=PARAMS, default_args=DEFAULT_ARGS
 ) as omics_plan_run_only:
     # A run's plan and create without its bytes (tests/test_run_scale.py), its uploads aborted at the end.
