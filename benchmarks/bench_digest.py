@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from airflow_provider_omics.utils.digest import ETAG_FAMILIES, digest_file, family_of
+from airflow_provider_omics.staging.digests import ETAG_FAMILIES, digest_file, family_of
 
 MB = 1_000_000
 READ_LENGTH = 150

@@ -85,7 +85,7 @@ def _max_rss_mib() -> float:
 
 def measure(path: str, repeat: int, no_row_limit: bool) -> dict[str, object]:
     """In the child: read_manifest on ``path``, timed, then once under tracemalloc."""
-    from airflow_provider_omics.utils import manifest
+    from airflow_provider_omics.staging import manifests as manifest
 
     if no_row_limit:
         manifest.MAX_MANIFEST_ROWS = 10**9

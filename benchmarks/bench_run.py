@@ -22,7 +22,7 @@ Three measurements, numbers only (no timed assertion):
 3. **The digest of a pair** (``--digest-only`` runs it alone, ``--skip-digest`` leaves it out): a paired FASTQ of
    2 x ``--digest-mb`` MB uncompressed, digested as the run's digest task does (a ``ThreadPoolExecutor`` over the
    sources calling :func:`airflow_provider_omics.readsets.verify.digest_source` on the plan of
-   :func:`~airflow_provider_omics.utils.manifest.validate_manifest`), against the digest of its larger source
+   :func:`~airflow_provider_omics.staging.manifests.validate_manifest`), against the digest of its larger source
    alone; the median of ``--digest-repeat`` alternating runs, with CPU seconds.
 
 The machine may be shared: before each timed phase the benchmark waits (``--quiet-wait``) until other processes
@@ -950,8 +950,8 @@ def bench_digest_pair(workdir: Path, size_mb: int, repeats: int, concurrency: in
 
     from airflow_provider_omics.hooks.omics import OmicsHook
     from airflow_provider_omics.readsets.verify import digest_source
-    from airflow_provider_omics.utils.inputs import allow_lists
-    from airflow_provider_omics.utils.manifest import validate_manifest
+    from airflow_provider_omics.staging.manifests import validate_manifest
+    from airflow_provider_omics.staging.sources import allow_lists
 
     quiet = logging.getLogger("bench_run.digest")
     for logger in (quiet, logging.getLogger("airflow_provider_omics")):

@@ -157,8 +157,8 @@ def _complete(client: Any, store_id: str, upload_id: str, parts: list[dict[str, 
 def _run_provider(spec: dict[str, Any]) -> dict[str, Any]:
     """The provider's path in one process: create, ``OmicsHook.upload_parts``, complete."""
     from airflow_provider_omics.hooks.omics import OmicsHook
+    from airflow_provider_omics.staging.sources import parse_source
     from airflow_provider_omics.utils.parts import check_complete_parts
-    from airflow_provider_omics.utils.sources import parse_source
 
     def prepare() -> OmicsHook:
         hook = OmicsHook(aws_conn_id=CONN_ID)
@@ -189,7 +189,7 @@ def _run_provider(spec: dict[str, Any]) -> dict[str, Any]:
 def _run_provider_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """One mapped task's share: parts ``first``..``last`` of an upload the parent created."""
     from airflow_provider_omics.hooks.omics import OmicsHook
-    from airflow_provider_omics.utils.sources import parse_source
+    from airflow_provider_omics.staging.sources import parse_source
 
     def prepare() -> OmicsHook:
         hook = OmicsHook(aws_conn_id=CONN_ID)
@@ -328,7 +328,7 @@ def _run_raw(spec: dict[str, Any]) -> dict[str, Any]:
 def _run_task_probe(spec: dict[str, Any]) -> dict[str, Any]:
     """One part-upload task's memory: ``OmicsHook.upload_parts`` as the mapped operator runs it; aborted after."""
     from airflow_provider_omics.hooks.omics import OmicsHook
-    from airflow_provider_omics.utils.sources import parse_source
+    from airflow_provider_omics.staging.sources import parse_source
 
     def run(hook: OmicsHook) -> dict[str, Any]:
         source = parse_source(spec["path"])

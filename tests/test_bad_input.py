@@ -14,10 +14,8 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_omics.readsets.imports import ROLE_ARN_PARTITIONS, check_role_arn
-from airflow_provider_omics.utils import manifest
-from airflow_provider_omics.utils.errors import OmicsInputError
-from airflow_provider_omics.utils.inputs import check_reference, check_text
-from airflow_provider_omics.utils.manifest import (
+from airflow_provider_omics.staging import manifests as manifest
+from airflow_provider_omics.staging.manifests import (
     MAX_MANIFEST_DEPTH,
     MAX_MANIFEST_ROWS,
     ManifestError,
@@ -25,6 +23,8 @@ from airflow_provider_omics.utils.manifest import (
     parse_manifest,
     read_manifest,
 )
+from airflow_provider_omics.utils.errors import OmicsInputError
+from airflow_provider_omics.utils.inputs import check_reference, check_text
 from airflow_provider_omics.utils.payloads import ManifestRow, sample_key
 
 REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"

@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_omics.utils import digest as digest_module
-from airflow_provider_omics.utils.digest import (
+from airflow_provider_omics.staging.digests import (
     ETAG_FAMILIES,
     SourceDigest,
     digest_file,
     digest_stream,
     family_of,
 )
+from airflow_provider_omics.staging import digests as digest_module
 
 FAMILIES = list(ETAG_FAMILIES)
 

@@ -16,9 +16,9 @@ from airflow_provider_omics.operators.omics import (
     OmicsInputError,
     OmicsSplitReadSetOperator,
 )
+from airflow_provider_omics.staging.sources import LocalSource, SourceError
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.utils.parts import MAX_PART_SIZE
-from airflow_provider_omics.utils.sources import LocalSource, SourceError
 from tests.helpers import RecordingTaskInstance
 
 REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_omics.utils.errors import OmicsInputError
-from airflow_provider_omics.utils.manifest import (
+from airflow_provider_omics.staging.manifests import (
     MAX_LISTED_PROBLEMS,
     ManifestError,
     check_manifest_sources,
@@ -23,8 +22,9 @@ from airflow_provider_omics.utils.manifest import (
     read_manifest,
     validate_manifest,
 )
+from airflow_provider_omics.staging.sources import StagedSource, parse_source
+from airflow_provider_omics.utils.errors import OmicsInputError
 from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSample
-from airflow_provider_omics.utils.sources import StagedSource, parse_source
 
 REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"
 OTHER_REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/9999999999"

@@ -16,10 +16,10 @@ import pytest
 
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.operators.omics import OmicsDigestSourcesOperator, OmicsInputError
+from airflow_provider_omics.staging.sources import SourceChangedError
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
 from airflow_provider_omics.utils.parts import PartRange, part_range
-from airflow_provider_omics.utils.sources import SourceChangedError
 from tests.helpers import assert_no_upload_left, only_read_set, stored_bytes, task_states, tries, wait_active
 
 PART = 4096

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from airflow_provider_omics.utils.sources import (
+from airflow_provider_omics.staging.sources import (
     FileRangeReader,
     Fingerprint,
     LocalSource,

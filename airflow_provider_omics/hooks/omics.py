@@ -6,11 +6,7 @@ and the part-upload loop that the mapped tasks (and the benchmark) run.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
-import os
-import stat as stat_module
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,18 +21,16 @@ import botocore.config
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.exceptions import ClientError, HTTPClientError, WaiterError
 
+from airflow_provider_omics.staging.reports import write_report
+from airflow_provider_omics.staging.sources import (
+    Fingerprint,
+    SourceError,
+    StagedSource,
+    parse_source,
+)
 from airflow_provider_omics.utils.errors import error_code, is_transient
 from airflow_provider_omics.utils.parts import PartRange
 from airflow_provider_omics.utils.payloads import PartResult
-from airflow_provider_omics.utils.sources import (
-    Fingerprint,
-    S3Source,
-    SourceError,
-    StagedSource,
-    _is_under,
-    denied_locations,
-    parse_source,
-)
 from airflow_provider_omics.utils.tags import REQUEST_TAG
 
 if TYPE_CHECKING:
@@ -664,7 +658,7 @@ class OmicsHook(AwsBaseHook):
         """Write a small report (a run's summary CSV) at ``location``, judged where it is written, not where the
         manifest was read at plan time.
 
-        An ``s3://`` URI must be a canonical object URI (:func:`~airflow_provider_omics.utils.sources.parse_source`
+        An ``s3://`` URI must be a canonical object URI (:func:`~airflow_provider_omics.staging.sources.parse_source`
         refuses every other spelling) within ``allowed_s3_prefixes``; it is written with PutObject through the
         sources' connection. A local path must be canonical (absolute, no ``.`` or ``..``), within
         ``allowed_local_roots`` and outside the never-read locations; its directory is opened one name at a time
@@ -678,20 +672,13 @@ class OmicsHook(AwsBaseHook):
         :returns: where it was written (for S3, the canonical URI).
         :raises SourceError: a target outside the allow-lists, in a denied location, or reached through a symlink.
         """
-        if location[:5].lower() == "s3://":
-            target = parse_source(location, s3_client_factory=self._s3_client)
-            assert isinstance(target, S3Source)
-            prefixes = list(allowed_s3_prefixes)
-            if prefixes and not any(target.location.startswith(prefix) for prefix in prefixes):
-                raise SourceError(
-                    f"{target.location} is outside the allowed S3 prefixes ({', '.join(prefixes)}): nothing is "
-                    "written there. Keep the manifest under one of them, or ask an administrator to extend "
-                    "[omics] allowed_s3_prefixes."
-                )
-            target.client.put_object(Bucket=target.bucket, Key=target.key, Body=data, ContentType="text/csv")
-            return target.location
-        write_report_beneath(location, data, allowed_local_roots)
-        return location
+        return write_report(
+            location,
+            data,
+            s3_client_factory=self._s3_client,
+            allowed_local_roots=allowed_local_roots,
+            allowed_s3_prefixes=allowed_s3_prefixes,
+        )
 
     def upload_parts(
         self,
@@ -757,95 +744,3 @@ class OmicsHook(AwsBaseHook):
 
 
 # -- reports written next to a manifest ----------------------------------------------------------------------------
-
-# Each directory of a report's path is opened relative to its parent and never through a symlink. O_PATH (Linux)
-# needs only search permission on a directory, as the kernel's own path walk does.
-_DIRECTORY_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_REPORT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def write_report_beneath(location: str, data: bytes, allowed_local_roots: Sequence[str] = ()) -> None:
-    """Write ``data`` at the local path ``location``, created beside it and renamed into place, within the open
-    directory :func:`open_directory_nofollow` reached: never through a symlink, never in a denied location.
-
-    :raises SourceError: the path is not canonical, lies outside ``allowed_local_roots`` (real paths, as
-        ``allow_lists`` returns them) or in a never-read location, or a directory on it is now a symlink.
-    :raises OSError: the directory or the file cannot be written.
-    """
-    if not os.path.isabs(location) or os.path.normpath(location) != location or location.endswith("/"):
-        raise SourceError(
-            f"{location} is not a canonical absolute file path (no '.', '..' or doubled '/'): nothing is written "
-            "there. Give the manifest by its absolute path."
-        )
-    # The path as written is the real path: the walk below refuses any symlink on it.
-    for entry, what in denied_locations():
-        if _is_under(location, os.path.abspath(entry)) or _is_under(location, os.path.realpath(entry)):
-            raise SourceError(
-                f"{location} lies in {what} ({entry}), where no report is ever written. Keep the manifest "
-                "somewhere else."
-            )
-    roots = list(allowed_local_roots)
-    if roots and not any(_is_under(location, root) for root in roots):
-        raise SourceError(
-            f"{location} is outside the allowed local roots ({', '.join(roots)}): nothing is written there. Keep the "
-            "manifest under one of them, or ask an administrator to extend [omics] allowed_local_roots."
-        )
-    directory, name = os.path.split(location)
-    partial = f".{name}.{os.getpid()}.{threading.get_ident()}.partial"
-    directory_fd = open_directory_nofollow(directory)
-    try:
-        fd = os.open(partial, _REPORT_FLAGS, 0o644, dir_fd=directory_fd)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(partial, name, src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(partial, dir_fd=directory_fd)
-            raise
-    finally:
-        os.close(directory_fd)
-
-
-def open_directory_nofollow(directory: str) -> int:
-    """A descriptor of the absolute ``directory``, opened from ``/`` one name at a time, each relative to its
-    parent's descriptor and without following a symlink; the caller closes it.
-
-    :raises SourceError: a name on the path is a symlink (or not a directory): its message names that directory.
-    :raises OSError: a directory cannot be opened (missing, no permission).
-    """
-    fd = os.open("/", _DIRECTORY_FLAGS)
-    walked = ""
-    try:
-        for name in directory.split("/"):
-            if not name:
-                continue
-            walked += "/" + name
-            try:
-                child = os.open(name, _DIRECTORY_FLAGS, dir_fd=fd)
-            except OSError as err:
-                if err.errno not in (errno.ELOOP, errno.ENOTDIR):
-                    raise
-                raise _not_a_directory(walked, name, fd) from None
-            # O_PATH with O_NOFOLLOW may open a symlink itself instead of failing: what was opened must be a directory.
-            if not stat_module.S_ISDIR(os.fstat(child).st_mode):
-                os.close(child)
-                raise _not_a_directory(walked, name, fd)
-            os.close(fd)
-            fd = child
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _not_a_directory(walked: str, name: str, parent_fd: int) -> SourceError:
-    try:
-        link = os.readlink(name, dir_fd=parent_fd)
-    except OSError:
-        return SourceError(f"{walked} is not a directory: nothing is written under it.")
-    return SourceError(
-        f"directory {walked} is now a symlink (to {link}), and a report is never written through a symlink: the "
-        "link could lead anywhere (the manifest's directory was a real one when the plan read it). Put the real "
-        "directory back, or take the summary from the task's log."
-    )

@@ -36,20 +36,18 @@ from airflow_provider_omics.readsets.upload import (
     reconcile_parts,
 )
 from airflow_provider_omics.readsets.verify import digest_skip_reason, digest_source, verify_read_set
-from airflow_provider_omics.utils.errors import (
-    OmicsInputError,
-    error_code,
-    service_errors,
-    service_failure,
-    source_errors,
-)
-from airflow_provider_omics.utils.inputs import (
+from airflow_provider_omics.staging.sources import (
+    Fingerprint,
+    SourceError,
+    StagedSource,
     allow_lists,
-    as_int,
-    check_file_type,
-    check_store_id,
-    normalize_sources,
+    reopen_source,
+    same_source,
+    source_errors,
+    stage_source,
 )
+from airflow_provider_omics.utils.errors import OmicsInputError, error_code, service_errors, service_failure
+from airflow_provider_omics.utils.inputs import as_int, check_file_type, check_store_id, normalize_sources
 from airflow_provider_omics.utils.parts import (
     MAX_PART_SIZE,
     PART_SOURCES,
@@ -72,14 +70,6 @@ from airflow_provider_omics.utils.payloads import (
     PlannedSource,
     RunPartResults,
     UploadRecord,
-)
-from airflow_provider_omics.utils.sources import (
-    Fingerprint,
-    SourceError,
-    StagedSource,
-    reopen_source,
-    same_source,
-    stage_source,
 )
 
 if TYPE_CHECKING:

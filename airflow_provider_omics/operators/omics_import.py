@@ -33,10 +33,10 @@ from airflow_provider_omics.readsets.imports import (
     run_imports,
 )
 from airflow_provider_omics.readsets.request import REQUEST_FIELDS, check_request, check_store
+from airflow_provider_omics.staging.manifests import check_manifest_sources, parse_manifest, read_manifest
 from airflow_provider_omics.triggers.omics import OmicsReadSetImportJobCompleteTrigger, waiter_settings
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
 from airflow_provider_omics.utils.inputs import check_store_id
-from airflow_provider_omics.utils.manifest import check_manifest_sources, parse_manifest, read_manifest
 from airflow_provider_omics.utils.payloads import UPLOAD_RECORD_KEY, PlannedSample, UploadRecord
 
 if TYPE_CHECKING:

@@ -52,9 +52,10 @@ from airflow_provider_omics.readsets.run import (
     verify_samples,
     wait_until_active,
 )
+from airflow_provider_omics.staging.manifests import validate_manifest
+from airflow_provider_omics.staging.sources import allow_lists
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
-from airflow_provider_omics.utils.inputs import allow_lists, as_bool, as_float, as_int, check_store_id
-from airflow_provider_omics.utils.manifest import validate_manifest
+from airflow_provider_omics.utils.inputs import as_bool, as_float, as_int, check_store_id
 from airflow_provider_omics.utils.parts import MAX_PART_SIZE, PartPlanError
 from airflow_provider_omics.utils.payloads import (
     UPLOAD_RECORD_KEY,
@@ -80,7 +81,7 @@ class OmicsPlanSequencingRunOperator(StagedSourceOperator):
     the store, and cut all parts into at most ``max_tasks`` batches.
 
     Nothing exists on the service before this succeeds: a manifest with problems fails with one message listing
-    every row at fault (:func:`~airflow_provider_omics.utils.manifest.validate_manifest`). A sample whose read set
+    every row at fault (:func:`~airflow_provider_omics.staging.manifests.validate_manifest`). A sample whose read set
     is already stored from the same staged files and verified (see :func:`resolve_stored`) is planned as ``stored``:
     nothing of it is uploaded; one stored from them but never verified is verified (and announced) before it counts.
 

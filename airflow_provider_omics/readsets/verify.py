@@ -12,15 +12,15 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.readsets import Logger
-from airflow_provider_omics.utils.digest import digest_stream, family_of
-from airflow_provider_omics.utils.errors import source_errors
+from airflow_provider_omics.staging.digests import digest_stream, family_of
+from airflow_provider_omics.staging.sources import (
+    Fingerprint,
+    reopen_source,
+    source_errors,
+)
 from airflow_provider_omics.utils.payloads import (
     PlannedSource,
     SourceDigest,
-)
-from airflow_provider_omics.utils.sources import (
-    Fingerprint,
-    reopen_source,
 )
 
 # Read sets whose ETag a client can reproduce: the hash of the uncompressed FASTQ. BAM/CRAM ETags are computed

@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from airflow_provider_omics.utils.sources import SourceError
-
 # The service's errors, each handled on purpose (README "Errors and retries"):
 # - retried by botocore's retry mode, then by the part loop below, then by Airflow task retries;
 TRANSIENT_ERRORS = frozenset({"ThrottlingException", "InternalServerException", "RequestTimeoutException"})
@@ -70,12 +68,3 @@ def service_errors(what: str, aws_conn_id: str | None) -> Iterator[None]:
         yield
     except ClientError as err:
         raise service_failure(err, what, aws_conn_id) from None
-
-
-@contextlib.contextmanager
-def source_errors() -> Iterator[None]:
-    """A staged source that cannot be used (missing, changed, outside the allow-lists) fails at once."""
-    try:
-        yield
-    except SourceError as err:
-        raise OmicsInputError(str(err)) from None

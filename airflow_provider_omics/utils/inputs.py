@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
 from typing import Any
 
-from airflow.providers.common.compat.sdk import conf
-
 from airflow_provider_omics.utils.errors import OmicsInputError
-from airflow_provider_omics.utils.sources import SourceError, effective_allow_list, effective_s3_prefixes
 
 FILE_TYPES = ("FASTQ", "BAM", "CRAM", "UBAM")
 # BAM and CRAM are aligned: the service links them to a reference (AWS's uploader refuses them without one).
@@ -171,15 +167,3 @@ def normalize_sources(sources: Any) -> list[str]:
     if len(items) == 2 and items[0].strip() == items[1].strip():
         raise OmicsInputError(f"Read 1 and read 2 are the same file ({items[0]}): give the two files of the pair.")
     return [item.strip() for item in items]
-
-
-def allow_lists(
-    local_roots: str | Sequence[str] | None, s3_prefixes: str | Sequence[str] | None
-) -> tuple[list[str], list[str]]:
-    """The [omics] allow-lists, narrowed by the operator's own where given (an operator can never widen them)."""
-    try:
-        roots = effective_allow_list(local_roots, conf.get("omics", "allowed_local_roots", fallback=""))
-        prefixes = effective_s3_prefixes(s3_prefixes, conf.get("omics", "allowed_s3_prefixes", fallback=""))
-    except SourceError as err:
-        raise OmicsInputError(str(err)) from None
-    return roots, prefixes

@@ -17,14 +17,17 @@ import pwd
 import re
 import stat as stat_module
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Self, cast
 from urllib.parse import unquote, urlparse
 
+from airflow.providers.common.compat.sdk import conf
 from botocore.exceptions import ClientError
+
+from airflow_provider_omics.utils.errors import OmicsInputError
 
 # Linux <linux/limits.h>: a path handed to the kernel is at most PATH_MAX bytes with its terminating NUL, and each
 # of its names at most NAME_MAX bytes; longer ones fail with ENAMETOOLONG, which says nothing of which name.
@@ -829,7 +832,8 @@ def denied_locations() -> list[tuple[str, str]]:
     return entries
 
 
-def _is_under(path: str, root: str) -> bool:
+def is_under(path: str, root: str) -> bool:
+    """Whether ``path`` is ``root`` or lies beneath it (both absolute and canonical); an empty root holds all."""
     root = root.rstrip("/")
     return not root or path == root or path.startswith(root + "/")
 
@@ -838,7 +842,7 @@ def refuse_denied(uri: str, path: str) -> None:
     """SourceError when the real path ``path`` lies in one of :func:`denied_locations`."""
     for entry, what in denied_locations():
         # Both spellings: a symlinked /var/run, or a credentials directory that is itself a symlink.
-        if _is_under(path, os.path.abspath(entry)) or _is_under(path, os.path.realpath(entry)):
+        if is_under(path, os.path.abspath(entry)) or is_under(path, os.path.realpath(entry)):
             raise SourceError(
                 f"Staged source {uri} resolves to {path}, in {what} ({entry}): that is never allowed as a staged "
                 "source, whatever the allow-lists. Stage the file somewhere else."
@@ -885,7 +889,7 @@ def effective_allow_list(
     if not operator:
         return admin
     for entry, root in zip(entries, operator, strict=True):
-        if admin and not any(_is_under(root, allowed) for allowed in admin):
+        if admin and not any(is_under(root, allowed) for allowed in admin):
             raise SourceError(
                 f"allowed_local_roots entry {entry!r} (resolving to {root}) is not under {setting} "
                 f"({', '.join(admin)}): operators may only narrow {setting}. Use one of those directories or one "
@@ -931,7 +935,7 @@ def check_allowed(source: StagedSource, local_roots: str | Iterable[str], s3_pre
         resolved = source.location
         refuse_denied(source.uri, resolved)
         roots = [os.path.realpath(root) for root in split_allow_list(local_roots)]
-        if roots and not any(_is_under(resolved, root) for root in roots):
+        if roots and not any(is_under(resolved, root) for root in roots):
             raise SourceError(
                 f"Staged source {source.uri} resolves to {resolved}, outside the allowed staging roots "
                 f"({', '.join(roots)}). Stage the file under one of them, or ask an administrator "
@@ -974,3 +978,24 @@ def reopen_source(
     source = open_source()
     check_allowed(source, list(local_roots), list(s3_prefixes))
     return source
+
+
+def allow_lists(
+    local_roots: str | Sequence[str] | None, s3_prefixes: str | Sequence[str] | None
+) -> tuple[list[str], list[str]]:
+    """The [omics] allow-lists, narrowed by the operator's own where given (an operator can never widen them)."""
+    try:
+        roots = effective_allow_list(local_roots, conf.get("omics", "allowed_local_roots", fallback=""))
+        prefixes = effective_s3_prefixes(s3_prefixes, conf.get("omics", "allowed_s3_prefixes", fallback=""))
+    except SourceError as err:
+        raise OmicsInputError(str(err)) from None
+    return roots, prefixes
+
+
+@contextlib.contextmanager
+def source_errors() -> Iterator[None]:
+    """A staged source that cannot be used (missing, changed, outside the allow-lists) fails at once."""
+    try:
+        yield
+    except SourceError as err:
+        raise OmicsInputError(str(err)) from None

@@ -25,10 +25,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NoReturn
 
+from airflow_provider_omics.staging.sources import (
+    Fingerprint,
+    LocalSource,
+    S3Source,
+    SourceError,
+    StagedSource,
+    allow_lists,
+    parse_source,
+    same_source,
+    stage_source,
+)
 from airflow_provider_omics.utils.errors import OmicsInputError
 from airflow_provider_omics.utils.inputs import (
     FILE_TYPES_NEEDING_REFERENCE,
-    allow_lists,
     as_int,
     check_file_type,
     check_reference,
@@ -43,16 +53,6 @@ from airflow_provider_omics.utils.parts import (
     check_part_size,
 )
 from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSample, PlannedSource, sample_key
-from airflow_provider_omics.utils.sources import (
-    Fingerprint,
-    LocalSource,
-    S3Source,
-    SourceError,
-    StagedSource,
-    parse_source,
-    same_source,
-    stage_source,
-)
 from airflow_provider_omics.utils.tags import REQUEST_TAG
 
 log = logging.getLogger(__name__)
@@ -944,7 +944,7 @@ def check_manifest_sources(
 
     Each source must exist, be a readable, regular, non-empty file (or S3 object) inside the allow-lists and
     outside the never-read locations, and fit in 10,000 parts of ``part_size``; no file may belong to two rows
-    however it is spelled (the same opened file, :func:`~airflow_provider_omics.utils.sources.same_source`).
+    however it is spelled (the same opened file, :func:`~airflow_provider_omics.staging.sources.same_source`).
     One stat (or HeadObject) per source; no HealthOmics call.
 
     :param rows: the rows :func:`parse_manifest` returned.
