@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_omics.staging import digests as digest_module
 from airflow_provider_omics.staging.digests import (
     ETAG_FAMILIES,
     SourceDigest,
@@ -23,7 +24,6 @@ from airflow_provider_omics.staging.digests import (
     digest_stream,
     family_of,
 )
-from airflow_provider_omics.staging import digests as digest_module
 
 FAMILIES = list(ETAG_FAMILIES)
 

@@ -22,10 +22,10 @@ from typing import Any
 import boto3
 import pytest
 
-from airflow_provider_omics.staging.reports import write_report_beneath
 from airflow_provider_omics.operators.sequencing_run import OmicsSequencingRunSummaryOperator
 from airflow_provider_omics.readsets.run import FORMULA_STARTS, summary_csv, summary_location
 from airflow_provider_omics.staging.manifests import ManifestError, validate_manifest
+from airflow_provider_omics.staging.reports import write_report_beneath
 from airflow_provider_omics.staging.sources import S3Source, SourceError, StagedSource, check_allowed, parse_source
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_fastq

@@ -218,6 +218,19 @@ class _RunStepOperator(AwsBaseOperator[OmicsHook]):
     def failed(self, sample: RunSample, step: str, reason: str) -> None:
         fail_sample(sample, step, reason, self.log)
 
+    deferrable: bool = False
+
+    def wait_active(self, store_id: str, samples: Mapping[str, RunSample], delay: float, attempts: int) -> None:
+        """Wait until the samples' read sets are ACTIVE or failed: here, or, when deferrable, after one look (a read
+        set is often ACTIVE by the time the task starts) in the triggerer, resuming in ``execute_complete``."""
+        if not self.deferrable:
+            wait_until_active(self.hook, store_id, samples, delay, attempts, self.aws_conn_id, self.log)
+            return
+        pending = wait_until_active(
+            self.hook, store_id, samples, delay, 1, self.aws_conn_id, self.log, fail_pending=False
+        )
+        defer_while_pending(self, store_id, pending, delay, attempts)
+
 
 class OmicsCreateRunUploadsOperator(_RunStepOperator):
     """
@@ -380,14 +393,7 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
         delay = as_float("waiter_delay", self.waiter_delay)
         attempts = as_int("waiter_max_attempts", self.waiter_max_attempts)
         store_id = check_store_id(self.sequence_store_id)
-        if self.deferrable:
-            # A read set is often ACTIVE by the time this task starts: look once before the triggerer.
-            pending = wait_until_active(
-                self.hook, store_id, samples, delay, 1, self.aws_conn_id, self.log, fail_pending=False
-            )
-            defer_while_pending(self, store_id, pending, delay, attempts)
-        else:
-            wait_until_active(self.hook, store_id, samples, delay, attempts, self.aws_conn_id, self.log)
+        self.wait_active(store_id, samples, delay, attempts)
         return run_states(samples)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -488,13 +494,7 @@ class OmicsImportRunReadSetsOperator(_RunStepOperator):
                 else None
             ),
         )
-        if self.deferrable:
-            pending = wait_until_active(
-                self.hook, store_id, samples, delay, 1, self.aws_conn_id, self.log, fail_pending=False
-            )
-            defer_while_pending(self, store_id, pending, delay, attempts)
-        else:
-            wait_until_active(self.hook, store_id, samples, delay, attempts, self.aws_conn_id, self.log)
+        self.wait_active(store_id, samples, delay, attempts)
         return run_states(samples)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
