@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.links.omics import OmicsReadSetLink
 from airflow_provider_omics.readsets.imports import IMPORT_JOBS_KEY, JOB_DONE
+from airflow_provider_omics.staging.sources import allow_lists
 from airflow_provider_omics.triggers.omics import (
     OmicsReadSetActiveTrigger,
     OmicsReadSetImportJobCompleteTrigger,
@@ -50,6 +51,10 @@ class StagedSourceOperator(AwsBaseOperator[OmicsHook]):
     @property
     def _hook_parameters(self) -> dict[str, Any]:
         return {**super()._hook_parameters, "source_aws_conn_id": self.source_aws_conn_id}
+
+    def staging(self) -> tuple[list[str], list[str]]:
+        """The effective allow-lists of this task (``[omics]``'s, narrowed by its own): roots, prefixes."""
+        return allow_lists(getattr(self, "allowed_local_roots", None), getattr(self, "allowed_s3_prefixes", None))
 
 
 def defer_while_running(

@@ -6,19 +6,17 @@ templating, the checks of user input and the Airflow lifecycle; the hook holds e
 
 from __future__ import annotations
 
-import time
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import (
-    AirflowException,
     AirflowFailException,
     AirflowSkipException,
     conf,
 )
-from botocore.exceptions import ClientError
 
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.links.omics import OmicsReadSetLink
@@ -26,7 +24,7 @@ from airflow_provider_omics.operators.base import StagedSourceOperator, persist_
 from airflow_provider_omics.readsets import identity
 from airflow_provider_omics.readsets.announce import announce_read_sets, claim_announcements, with_read_sets_alias
 from airflow_provider_omics.readsets.imports import METHOD_KEY, choose_method, chosen_method
-from airflow_provider_omics.readsets.request import REQUEST_FIELDS, check_request, check_store, stored_read_set
+from airflow_provider_omics.readsets.request import REQUEST_FIELDS, check_request, check_store
 from airflow_provider_omics.readsets.upload import (
     abort_request,
     complete_or_find,
@@ -34,6 +32,8 @@ from airflow_provider_omics.readsets.upload import (
     create_or_reuse,
     find_created_upload,
     reconcile_parts,
+    upload_segment,
+    upload_segments,
 )
 from airflow_provider_omics.readsets.verify import digest_skip_reason, digest_source, verify_read_set
 from airflow_provider_omics.staging.sources import (
@@ -41,25 +41,17 @@ from airflow_provider_omics.staging.sources import (
     SourceError,
     StagedSource,
     allow_lists,
-    reopen_source,
+    plan_source,
     same_source,
-    source_errors,
-    stage_source,
 )
-from airflow_provider_omics.utils.errors import OmicsInputError, error_code, service_errors, service_failure
+from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
 from airflow_provider_omics.utils.inputs import as_int, check_file_type, check_store_id, normalize_sources
 from airflow_provider_omics.utils.parts import (
     MAX_PART_SIZE,
     PART_SOURCES,
-    RUN_CHECKSUMS_LIMIT,
     PartPlanError,
-    PartRange,
     batch_parts,
-    check_part_count,
     check_part_size,
-    compact_parts,
-    fit_part_runs,
-    part_range,
 )
 from airflow_provider_omics.utils.payloads import (
     UPLOAD_RECORD_KEY,
@@ -74,19 +66,6 @@ from airflow_provider_omics.utils.payloads import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-def _staged(
-    hook: OmicsHook, uri: str, roots: Sequence[str], prefixes: Sequence[str]
-) -> tuple[StagedSource, Fingerprint]:
-    """A staged source and its fingerprint, through the one staging gateway (:func:`stage_source`)."""
-    return stage_source(lambda: hook.staged_source(uri), roots, prefixes)
-
-
-def request_token(request: Mapping[str, Any], sources: Mapping[str, PlannedSource] | None) -> str:
-    """A create request's idempotency token: its sample identity and staged content, never the run that asks
-    (see :func:`~airflow_provider_omics.readsets.identity.request_token`)."""
-    return identity.request_token(request, sources)
 
 
 class OmicsSplitReadSetOperator(StagedSourceOperator):
@@ -178,23 +157,19 @@ class OmicsSplitReadSetOperator(StagedSourceOperator):
         for part_source, uri in zip(PART_SOURCES, sources, strict=False):
             label = f"{part_source} ({uri})"
             try:
-                source, fingerprint = _staged(self.hook, uri, roots, prefixes)
-                if fingerprint.size == 0:
-                    raise SourceError(f"Staged source {uri} is empty. Stage the complete file before uploading.")
-                total = check_part_count(label, fingerprint.size, part_size)
+                source, fingerprint, planned[part_source] = plan_source(
+                    functools.partial(self.hook.staged_source, uri), uri, part_source, part_size, roots, prefixes
+                )
             except (SourceError, PartPlanError) as err:
                 raise OmicsInputError(str(err)) from None
             staged.append((source, fingerprint))
-            planned[part_source] = PlannedSource(
-                uri=uri,
-                # What the later tasks open: the file that was opened here, not what the path may name later.
-                location=source.location,
-                size=fingerprint.size,
-                parts=total,
-                part_size=part_size,
-                fingerprint=fingerprint.to_dict(),
+            self.log.info(
+                "%s: %d bytes in %d parts of %d bytes",
+                label,
+                fingerprint.size,
+                planned[part_source]["parts"],
+                part_size,
             )
-            self.log.info("%s: %d bytes in %d parts of %d bytes", label, fingerprint.size, total, part_size)
         if len(staged) == 2 and same_source(*staged[0], *staged[1]):
             raise OmicsInputError(
                 f"Read 1 and read 2 are the same file ({sources[0]} and {sources[1]}): give the two files of the pair."
@@ -325,8 +300,8 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         return check_request(**{field: getattr(self, field) for field in REQUEST_FIELDS})
 
     def request_token(self, context: Context, request: Mapping[str, Any]) -> str:
-        """The create request's idempotency token: see :func:`request_token`."""
-        return request_token(request, self.sources)
+        """The create request's idempotency token (:func:`~airflow_provider_omics.readsets.identity.request_token`)."""
+        return identity.request_token(request, self.sources)
 
     def execute(self, context: Context) -> str | None:
         ti = context["ti"]
@@ -470,7 +445,16 @@ class OmicsUploadReadSetPartOperator(StagedSourceOperator):
 
     def execute(self, context: Context) -> list[PartResult] | RunPartResults:
         if self.segments is not None:
-            return self.upload_segments()
+            return upload_segments(
+                self.hook,
+                self.sequence_store_id,
+                self.segments,
+                self.upload_records or {},
+                self.staging(),
+                as_int("max_concurrency", self.max_concurrency),
+                self.aws_conn_id,
+                self.log,
+            )
         record = UploadRecord.from_dict(self.upload_record)
         if not self.upload_id:
             if record is not None and record.read_set_id:
@@ -492,109 +476,18 @@ class OmicsUploadReadSetPartOperator(StagedSourceOperator):
             ),
         )
 
-    def upload_segments(self) -> RunPartResults:
-        """A run's batch: each segment's parts into its sample's upload (from ``upload_records``).
-
-        A sample whose segment cannot be uploaded for good (its source changed or vanished, a permanent service
-        error) is reported in ``failed`` and the other samples' segments carry on; complete aborts that sample.
-        A transient failure fails the task after the other segments, so that Airflow retries it. The parts are
-        returned compact (:class:`~airflow_provider_omics.utils.payloads.PartRun`).
-        """
-        results = RunPartResults(parts={}, failed={})
-        transient: list[str] = []
-        for segment in self.segments or []:
-            sample = segment["sample"]
-            if sample in results["failed"]:
-                continue
-            entry = (self.upload_records or {}).get(sample) or {}
-            record = UploadRecord.from_dict(entry.get("record", entry))
-            if record is None or not record.upload_id:
-                if record is not None and record.read_set_id:
-                    self.log.info("%s: already stored as read set %s: nothing to upload.", sample, record.read_set_id)
-                else:
-                    results["failed"][sample] = "no upload was started for it (see the create task)"
-                continue
-            try:
-                parts = self.upload_batch(record.upload_id, record, segment)
-            except AirflowFailException as err:
-                self.log.error("%s: %s", sample, err)
-                results["failed"][sample] = str(err)
-                results["parts"].pop(sample, None)
-                continue
-            except AirflowException as err:
-                self.log.error("%s: %s", sample, err)
-                transient.append(f"{sample}: {err}")
-                continue
-            results["parts"].setdefault(sample, []).extend(compact_parts(parts))
-        if transient:
-            raise AirflowException("Parts of these samples failed and may succeed on a retry: " + "; ".join(transient))
-        carried = fit_part_runs(results["parts"], RUN_CHECKSUMS_LIMIT)
-        if carried > RUN_CHECKSUMS_LIMIT:
-            self.log.info(
-                "%d characters of checksums are more than XCom should carry (%d): complete reads them back from "
-                "the service (ListReadSetUploadParts).",
-                carried,
-                RUN_CHECKSUMS_LIMIT,
-            )
-        return results
-
     def upload_batch(self, upload_id: str, record: UploadRecord | None, segment: PartSegment) -> list[PartResult]:
-        """Upload one segment's parts (consecutive parts of one source) into ``upload_id``."""
-        part_source = segment["part_source"]
-        fingerprint = Fingerprint.from_dict(segment["fingerprint"])
-        roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
-        with source_errors():
-            source = reopen_source(lambda: self.hook.staged_source(segment["source_uri"]), roots, prefixes)
-        ranges = [
-            part_range(part_source, n, fingerprint.size, segment["part_size"])
-            for n in range(segment["first_part"], segment["last_part"] + 1)
-        ]
-        total_bytes = sum(r.length for r in ranges)
-
-        def log_part(part: PartRange, seconds: float) -> None:
-            self.log.info(
-                "%s part %d of %d: %d bytes in %.2f s (%.1f MB/s)",
-                part.part_source,
-                part.part_number,
-                segment["total_parts"],
-                part.length,
-                seconds,
-                part.length / max(seconds, 1e-9) / 1e6,
-            )
-
-        started = time.monotonic()
-        try:
-            with source_errors():
-                parts = self.hook.upload_parts(
-                    self.sequence_store_id,
-                    upload_id,
-                    source,
-                    fingerprint,
-                    ranges,
-                    max_concurrency=as_int("max_concurrency", self.max_concurrency),
-                    on_part=log_part,
-                )
-        except ClientError as err:
-            if error_code(err) == "ResourceNotFoundException":
-                # A cleared part task of an upload that completed: its parts are in the read set already.
-                stored = stored_read_set(self.hook, record, upload_id, self.aws_conn_id)
-                if stored:
-                    self.log.info("Upload %s already completed as read set %s: nothing to upload.", upload_id, stored)
-                    return []
-            raise service_failure(
-                err, f"UploadReadSetPart ({part_source} of upload {upload_id})", self.aws_conn_id
-            ) from None
-        seconds = time.monotonic() - started
-        self.log.info(
-            "Uploaded %s parts %d-%d: %d bytes in %.2f s (%.1f MB/s)",
-            part_source,
-            segment["first_part"],
-            segment["last_part"],
-            total_bytes,
-            seconds,
-            total_bytes / max(seconds, 1e-9) / 1e6,
+        return upload_segment(
+            self.hook,
+            self.sequence_store_id,
+            upload_id,
+            record,
+            segment,
+            self.staging(),
+            as_int("max_concurrency", self.max_concurrency),
+            self.aws_conn_id,
+            self.log,
         )
-        return parts
 
 
 class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):

@@ -1,8 +1,9 @@
 """The direct upload of one read set request, each step converging under retries, clears and lost answers:
-create or reuse, complete or find, abort."""
+create or reuse, the parts of a segment (one read set's, or a run's batch), complete or find, abort."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,16 +17,20 @@ from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.readsets import Logger, identity
 from airflow_provider_omics.readsets.request import only_read_set, stored_read_set
+from airflow_provider_omics.staging.sources import Fingerprint, reopen_source, source_errors
 from airflow_provider_omics.utils.errors import error_code, is_transient, service_errors, service_failure
 from airflow_provider_omics.utils.parts import (
+    RUN_CHECKSUMS_LIMIT,
     PartPlanError,
+    PartRange,
     check_complete_parts,
+    compact_parts,
+    fit_part_runs,
     flatten_part_results,
     missing_parts,
+    part_range,
 )
-from airflow_provider_omics.utils.payloads import (
-    UploadRecord,
-)
+from airflow_provider_omics.utils.payloads import PartResult, PartSegment, RunPartResults, UploadRecord
 from airflow_provider_omics.utils.tags import REQUEST_TAG
 
 
@@ -333,3 +338,130 @@ def abort_uploads(
         else:
             log.info("Upload %s is already gone (aborted): nothing to abort.", one_upload)
     return aborted
+
+
+def upload_segments(
+    hook: OmicsHook,
+    sequence_store_id: str,
+    segments: Sequence[PartSegment],
+    upload_records: Mapping[str, Any],
+    staging: tuple[Sequence[str], Sequence[str]],
+    max_concurrency: int,
+    aws_conn_id: str | None,
+    log: Logger,
+) -> RunPartResults:
+    """A run's batch: each segment's parts into its sample's upload (``upload_records``: the create step's).
+
+    A sample whose segment cannot be uploaded for good (its source changed or vanished, a permanent service
+    error) is reported in ``failed`` and the other samples' segments carry on; complete aborts that sample.
+    A transient failure fails the task after the other segments, so that Airflow retries it. The parts are
+    returned compact (:class:`~airflow_provider_omics.utils.payloads.PartRun`).
+    """
+    results = RunPartResults(parts={}, failed={})
+    transient: list[str] = []
+    for segment in segments:
+        sample = segment["sample"]
+        if sample in results["failed"]:
+            continue
+        entry = upload_records.get(sample) or {}
+        record = UploadRecord.from_dict(entry.get("record", entry))
+        if record is None or not record.upload_id:
+            if record is not None and record.read_set_id:
+                log.info("%s: already stored as read set %s: nothing to upload.", sample, record.read_set_id)
+            else:
+                results["failed"][sample] = "no upload was started for it (see the create task)"
+            continue
+        try:
+            parts = upload_segment(
+                hook, sequence_store_id, record.upload_id, record, segment, staging, max_concurrency, aws_conn_id, log
+            )
+        except AirflowFailException as err:
+            log.error("%s: %s", sample, err)
+            results["failed"][sample] = str(err)
+            results["parts"].pop(sample, None)
+            continue
+        except AirflowException as err:
+            log.error("%s: %s", sample, err)
+            transient.append(f"{sample}: {err}")
+            continue
+        results["parts"].setdefault(sample, []).extend(compact_parts(parts))
+    if transient:
+        raise AirflowException("Parts of these samples failed and may succeed on a retry: " + "; ".join(transient))
+    carried = fit_part_runs(results["parts"], RUN_CHECKSUMS_LIMIT)
+    if carried > RUN_CHECKSUMS_LIMIT:
+        log.info(
+            "%d characters of checksums are more than XCom should carry (%d): complete reads them back from "
+            "the service (ListReadSetUploadParts).",
+            carried,
+            RUN_CHECKSUMS_LIMIT,
+        )
+    return results
+
+
+def upload_segment(
+    hook: OmicsHook,
+    sequence_store_id: str,
+    upload_id: str,
+    record: UploadRecord | None,
+    segment: PartSegment,
+    staging: tuple[Sequence[str], Sequence[str]],
+    max_concurrency: int,
+    aws_conn_id: str | None,
+    log: Logger,
+) -> list[PartResult]:
+    """Upload one segment's parts (consecutive parts of one source) into ``upload_id``, the source reopened
+    through the staging gateway within ``staging`` (the allow-lists: roots, prefixes) and pinned to the plan's
+    fingerprint."""
+    part_source = segment["part_source"]
+    fingerprint = Fingerprint.from_dict(segment["fingerprint"])
+    roots, prefixes = staging
+    with source_errors():
+        source = reopen_source(lambda: hook.staged_source(segment["source_uri"]), roots, prefixes)
+    ranges = [
+        part_range(part_source, n, fingerprint.size, segment["part_size"])
+        for n in range(segment["first_part"], segment["last_part"] + 1)
+    ]
+    total_bytes = sum(r.length for r in ranges)
+
+    def log_part(part: PartRange, seconds: float) -> None:
+        log.info(
+            "%s part %d of %d: %d bytes in %.2f s (%.1f MB/s)",
+            part.part_source,
+            part.part_number,
+            segment["total_parts"],
+            part.length,
+            seconds,
+            part.length / max(seconds, 1e-9) / 1e6,
+        )
+
+    started = time.monotonic()
+    try:
+        with source_errors():
+            parts = hook.upload_parts(
+                sequence_store_id,
+                upload_id,
+                source,
+                fingerprint,
+                ranges,
+                max_concurrency=max_concurrency,
+                on_part=log_part,
+            )
+    except ClientError as err:
+        if error_code(err) == "ResourceNotFoundException":
+            # A cleared part task of an upload that completed: its parts are in the read set already.
+            stored = stored_read_set(hook, record, upload_id, aws_conn_id)
+            if stored:
+                log.info("Upload %s already completed as read set %s: nothing to upload.", upload_id, stored)
+                return []
+        raise service_failure(err, f"UploadReadSetPart ({part_source} of upload {upload_id})", aws_conn_id) from None
+    seconds = time.monotonic() - started
+    log.info(
+        "Uploaded %s parts %d-%d: %d bytes in %.2f s (%.1f MB/s)",
+        part_source,
+        segment["first_part"],
+        segment["last_part"],
+        total_bytes,
+        seconds,
+        total_bytes / max(seconds, 1e-9) / 1e6,
+    )
+    return parts

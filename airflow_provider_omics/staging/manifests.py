@@ -33,6 +33,7 @@ from airflow_provider_omics.staging.sources import (
     StagedSource,
     allow_lists,
     parse_source,
+    plan_source,
     same_source,
     stage_source,
 )
@@ -49,7 +50,6 @@ from airflow_provider_omics.utils.parts import (
     MAX_PART_SIZE,
     PART_SOURCES,
     PartPlanError,
-    check_part_count,
     check_part_size,
 )
 from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSample, PlannedSource, sample_key
@@ -995,10 +995,9 @@ def _stat_sources(
         for part_source, field_name, uri in zip(PART_SOURCES, ("read1", "read2"), entry.sources, strict=False):
             column = column_name(entry.manifest_format, field_name)
             try:
-                source, fingerprint = stage_source(functools.partial(source_factory, uri), roots, prefixes)
-                if fingerprint.size == 0:
-                    raise SourceError(f"Staged source {uri} is empty. Stage the complete file before uploading.")
-                parts = check_part_count(f"{part_source} ({uri})", fingerprint.size, part_size)
+                source, fingerprint, planned_source = plan_source(
+                    functools.partial(source_factory, uri), uri, part_source, part_size, roots, prefixes
+                )
             except (SourceError, PartPlanError) as err:
                 problems.append(ManifestProblem(str(err), row=entry.row, column=column, line=entry.line))
                 continue
@@ -1020,15 +1019,7 @@ def _stat_sources(
                     )
                     break
             same_identity.append((entry, field_name, source, fingerprint))
-            sources[part_source] = PlannedSource(
-                uri=uri,
-                # What later tasks open: the file opened here, not what the path may name later.
-                location=source.location,
-                size=fingerprint.size,
-                parts=parts,
-                part_size=part_size,
-                fingerprint=fingerprint.to_dict(),
-            )
+            sources[part_source] = planned_source
     return planned, problems
 
 

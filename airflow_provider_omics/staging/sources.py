@@ -28,6 +28,8 @@ from airflow.providers.common.compat.sdk import conf
 from botocore.exceptions import ClientError
 
 from airflow_provider_omics.utils.errors import OmicsInputError
+from airflow_provider_omics.utils.parts import check_part_count
+from airflow_provider_omics.utils.payloads import PlannedSource
 
 # Linux <linux/limits.h>: a path handed to the kernel is at most PATH_MAX bytes with its terminating NUL, and each
 # of its names at most NAME_MAX bytes; longer ones fail with ENAMETOOLONG, which says nothing of which name.
@@ -967,6 +969,36 @@ def stage_source(
     fingerprint = source.stat()
     check_allowed(source, roots, prefixes)
     return source, fingerprint
+
+
+def plan_source(
+    open_source: Callable[[], StagedSource],
+    uri: str,
+    part_source: str,
+    part_size: int,
+    local_roots: Iterable[str],
+    s3_prefixes: Iterable[str],
+) -> tuple[StagedSource, Fingerprint, PlannedSource]:
+    """A source of a read set to upload, through :func:`stage_source`, with its plan: not empty, at most 10,000
+    parts of ``part_size``, its canonical ``location`` (the file opened here, not what the path may name later)
+    and its fingerprint.
+
+    :raises SourceError: the source cannot be used (see :func:`stage_source`), or is empty.
+    :raises PartPlanError: it needs more parts than a source may have.
+    """
+    source, fingerprint = stage_source(open_source, local_roots, s3_prefixes)
+    if fingerprint.size == 0:
+        raise SourceError(f"Staged source {uri} is empty. Stage the complete file before uploading.")
+    parts = check_part_count(f"{part_source} ({uri})", fingerprint.size, part_size)
+    planned = PlannedSource(
+        uri=uri,
+        location=source.location,
+        size=fingerprint.size,
+        parts=parts,
+        part_size=part_size,
+        fingerprint=fingerprint.to_dict(),
+    )
+    return source, fingerprint, planned
 
 
 def reopen_source(
