@@ -170,13 +170,9 @@ def _run_provider(spec: dict[str, Any]) -> dict[str, Any]:
         source = parse_source(spec["path"])
         fingerprint = source.stat()
         ranges = _plan(fingerprint.size, spec["part_size"])
-        upload_id = hook.create_multipart_read_set_upload(
-            sequenceStoreId=spec["store_id"],
-            sourceFileType="UBAM",
-            subjectId="bench",
-            sampleId="bench",
-            name="provider",
-        )["uploadId"]
+        upload_id = hook.create_multipart_read_set_upload(spec["store_id"], "UBAM", "provider", "bench", "bench")[
+            "uploadId"
+        ]
         parts = hook.upload_parts(
             spec["store_id"], upload_id, source, fingerprint, ranges, max_concurrency=spec["concurrency"]
         )
@@ -334,9 +330,9 @@ def _run_task_probe(spec: dict[str, Any]) -> dict[str, Any]:
         source = parse_source(spec["path"])
         fingerprint = source.stat()
         ranges = _plan(fingerprint.size, spec["part_size"], 1, spec["last"])
-        upload_id = hook.create_multipart_read_set_upload(
-            sequenceStoreId=spec["store_id"], sourceFileType="UBAM", subjectId="bench", sampleId="bench", name="task"
-        )["uploadId"]
+        upload_id = hook.create_multipart_read_set_upload(spec["store_id"], "UBAM", "task", "bench", "bench")[
+            "uploadId"
+        ]
         try:
             hook.upload_parts(
                 spec["store_id"], upload_id, source, fingerprint, ranges, max_concurrency=spec["concurrency"]
