@@ -240,10 +240,10 @@ def test_checksums_too_many_for_xcom_are_read_back_from_the_service(
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    from airflow_provider_omics.operators import omics
+    from airflow_provider_omics.readsets import upload
 
     # No checksum fits: every part task returns only which parts it uploaded.
-    monkeypatch.setattr(omics, "RUN_CHECKSUMS_LIMIT", 0)
+    monkeypatch.setattr(upload, "RUN_CHECKSUMS_LIMIT", 0)
     rows, originals = [], {}
     for n in (1, 2, 3):
         reads = [write_fastq(tmp_path / f"S{n}_R{r}.fastq", 60, seed=10 * n + r) for r in (1, 2)[: n % 2 + 1]]
