@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+
+from tests.helpers import use_omics_connection
+
+if TYPE_CHECKING:
+    from airflow_provider_omics.testing import OmicsEmulator
 
 TESTS_DIR = Path(__file__).parent
 DAGS_DIR = TESTS_DIR / "dags"
@@ -44,25 +50,66 @@ def airflow_db() -> Path:
     return _home
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Any]:
-    """One emulator per test module, on a free port."""
+# The emulator every test gets unless it asks otherwise: a short activation, so read sets become ACTIVE quickly.
+EMULATOR_SETTINGS: dict[str, Any] = {"activation_delay": 0.05}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "emulator_reads_s3: the module's ``emulator`` runs import jobs at once, reading moto's S3 server"
+    )
+
+
+@contextlib.contextmanager
+def _emulators(request: pytest.FixtureRequest) -> Iterator[Callable[..., OmicsEmulator]]:
+    """A factory of running emulators, all closed on exit. ``make(**settings)`` starts one with
+    ``EMULATOR_SETTINGS`` updated by ``settings``; with ``reads_s3=True`` its import jobs start at once and read
+    their objects from moto's S3 server (``s3_server``)."""
     from airflow_provider_omics.testing import OmicsEmulator
 
-    with OmicsEmulator(activation_delay=0.05) as emu:
-        yield emu
+    with contextlib.ExitStack() as stack:
+
+        def make(*, reads_s3: bool = False, **settings: Any) -> OmicsEmulator:
+            if reads_s3:
+                settings = {"import_job_delay": 0, "s3_endpoint_url": request.getfixturevalue("s3_server"), **settings}
+            return stack.enter_context(OmicsEmulator(**{**EMULATOR_SETTINGS, **settings}))
+
+        yield make
 
 
 @pytest.fixture
-def omics_conn(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+def make_emulator(request: pytest.FixtureRequest) -> Iterator[Callable[..., OmicsEmulator]]:
+    """Emulators of the test's own: ``make_emulator(**settings)`` starts one (see :func:`_emulators`), and every
+    one it started is closed after the test."""
+    with _emulators(request) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def emulator(request: pytest.FixtureRequest) -> Iterator[OmicsEmulator]:
+    """One emulator per test module, on a free port; in a module marked ``emulator_reads_s3``, one whose import
+    jobs read moto's S3 server."""
+    with _emulators(request) as make:
+        yield make(reads_s3=request.node.get_closest_marker("emulator_reads_s3") is not None)
+
+
+@pytest.fixture
+def own_emulator(make_emulator: Callable[..., OmicsEmulator], monkeypatch: pytest.MonkeyPatch) -> OmicsEmulator:
+    """An emulator of the test's own and the ``omics_test`` connection to it: faults injected and holds left by
+    one test never reach another."""
+    emu = make_emulator()
+    use_omics_connection(monkeypatch, emu.endpoint_url)
+    return emu
+
+
+@pytest.fixture
+def omics_conn(emulator: OmicsEmulator, monkeypatch: pytest.MonkeyPatch) -> str:
     """The connection as users define it: an AIRFLOW_CONN_ variable with the endpoint in its extra."""
-    extra = {"endpoint_url": emulator.endpoint_url, "region_name": "us-east-1"}
-    monkeypatch.setenv("AIRFLOW_CONN_OMICS_TEST", json.dumps({"conn_type": "aws", "extra": extra}))
-    return "omics_test"
+    return use_omics_connection(monkeypatch, emulator.endpoint_url)
 
 
 @pytest.fixture
-def store_id(emulator: Any) -> str:
+def store_id(emulator: OmicsEmulator) -> str:
     return emulator.client().create_sequence_store(name=f"store-{time.monotonic_ns()}")["id"]
 
 

@@ -1,9 +1,23 @@
-"""Helpers shared by the end-to-end tests: run a test DAG, read back what the service stored."""
+"""Helpers shared by the end-to-end tests: point the connection at an emulator, run a test DAG, read back what the
+service stored."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
+
+import pytest
+
+CONN_ID = "omics_test"
+
+
+def use_omics_connection(monkeypatch: pytest.MonkeyPatch, endpoint_url: str, **conn: Any) -> str:
+    """Define the ``omics_test`` connection as users do (an AIRFLOW_CONN_ variable, the endpoint in its extra) for
+    the test; ``conn`` adds fields (``login``, ``password``) and ``extra`` entries. Returns the connection id."""
+    extra = {"endpoint_url": endpoint_url, "region_name": "us-east-1", **conn.pop("extra", {})}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({"conn_type": "aws", "extra": extra, **conn}))
+    return CONN_ID
 
 
 class RecordingTaskInstance:

@@ -6,7 +6,6 @@ import functools
 import gzip
 import hashlib
 import io
-import random
 import shutil
 import subprocess
 import threading
@@ -24,18 +23,9 @@ from airflow_provider_omics.staging.digests import (
     digest_stream,
     family_of,
 )
+from airflow_provider_omics.testing.samples import fastq_records
 
 FAMILIES = list(ETAG_FAMILIES)
-
-
-def make_fastq(reads: int, seed: int = 7) -> bytes:
-    rng = random.Random(seed)
-    records = []
-    for i in range(reads):
-        seq = "".join(rng.choices("ACGT", k=150))
-        qual = "".join(rng.choices("FFFF:,", k=150))
-        records.append(f"@SIM:1:FCX:1:{1101 + i // 500}:{i % 30000}:{i} 1:N:0:ACGTACGT\n{seq}\n+\n{qual}\n")
-    return "".join(records).encode()
 
 
 @functools.cache
@@ -66,7 +56,7 @@ class ShortReads(io.RawIOBase):
 
 @pytest.fixture(scope="module")
 def fastq() -> bytes:
-    return make_fastq(1500)  # ~500 KB
+    return fastq_records(1500, seed=7)  # ~475 KB: test_truncated_gzip_raises needs five 100 KB members
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -331,7 +321,7 @@ def test_bad_arguments() -> None:
 @pytest.mark.parametrize(("family", "tool"), [("MD5up", "md5sum"), ("SHA256up", "sha256sum")])
 def test_equals_gzip_dc_pipe(tmp_path: Path, family: str, tool: str) -> None:
     plain = tmp_path / "reads.fastq"
-    plain.write_bytes(make_fastq(6000, seed=11))  # ~2 MB
+    plain.write_bytes(fastq_records(6000, seed=11))  # ~2 MB
     # gzip(1) compresses here, and a second member is appended the way `cat a.gz b.gz` does.
     subprocess.run(["gzip", "-k", "-6", str(plain)], check=True)
     gz = tmp_path / "reads.fastq.gz"

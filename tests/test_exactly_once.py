@@ -6,8 +6,6 @@ End-to-end DAG runs (real Airflow ``dag.test()`` on sqlite) against the emulator
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from tests.helpers import (
     run_dag,
     task_states,
     tries,
+    use_omics_connection,
 )
 
 # botocore's standard retry mode with the hook's 8 retries: one call and eight retries.
@@ -33,21 +32,12 @@ BOTOCORE_ATTEMPTS = 9
 
 
 @pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[OmicsEmulator]:
-    """An emulator of the test's own: one-shot faults left over must not reach another test."""
-    with OmicsEmulator(activation_delay=0.05) as emulator:
-        extra = {"endpoint_url": emulator.endpoint_url, "region_name": "us-east-1"}
-        monkeypatch.setenv("AIRFLOW_CONN_OMICS_TEST", json.dumps({"conn_type": "aws", "extra": extra}))
-        yield emulator
+def store(own_emulator: OmicsEmulator) -> str:
+    return own_emulator.client().create_sequence_store(name="exactly-once")["id"]
 
 
-@pytest.fixture
-def store(emu: OmicsEmulator) -> str:
-    return emu.client().create_sequence_store(name="exactly-once")["id"]
-
-
-def read_sets(emu: OmicsEmulator, store_id: str) -> list[dict[str, Any]]:
-    return emu.client().list_read_sets(sequenceStoreId=store_id)["readSets"]
+def read_sets(emulator: OmicsEmulator, store_id: str) -> list[dict[str, Any]]:
+    return emulator.client().list_read_sets(sequenceStoreId=store_id)["readSets"]
 
 
 def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
@@ -56,61 +46,61 @@ def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
 
 
 def test_lost_complete_answer_is_recovered_into_the_one_read_set(
-    airflow_db: Path, emu: OmicsEmulator, store: str, tmp_path: Path
+    airflow_db: Path, own_emulator: OmicsEmulator, store: str, tmp_path: Path
 ) -> None:
     """Finding 1: Complete commits, its answer is lost; botocore's retry finds the upload gone."""
     fastq = write_fastq(tmp_path / "reads.fastq.gz", 300, compress=True, seed=101)
-    emu.inject("drop_response", operation="CompleteMultipartReadSetUpload", count=1)
+    own_emulator.inject("drop_response", operation="CompleteMultipartReadSetUpload", count=1)
 
     dag_run = run_dag("omics_upload_group", [str(fastq)], sequence_store_id=store, part_size=4096, max_tasks=4)
 
     states = task_states(dag_run)
     assert dag_run.state == "success", states
     assert states["verify"] == ["success"] and tries(dag_run, "complete") == [1]
-    metadata = assert_uploaded(emu.client(), store, {"SOURCE1": fastq.read_bytes()})
+    metadata = assert_uploaded(own_emulator.client(), store, {"SOURCE1": fastq.read_bytes()})
     assert str(xcom(dag_run, "complete")) == metadata["id"]
-    assert emu.fault_counts.get("drop_response") == 1
+    assert own_emulator.fault_counts.get("drop_response") == 1
 
 
 def test_create_whose_every_answer_is_lost_finds_its_upload_by_token(
-    airflow_db: Path, emu: OmicsEmulator, store: str, tmp_path: Path
+    airflow_db: Path, own_emulator: OmicsEmulator, store: str, tmp_path: Path
 ) -> None:
     fastq = write_fastq(tmp_path / "reads.fastq", 200, seed=102)
-    emu.inject("drop_response", operation="CreateMultipartReadSetUpload", count=BOTOCORE_ATTEMPTS)
+    own_emulator.inject("drop_response", operation="CreateMultipartReadSetUpload", count=BOTOCORE_ATTEMPTS)
 
     dag_run = run_dag("omics_upload_group", [str(fastq)], sequence_store_id=store, part_size=4096)
 
     assert dag_run.state == "success", task_states(dag_run)
-    assert emu.fault_counts.get("drop_response") == BOTOCORE_ATTEMPTS  # every answer was lost
-    assert_uploaded(emu.client(), store, {"SOURCE1": fastq.read_bytes()})
+    assert own_emulator.fault_counts.get("drop_response") == BOTOCORE_ATTEMPTS  # every answer was lost
+    assert_uploaded(own_emulator.client(), store, {"SOURCE1": fastq.read_bytes()})
 
 
 def test_create_that_may_have_committed_is_aborted_by_the_teardown(
-    airflow_db: Path, emu: OmicsEmulator, store: str, tmp_path: Path
+    airflow_db: Path, own_emulator: OmicsEmulator, store: str, tmp_path: Path
 ) -> None:
     """Finding 2: every Create answer lost and the upload cannot be looked up: create fails, abort still runs."""
     fastq = write_fastq(tmp_path / "reads.fastq", 200, seed=103)
-    emu.inject("drop_response", operation="CreateMultipartReadSetUpload", count=BOTOCORE_ATTEMPTS)
-    emu.inject("InternalServerException", operation="ListMultipartReadSetUploads", count=BOTOCORE_ATTEMPTS)
+    own_emulator.inject("drop_response", operation="CreateMultipartReadSetUpload", count=BOTOCORE_ATTEMPTS)
+    own_emulator.inject("InternalServerException", operation="ListMultipartReadSetUploads", count=BOTOCORE_ATTEMPTS)
 
     dag_run = run_dag("omics_upload_group", [str(fastq)], sequence_store_id=store, part_size=4096)
 
     states = task_states(dag_run)
     assert dag_run.state == "failed", states
     assert states["create"] == ["failed"] and states["abort"] == ["success"], states
-    assert_no_upload_left(emu.client(), store)
-    assert read_sets(emu, store) == []
+    assert_no_upload_left(own_emulator.client(), store)
+    assert read_sets(own_emulator, store) == []
 
 
 def test_rerun_of_a_run_that_stored_its_read_set_reuses_it(
-    airflow_db: Path, emu: OmicsEmulator, store: str, tmp_path: Path
+    airflow_db: Path, own_emulator: OmicsEmulator, store: str, tmp_path: Path
 ) -> None:
     """Finding 3: the same run (dag_id and run_id) again stores nothing twice and reports the read set."""
     fastq = write_fastq(tmp_path / "reads.fastq", 200, seed=104)
     when = datetime(2026, 3, 1, tzinfo=UTC)
     first = run_dag("omics_upload_group", [str(fastq)], sequence_store_id=store, part_size=4096, logical_date=when)
     assert first.state == "success", task_states(first)
-    (stored,) = read_sets(emu, store)
+    (stored,) = read_sets(own_emulator, store)
 
     again = run_dag("omics_upload_group", [str(fastq)], sequence_store_id=store, part_size=4096, logical_date=when)
 
@@ -118,53 +108,50 @@ def test_rerun_of_a_run_that_stored_its_read_set_reuses_it(
     assert again.run_id == first.run_id
     assert again.state == "success", states
     assert states["verify"] == ["success"], states
-    assert [rs["id"] for rs in read_sets(emu, store)] == [stored["id"]]
+    assert [rs["id"] for rs in read_sets(own_emulator, store)] == [stored["id"]]
     assert str(xcom(again, "complete")) == stored["id"]
-    assert_no_upload_left(emu.client(), store)
+    assert_no_upload_left(own_emulator.client(), store)
 
 
 def test_clearing_the_part_tasks_and_downstream_reuses_the_read_set(
-    airflow_db: Path, emu: OmicsEmulator, store: str, tmp_path: Path
+    airflow_db: Path, own_emulator: OmicsEmulator, store: str, tmp_path: Path
 ) -> None:
     fastq = write_fastq(tmp_path / "reads.fastq", 300, seed=105)
     dag_run = run_dag("omics_upload_group", [str(fastq)], sequence_store_id=store, part_size=4096, max_tasks=3)
     assert dag_run.state == "success", task_states(dag_run)
-    (stored,) = read_sets(emu, store)
+    (stored,) = read_sets(own_emulator, store)
 
     rerun = clear_and_rerun(dag_run, ["upload_parts"], downstream=True)
 
     states = task_states(rerun)
     assert rerun.state == "success", states
     assert "failed" not in {s for values in states.values() for s in values}, states
-    assert [rs["id"] for rs in read_sets(emu, store)] == [stored["id"]]
+    assert [rs["id"] for rs in read_sets(own_emulator, store)] == [stored["id"]]
     assert str(xcom(rerun, "complete")) == stored["id"]
-    assert_no_upload_left(emu.client(), store)
+    assert_no_upload_left(own_emulator.client(), store)
 
 
 def test_clearing_one_part_task_of_a_finished_run_uploads_nothing_again(
-    airflow_db: Path, emu: OmicsEmulator, store: str, tmp_path: Path
+    airflow_db: Path, own_emulator: OmicsEmulator, store: str, tmp_path: Path
 ) -> None:
     fastq = write_fastq(tmp_path / "reads.fastq", 300, seed=106)
     dag_run = run_dag("omics_upload_group", [str(fastq)], sequence_store_id=store, part_size=4096, max_tasks=3)
     assert dag_run.state == "success", task_states(dag_run)
-    (stored,) = read_sets(emu, store)
+    (stored,) = read_sets(own_emulator, store)
 
     rerun = clear_and_rerun(dag_run, [("upload_parts", 1)], downstream=False)
 
     states = task_states(rerun)
     assert rerun.state == "success", states
-    assert [rs["id"] for rs in read_sets(emu, store)] == [stored["id"]]
-    assert_no_upload_left(emu.client(), store)
+    assert [rs["id"] for rs in read_sets(own_emulator, store)] == [stored["id"]]
+    assert_no_upload_left(own_emulator.client(), store)
 
 
 def test_the_same_run_id_in_two_deployments_never_shares_an_upload(
-    emu: OmicsEmulator, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    own_emulator: OmicsEmulator, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Finding 4: two deployments (or one after a metadata reset) reuse dag_id and run_id for other samples."""
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_OMICS_TEST",
-        json.dumps({"conn_type": "aws", "extra": {"endpoint_url": emu.endpoint_url, "region_name": "us-east-1"}}),
-    )
+    use_omics_connection(monkeypatch, own_emulator.endpoint_url)
 
     def create(sample: str, path: Path) -> tuple[str, UploadRecord]:
         plan = {"SOURCE1": {"uri": str(path), "fingerprint": {"size": path.stat().st_size}}}
@@ -188,5 +175,8 @@ def test_the_same_run_id_in_two_deployments_never_shares_an_upload(
 
     assert first.client_token != second.client_token
     assert first_id != second_id
-    uploads = {u["uploadId"]: u for u in emu.client().list_multipart_read_set_uploads(sequenceStoreId=store)["uploads"]}
+    uploads = {
+        u["uploadId"]: u
+        for u in own_emulator.client().list_multipart_read_set_uploads(sequenceStoreId=store)["uploads"]
+    }
     assert (uploads[first_id]["name"], uploads[second_id]["name"]) == ("sample-A", "sample-B")

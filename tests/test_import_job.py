@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,8 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/omics-import"
 TASK = "import_read_sets"
 
 
-@pytest.fixture(scope="module")
-def emulator(s3_server: str) -> Iterator[OmicsEmulator]:
-    """The emulator, reading import jobs' objects from moto's S3 server."""
-    with OmicsEmulator(activation_delay=0.05, import_job_delay=0, s3_endpoint_url=s3_server) as emu:
-        yield emu
+# The module's ``emulator`` reads import jobs' objects from moto's S3 server.
+pytestmark = pytest.mark.emulator_reads_s3
 
 
 def _run(dag_id: str, logical_date: datetime | None = None, **conf: Any) -> Any:

@@ -9,7 +9,6 @@ import gzip
 import hashlib
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,8 @@ REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/
 COLUMNS = ["sample_id", "subject_id", "name", "read1", "read2", "file_type", "reference_arn"]
 
 
-@pytest.fixture(scope="module")
-def emulator(s3_server: str) -> Iterator[OmicsEmulator]:
-    """The emulator, reading import jobs' objects from moto's S3 server."""
-    with OmicsEmulator(activation_delay=0.05, import_job_delay=0, s3_endpoint_url=s3_server) as emu:
-        yield emu
+# The module's ``emulator`` reads import jobs' objects from moto's S3 server.
+pytestmark = pytest.mark.emulator_reads_s3
 
 
 def _stage(s3_staging: Any, path: Path, key: str) -> str:

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 
 from airflow_provider_omics.testing import FaultConfig, OmicsEmulator
 from airflow_provider_omics.testing.samples import write_fastq
-from tests.helpers import assert_no_upload_left, assert_uploaded, run_dag, task_states, tries
+from tests.helpers import assert_no_upload_left, assert_uploaded, run_dag, task_states, tries, use_omics_connection
 
 # The eight errors the API lists for UploadReadSetPart, and who deals with each (README "Errors and retries").
 RETRIED_BY_BOTOCORE = ["ThrottlingException", "InternalServerException", "RequestTimeoutException"]
@@ -29,11 +28,6 @@ FAIL_AT_ONCE = [
     "NotSupportedOperationException",
     "ServiceQuotaExceededException",
 ]
-
-
-def use_connection(monkeypatch: pytest.MonkeyPatch, endpoint: str, **conn: Any) -> None:
-    extra = {"endpoint_url": endpoint, "region_name": "us-east-1", **conn.pop("extra", {})}
-    monkeypatch.setenv("AIRFLOW_CONN_OMICS_TEST", json.dumps({"conn_type": "aws", "extra": extra, **conn}))
 
 
 def run_interludes(store_id: str, source: str, **interludes: Any) -> Any:
@@ -52,17 +46,10 @@ def run_interludes(store_id: str, source: str, **interludes: Any) -> Any:
 # -- transient faults ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def faulty_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[OmicsEmulator]:
-    with OmicsEmulator(activation_delay=0.05) as emu:
-        use_connection(monkeypatch, emu.endpoint_url)
-        yield emu
-
-
 def test_transient_faults_are_survived_and_the_read_set_verified(
-    airflow_db: Path, faulty_emulator: OmicsEmulator, tmp_path: Path
+    airflow_db: Path, own_emulator: OmicsEmulator, tmp_path: Path
 ) -> None:
-    emu = faulty_emulator
+    emu = own_emulator
     store_id = emu.client().create_sequence_store(name="faults")["id"]
     fastq = write_fastq(tmp_path / "reads.fastq.gz", 3000, compress=True, seed=11)
     emu.set_faults(FaultConfig(seed=7, throttle_rate=0.20, internal_error_rate=0.05, drop_rate=0.05, latency=0.005))
@@ -225,7 +212,7 @@ def test_wrong_credentials_fail_fast_with_the_connection_id(
     fastq = write_fastq(tmp_path / "reads.fastq", 50, seed=17)
     with OmicsEmulator(access_key="AKIDRIGHT", secret_key="right-secret") as emu:
         store_id = emu.client().create_sequence_store(name="auth")["id"]
-        use_connection(monkeypatch, emu.endpoint_url, login="AKIDRIGHT", password="wrong-secret")
+        use_omics_connection(monkeypatch, emu.endpoint_url, login="AKIDRIGHT", password="wrong-secret")
 
         started = time.monotonic()
         dag_run = run_dag("omics_upload_operators", [str(fastq)], sequence_store_id=store_id, part_size=8192)
@@ -248,7 +235,7 @@ def test_emulator_restarted_mid_run_with_the_same_data_dir(
     data_dir = tmp_path / "omics-data"
     emulators = [OmicsEmulator(data_dir=data_dir, activation_delay=0.05).start()]
     port = emulators[0].port
-    use_connection(monkeypatch, emulators[0].endpoint_url)
+    use_omics_connection(monkeypatch, emulators[0].endpoint_url)
     store_id = emulators[0].client().create_sequence_store(name="restart")["id"]
 
     def restart(context: dict[str, Any]) -> None:
@@ -280,7 +267,7 @@ def test_no_secret_reaches_logs_xcoms_or_rendered_fields(
     fastq = write_fastq(tmp_path / "reads.fastq", 300, seed=19)
     with OmicsEmulator(access_key="AKIDMARKER", secret_key=marker, activation_delay=0.05) as emu:
         store_id = emu.client().create_sequence_store(name="secrets")["id"]
-        use_connection(monkeypatch, emu.endpoint_url, login="AKIDMARKER", password=marker)
+        use_omics_connection(monkeypatch, emu.endpoint_url, login="AKIDMARKER", password=marker)
         dag_run = run_dag("omics_upload_group", [str(fastq)], sequence_store_id=store_id, part_size=4096)
         assert dag_run.state == "success", task_states(dag_run)
 
@@ -407,7 +394,7 @@ def test_missing_credentials_fail_fast_with_the_connection_id(
     fastq = write_fastq(tmp_path / "reads.fastq", 50, seed=22)
     with OmicsEmulator(access_key="AKIDRIGHT", secret_key="right-secret") as emu:
         store_id = emu.client().create_sequence_store(name="no-credentials")["id"]
-        use_connection(monkeypatch, emu.endpoint_url)
+        use_omics_connection(monkeypatch, emu.endpoint_url)
         for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
             monkeypatch.delenv(var, raising=False)
         monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from airflow_provider_omics.readsets.identity import (
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
 from airflow_provider_omics.utils.errors import OmicsInputError
 from airflow_provider_omics.utils.tags import VERIFIED_TAG
-from tests.helpers import assert_no_upload_left, asset_events, clear_and_rerun, stored_bytes
+from tests.helpers import assert_no_upload_left, asset_events, clear_and_rerun, stored_bytes, use_omics_connection
 
 REPO = Path(__file__).resolve().parents[1]
 GROUP = "upload_sequencing_run"
@@ -548,17 +549,14 @@ def _stage_s3(tmp_path: Path, s3_staging: Any) -> tuple[str, dict[str, dict[str,
 
 
 @pytest.fixture
-def import_emulator(s3_server: str, s3_staging: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+def import_emulator(make_emulator: Callable[..., Any], s3_staging: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """An emulator whose import jobs read moto's S3, the ``omics_test`` connection to it, and a store of it."""
     from types import SimpleNamespace
 
-    from airflow_provider_omics.testing import OmicsEmulator
-
-    with OmicsEmulator(activation_delay=0.05, import_job_delay=0, s3_endpoint_url=s3_server) as emu:
-        extra = {"endpoint_url": emu.endpoint_url, "region_name": "us-east-1"}
-        monkeypatch.setenv("AIRFLOW_CONN_OMICS_TEST", json.dumps({"conn_type": "aws", "extra": extra}))
-        client = emu.client()
-        yield SimpleNamespace(emulator=emu, client=client, store_id=client.create_sequence_store(name="imports")["id"])
+    emu = make_emulator(reads_s3=True)
+    use_omics_connection(monkeypatch, emu.endpoint_url)
+    client = emu.client()
+    return SimpleNamespace(emulator=emu, client=client, store_id=client.create_sequence_store(name="imports")["id"])
 
 
 def test_an_import_run_retriggered_while_the_first_runs_job_is_running_waits_for_that_job(

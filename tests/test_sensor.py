@@ -29,20 +29,12 @@ from airflow_provider_omics.links.omics import OmicsReadSetLink
 from airflow_provider_omics.sensors.omics import OmicsReadSetStatusSensor
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.triggers.omics import OmicsReadSetActiveTrigger
+from tests.helpers import CONN_ID, use_omics_connection
 
-CONN_ID = "omics_test"
 WAITER_JSON = Path(airflow_provider_omics.__file__).parent / "waiters" / "omics.json"
 DAG_FILE = Path(__file__).parent / "dags" / "sensor_omics.py"
-# Short: the activation hold, not this delay, makes PROCESSING_UPLOAD observable.
-ACTIVATION_DELAY = 0.05
 GOOD_FASTQ = b"@r1\nACGT\n+\nIIII\n"
 BAD_FASTQ = b"not a fastq\n"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[OmicsEmulator]:
-    with OmicsEmulator(activation_delay=ACTIVATION_DELAY) as emu:
-        yield emu
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +44,9 @@ def store_id(emulator: OmicsEmulator) -> str:
 
 @pytest.fixture(scope="module", autouse=True)
 def omics_conn(emulator: OmicsEmulator) -> Iterator[None]:
-    """The AWS connection the way users define one, pointing at the emulator."""
-    conn = {"conn_type": "aws", "extra": {"endpoint_url": emulator.endpoint_url, "region_name": "us-east-1"}}
+    """The AWS connection the way users define one, pointing at the module's emulator, for the whole module."""
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
+        use_omics_connection(monkeypatch, emulator.endpoint_url)
         yield
 
 

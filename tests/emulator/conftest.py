@@ -1,9 +1,9 @@
-"""Fixtures for the emulator tests: a running emulator, a boto3 client for it, a sequence store; and a check,
-on every omics client the tests create, that each response conforms to the service model."""
+"""Fixtures for the emulator tests: a running emulator per test, a boto3 client for it, a sequence store; and a
+check, on every omics client the tests create, that each response conforms to the service model."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import botocore.session
@@ -32,9 +32,9 @@ def responses_conform_to_the_service_model(monkeypatch: pytest.MonkeyPatch) -> I
 
 
 @pytest.fixture
-def emulator() -> Iterator[OmicsEmulator]:
-    with OmicsEmulator(activation_delay=0.05) as emu:
-        yield emu
+def emulator(make_emulator: Callable[..., OmicsEmulator]) -> OmicsEmulator:
+    """An emulator of the test's own (not the module's, as in tests/conftest.py): every test starts empty."""
+    return make_emulator()
 
 
 @pytest.fixture

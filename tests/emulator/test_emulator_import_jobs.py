@@ -8,7 +8,7 @@ import gzip
 import hashlib
 import time
 import urllib.error
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +49,8 @@ def bucket(s3_server: str) -> Any:
 
 
 @pytest.fixture
-def importer(s3_server: str) -> Iterator[OmicsEmulator]:
-    with OmicsEmulator(activation_delay=0.01, import_job_delay=0.01, s3_endpoint_url=s3_server, **S3_KEYS) as emu:
-        yield emu
+def importer(make_emulator: Callable[..., OmicsEmulator], s3_server: str) -> OmicsEmulator:
+    return make_emulator(activation_delay=0.01, import_job_delay=0.01, s3_endpoint_url=s3_server, **S3_KEYS)
 
 
 @pytest.fixture

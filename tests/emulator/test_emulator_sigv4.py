@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,9 +20,8 @@ NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 @pytest.fixture
-def signed_emulator() -> Iterator[OmicsEmulator]:
-    with OmicsEmulator(access_key=ACCESS_KEY, secret_key=SECRET_KEY, activation_delay=0.01) as emu:
-        yield emu
+def signed_emulator(make_emulator: Callable[..., OmicsEmulator]) -> OmicsEmulator:
+    return make_emulator(access_key=ACCESS_KEY, secret_key=SECRET_KEY, activation_delay=0.01)
 
 
 def test_right_keys_pass(signed_emulator: OmicsEmulator) -> None:
