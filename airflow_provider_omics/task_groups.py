@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -303,7 +303,7 @@ def upload_sequencing_run(
     group_id: str = "upload_sequencing_run",
     *,
     sequence_store_id: str,
-    manifest: str,
+    manifest: str | Sequence[Mapping[str, Any]],
     default_file_type: str | None = None,
     default_reference_arn: str | None = None,
     part_size: int | str = MAX_PART_SIZE,

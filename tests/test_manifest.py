@@ -17,7 +17,9 @@ import pytest
 from airflow_provider_omics.staging.manifests import (
     MAX_LISTED_PROBLEMS,
     ManifestError,
+    INLINE_MANIFEST,
     check_manifest_sources,
+    inline_manifest,
     parse_manifest,
     read_manifest,
     validate_manifest,
@@ -476,3 +478,67 @@ def test_a_384_sample_run_parses_and_validates_quickly(tmp_path: Path) -> None:
     assert parsed - started < 1.0
     # About 2 ms a source here, mostly the never-read-locations check (sources.refuse_denied), made 4 times each.
     assert checked - parsed < 10.0
+
+
+def test_an_inline_manifest_is_one_json_row_checked_as_a_manifest_file_is(tmp_path: Path) -> None:
+    read1, read2 = tmp_path / "S1_R1.fastq", tmp_path / "S1_R2.fastq"
+    for path in (read1, read2):
+        path.write_bytes(b"@r1\nACGT\n+\nIIII\n")
+    rows = inline_manifest(
+        sources=[str(read1), str(read2)],
+        file_type="FASTQ",
+        name="S1-reads",
+        subject_id="P1",
+        sample_id="S1",
+        reference_arn="",
+        description=None,
+        tags={"lane": "1"},
+    )
+    # Empty optional values are left out, as an empty cell is.
+    assert rows == [
+        {
+            "sourceFiles": {"source1": str(read1), "source2": str(read2)},
+            "sourceFileType": "FASTQ",
+            "subjectId": "P1",
+            "sampleId": "S1",
+            "name": "S1-reads",
+            "tags": {"lane": "1"},
+        }
+    ]
+    manifest, planned = validate_manifest(rows, source_factory=local_sources, allowed_local_roots=[str(tmp_path)])
+    assert (manifest.uri, manifest.location, manifest.format) == (INLINE_MANIFEST, "", "json")
+    assert manifest.fingerprint["sha256"]
+    [sample] = planned
+    assert (sample.row.sample_id, sample.row.sources, sample.row.tags) == (
+        "S1",
+        [str(read1), str(read2)],
+        {"lane": "1"},
+    )
+    assert list(sample.sources) == ["SOURCE1", "SOURCE2"]
+
+    # The same checks as a manifest file's, every problem together, named by row and key.
+    bad = inline_manifest(
+        sources=[str(tmp_path / "missing.fastq")], file_type="FASTA", name="x", subject_id="P1", sample_id=""
+    )
+    with pytest.raises(ManifestError) as caught:
+        validate_manifest(bad, source_factory=local_sources, allowed_local_roots=[str(tmp_path)])
+    assert str(caught.value).startswith(f"Manifest {INLINE_MANIFEST} (JSON): ")
+    assert {column for _, column in where(caught.value)} >= {"sourceFileType", "sampleId"}
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ({"sampleId": "S1"}, "neither a manifest's path or URI nor a list of read sets"),
+        ([{"sampleId": object()}], "is not JSON data"),
+        ([], "lists no read sets"),
+    ],
+)
+def test_an_inline_manifest_that_is_no_list_of_read_sets_is_refused(manifest: Any, message: str) -> None:
+    with pytest.raises(ManifestError, match=message):
+        validate_manifest(manifest, source_factory=local_sources)
+
+
+def test_an_inline_manifest_of_more_than_two_files_is_refused_where_it_is_built() -> None:
+    with pytest.raises(OmicsInputError, match="3 files given; a read set has one or two"):
+        inline_manifest(sources=["/a", "/b", "/c"], file_type="FASTQ", name="n", subject_id="p", sample_id="s")

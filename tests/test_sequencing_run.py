@@ -322,6 +322,72 @@ def test_a_manifest_with_problems_fails_once_listing_every_row_and_creates_nothi
     assert_no_upload_left(client, store_id)
 
 
+def test_a_read_set_given_inline_is_a_run_of_one_sample(
+    airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, store_id: str, tmp_path: Path
+) -> None:
+    reads = [write_fastq(tmp_path / f"inline_R{r}.fastq.gz", 60, compress=True, seed=r) for r in (1, 2)]
+
+    dag_run = _run(
+        "omics_upload_run_inline",
+        sequence_store_id=store_id,
+        read1=str(reads[0]),
+        read2=str(reads[1]),
+        name="inline-reads",
+        sample="S9",
+    )
+
+    states = task_states(dag_run)
+    assert dag_run.state == "success", states
+    summary = _summary(dag_run)
+    assert list(summary) == ["S9/inline-reads"]
+    row = summary["S9/inline-reads"]
+    assert row["status"] == "verified" and row["verified"], row
+    client = emulator.client()
+    [read_set] = _read_sets(client, store_id)
+    assert (read_set["id"], read_set["name"], read_set["sampleId"], read_set["subjectId"]) == (
+        row["read_set_id"],
+        "inline-reads",
+        "S9",
+        "subject-S9",
+    )
+    _check_stored(
+        client, store_id, row["read_set_id"], {"SOURCE1": reads[0].read_bytes(), "SOURCE2": reads[1].read_bytes()}
+    )
+    # The inline manifest's tags are the read set's, beside the provider's own.
+    arn = client.get_read_set_metadata(sequenceStoreId=store_id, id=read_set["id"])["arn"]
+    assert client.list_tags_for_resource(resourceArn=arn)["tags"]["run"] == dag_run.run_id
+    assert_no_upload_left(client, store_id)
+    _check_events(client, store_id, dag_run, {row["read_set_id"]})
+
+
+def test_a_read_set_given_inline_is_checked_as_a_manifest_row_before_anything_exists(
+    airflow_db: Path,
+    emulator: OmicsEmulator,
+    omics_conn: str,
+    store_id: str,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    dag_run = _run(
+        "omics_upload_run_inline",
+        sequence_store_id=store_id,
+        read1=str(tmp_path / "missing_R1.fastq"),
+        read2="",
+        name="",
+        sample="S9",
+    )
+
+    assert dag_run.state == "failed", task_states(dag_run)
+    failed = [ti.task_id for ti in dag_run.get_task_instances() if ti.state == "failed"]
+    assert failed == [f"{GROUP}.plan"]
+    log = "".join(capfd.readouterr())
+    assert "Manifest (inline) (JSON): 2 problems in 1 row" in log, log[-3000:]
+    assert "row 1, name" in log and "missing_R1.fastq" in log, log[-3000:]
+    client = emulator.client()
+    assert _read_sets(client, store_id) == []
+    assert_no_upload_left(client, store_id)
+
+
 def test_failing_samples_fail_alone_and_a_second_run_uploads_only_them(
     airflow_db: Path,
     emulator: OmicsEmulator,

@@ -52,7 +52,7 @@ from airflow_provider_omics.readsets.run import (
     verify_samples,
     wait_until_active,
 )
-from airflow_provider_omics.staging.manifests import validate_manifest
+from airflow_provider_omics.staging.manifests import INLINE_MANIFEST, validate_manifest
 from airflow_provider_omics.staging.sources import allow_lists
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
 from airflow_provider_omics.utils.inputs import as_bool, as_float, as_int, check_store_id
@@ -90,7 +90,9 @@ class OmicsPlanSequencingRunOperator(StagedSourceOperator):
     under the XCom key ``samples``.
 
     :param sequence_store_id: the destination sequence store's id. (templated)
-    :param manifest: the manifest's local path, ``file://`` or ``s3://`` URI (CSV or JSON). (templated)
+    :param manifest: the manifest's local path, ``file://`` or ``s3://`` URI (CSV or JSON); or its read sets
+        inline, in the JSON manifest's shape (:func:`~airflow_provider_omics.staging.manifests.inline_manifest`).
+        (templated)
     :param part_size: bytes per part, at most 100 MiB. (templated)
     :param max_tasks: the run's budget of mapped upload tasks (default and ceiling: ``[core] max_map_length``).
         (templated)
@@ -130,7 +132,7 @@ class OmicsPlanSequencingRunOperator(StagedSourceOperator):
         self,
         *,
         sequence_store_id: str,
-        manifest: str,
+        manifest: str | Sequence[Mapping[str, Any]],
         part_size: int | str = MAX_PART_SIZE,
         max_tasks: int | str | None = None,
         default_file_type: str | None = None,
@@ -695,7 +697,10 @@ class OmicsSequencingRunSummaryOperator(StagedSourceOperator):
         warning says why)."""
         location = (self.manifest or {}).get("location")
         if not location:
-            self.log.warning("The plan did not say where the manifest is: no summary CSV written.")
+            if (self.manifest or {}).get("uri") == INLINE_MANIFEST:
+                self.log.warning("The manifest was given inline: no summary CSV (it goes next to a manifest file).")
+            else:
+                self.log.warning("The plan did not say where the manifest is: no summary CSV written.")
             return None
         target = summary_location(str(location), run_id, dag_id=dag_id)
         try:

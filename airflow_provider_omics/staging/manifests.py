@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import io
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NoReturn
 
@@ -290,7 +291,7 @@ def read_manifest(
 
 
 def validate_manifest(
-    uri: str,
+    uri: str | Sequence[Mapping[str, Any]],
     *,
     source_factory: Callable[[str], StagedSource],
     allowed_local_roots: str | Sequence[str] | None = None,
@@ -306,7 +307,9 @@ def validate_manifest(
     sources' problems (missing, outside the allow-lists, too many parts, one file in two rows) are reported
     together, the sources of a row whose metadata is wrong included.
 
-    :param uri: the manifest's path or URI.
+    :param uri: the manifest's path or URI; or the manifest itself, inline: a list of read sets in the JSON
+        manifest's shape (``[{"sampleId": ..., "sourceFiles": {"source1": ...}, ...}]``, see :func:`inline_manifest`),
+        checked exactly as a JSON file is.
     :param source_factory: a path or URI -> its reader (``OmicsHook.staged_source``); reads the manifest too.
     :param allowed_local_roots: the operator's ``allowed_local_roots`` (narrowing ``[omics] allowed_local_roots``).
     :param allowed_s3_prefixes: the operator's ``allowed_s3_prefixes`` (narrowing ``[omics] allowed_s3_prefixes``).
@@ -320,7 +323,10 @@ def validate_manifest(
     """
     part_size = _checked_part_size(part_size)
     roots, prefixes = allow_lists(allowed_local_roots, allowed_s3_prefixes)
-    loaded = _load(uri, lambda: source_factory(uri), roots, prefixes, max_bytes)
+    if isinstance(uri, str):
+        loaded = _load(uri, lambda: source_factory(uri), roots, prefixes, max_bytes)
+    else:
+        loaded = _inline(uri, max_bytes)
     parsed = _parse(loaded.text, loaded.uri, default_file_type, default_reference_arn)
     planned_sources, source_problems = _stat_sources(parsed.sources, source_factory, roots, prefixes, part_size)
     problems = parsed.problems + source_problems
@@ -338,11 +344,63 @@ class _Loaded:
     uri: str
     location: str
     text: str
-    fingerprint: Fingerprint
+    fingerprint: dict[str, Any]
 
     def manifest(self, rows: list[ManifestRow]) -> Manifest:
         manifest_format = detect_format(self.text, source_name=self.uri)
-        return Manifest(self.uri, self.location, manifest_format, rows, self.fingerprint.to_dict())
+        return Manifest(self.uri, self.location, manifest_format, rows, self.fingerprint)
+
+
+# How an inline manifest is named in messages and logs; it has no location (no summary CSV goes next to it).
+INLINE_MANIFEST = "(inline)"
+
+
+def inline_manifest(
+    *,
+    sources: Sequence[str],
+    file_type: str,
+    name: str,
+    subject_id: str,
+    sample_id: str,
+    reference_arn: str | None = None,
+    generated_from: str | None = None,
+    description: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """A one-read-set manifest, inline, in the JSON manifest's shape: what :func:`validate_manifest` takes instead
+    of a location. Values may be templates (rendered in the plan task before they are checked); empty optional
+    values are left out as in a manifest's empty cell."""
+    if len(sources) > len(JSON_SOURCE_KEYS):
+        raise OmicsInputError(f"sources: {len(sources)} files given; a read set has one or two (read 1, read 2).")
+    files = {key: uri for key, uri in zip(JSON_SOURCE_KEYS, sources, strict=False) if uri}
+    item: dict[str, Any] = {
+        "sourceFiles": files,
+        "sourceFileType": file_type,
+        "subjectId": subject_id,
+        "sampleId": sample_id,
+        "name": name,
+        "referenceArn": reference_arn,
+        "generatedFrom": generated_from,
+        "description": description,
+        "tags": dict(tags) if tags else None,
+    }
+    return [{key: value for key, value in item.items() if value not in (None, "")}]
+
+
+def _inline(rows: Sequence[Mapping[str, Any]], max_bytes: int) -> _Loaded:
+    if not isinstance(rows, (list, tuple)):
+        _refuse(
+            repr(rows)[:80],
+            "is neither a manifest's path or URI nor a list of read sets: give the location of the CSV or JSON "
+            "manifest, or the read sets inline.",
+        )
+    try:
+        text = json.dumps(list(rows))
+    except (TypeError, ValueError) as err:
+        _refuse(INLINE_MANIFEST, f"is not JSON data ({err}): give strings, lists and objects only.", JSON)
+    if len(text) > max_bytes:
+        _refuse(INLINE_MANIFEST, f"is {len(text)} bytes as JSON, above the {max_bytes}-byte limit of a manifest.")
+    return _Loaded(INLINE_MANIFEST, "", text, {"sha256": hashlib.sha256(text.encode()).hexdigest()})
 
 
 def _load(
@@ -361,7 +419,7 @@ def _load(
             data = _read_exactly(stream, fingerprint.size)
     except SourceError as err:
         _refuse(shown, f"cannot be read: {err}")
-    return _Loaded(shown, source.location, decode_manifest(data, source_name=shown), fingerprint)
+    return _Loaded(shown, source.location, decode_manifest(data, source_name=shown), fingerprint.to_dict())
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes:

@@ -19,6 +19,7 @@ from airflow_provider_omics.operators.sequencing_run import (
     OmicsCreateRunUploadsOperator,
     OmicsPlanSequencingRunOperator,
 )
+from airflow_provider_omics.staging.manifests import inline_manifest
 from airflow_provider_omics.task_groups import upload_sequencing_run
 
 INTERLUDES: dict[str, Callable[[dict[str, Any]], None]] = {}
@@ -32,6 +33,11 @@ PARAMS = {
     "source_aws_conn_id": "",
     "summary_csv": False,
     "role_arn": "",
+    # omics_upload_run_inline's one read set.
+    "read1": "",
+    "read2": "",
+    "name": "",
+    "sample": "",
 }
 DEFAULT_ARGS = {"retries": 0, "retry_delay": timedelta(0), "aws_conn_id": "omics_test"}
 RUN_ARGS: dict[str, Any] = {
@@ -70,6 +76,24 @@ with DAG(
     group_id = run.group_id
     tasks = run.children
     tasks[f"{group_id}.create"] >> after_create >> [tasks[f"{group_id}.upload_parts"], tasks[f"{group_id}.digest"]]
+
+# A run of one read set given inline, without a manifest file: its fields are templates of the run's conf.
+with DAG(
+    dag_id="omics_upload_run_inline", schedule=None, catchup=False, params=PARAMS, default_args=DEFAULT_ARGS
+) as omics_upload_run_inline:
+    upload_sequencing_run(
+        **{
+            **RUN_ARGS,
+            "manifest": inline_manifest(
+                sources=["{{ params.read1 }}", "{{ params.read2 }}"],
+                file_type="{{ params.default_file_type }}",
+                name="{{ params.name }}",
+                subject_id="subject-{{ params.sample }}",
+                sample_id="{{ params.sample }}",
+                tags={"run": "{{ run_id }}"},
+            ),
+        }
+    )
 
 # The run choosing its path (method="auto") or importing (method="import"): tests/test_method.py.
 for _name, _method, _deferrable in (
