@@ -290,12 +290,17 @@ def upload_read_set(
     return group
 
 
-# How each mapped part task of a run is named in the UI: its first and last ranges ("S1/n1 SOURCE1 1-4 ... S3/n3
-# SOURCE2 1-2, 3 ranges").
+# How each mapped part task of a run is named in the UI, in the words of a single read set's part tasks: its first
+# range, and what else it carries ("S5 read 1 parts 1-3 of 12 (+2 samples)", "S7 read 1 parts 9-12 of 12 (+ read
+# 2)"). The sample is named by its sample id (its key is "sample id/name").
 RUN_MAP_INDEX_TEMPLATE = (
-    "{% set s = task.segments %}{{ s[0].sample }} {{ s[0].part_source }} {{ s[0].first_part }}-{{ s[0].last_part }}"
-    "{% if s | length > 1 %} ... {{ s[-1].sample }} {{ s[-1].part_source }} {{ s[-1].first_part }}-"
-    "{{ s[-1].last_part }}, {{ s | length }} ranges{% endif %}"
+    "{% set s = task.segments %}{% set f = s[0] %}{{ f.sample.split('/')[0] }} "
+    "read {{ '2' if f.part_source == 'SOURCE2' else '1' }} "
+    "{% if f.first_part == f.last_part %}part {{ f.first_part }}"
+    "{% else %}parts {{ f.first_part }}-{{ f.last_part }}{% endif %} of {{ f.total_parts }}"
+    "{% set others = (s | map(attribute='sample') | unique | list | length) - 1 %}"
+    "{% if others > 0 %} (+{{ others }} sample{{ 's' if others > 1 else '' }})"
+    "{% elif s | length > 1 %} (+ read 2){% endif %}"
 )
 
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_omics.staging.manifests import (
+    INLINE_MANIFEST,
     MAX_LISTED_PROBLEMS,
     ManifestError,
-    INLINE_MANIFEST,
     check_manifest_sources,
     inline_manifest,
     parse_manifest,

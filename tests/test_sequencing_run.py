@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jinja2.sandbox import SandboxedEnvironment
 
 from airflow_provider_omics.readsets.run import pack_run_parts, summary_location
+from airflow_provider_omics.task_groups import RUN_MAP_INDEX_TEMPLATE
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
 from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSource, RunSample
@@ -181,6 +183,29 @@ def test_runs_of_parts_are_packed_into_the_budget_across_samples() -> None:
     assert pack_run_parts([], 8) == []
 
 
+def test_a_part_task_of_a_run_is_named_by_its_first_range_and_what_else_it_carries() -> None:
+    def label(*segments: tuple[str, str, int, int, int]) -> str:
+        keys = ("sample", "part_source", "first_part", "last_part", "total_parts")
+        task = {"segments": [dict(zip(keys, segment, strict=True)) for segment in segments]}
+        return SandboxedEnvironment().from_string(RUN_MAP_INDEX_TEMPLATE).render(task=task)
+
+    assert label(("S5/run1-S5", "SOURCE1", 1, 3, 12)) == "S5 read 1 parts 1-3 of 12"
+    assert label(("S5/run1-S5", "SOURCE2", 4, 4, 4)) == "S5 read 2 part 4 of 4"
+    assert (
+        label(("S7/n", "SOURCE1", 9, 12, 12), ("S7/n", "SOURCE2", 1, 2, 12)) == "S7 read 1 parts 9-12 of 12 (+ read 2)"
+    )
+    assert (
+        label(
+            ("S5/a", "SOURCE2", 3, 3, 3),
+            ("S6/b", "SOURCE1", 1, 1, 1),
+            ("S6/b", "SOURCE2", 1, 1, 1),
+            ("S7/c", "SOURCE1", 1, 2, 2),
+        )
+        == "S5 read 2 part 3 of 3 (+2 samples)"
+    )
+    assert label(("S5/a", "SOURCE1", 1, 1, 1), ("S6/b", "SOURCE1", 1, 1, 1)) == "S5 read 1 part 1 of 1 (+1 sample)"
+
+
 def test_twelve_samples_from_a_manifest_on_s3_within_the_budget(
     airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, store_id: str, s3_staging: Any, tmp_path: Path
 ) -> None:
@@ -203,6 +228,12 @@ def test_twelve_samples_from_a_manifest_on_s3_within_the_budget(
     instances = len(dag_run.get_task_instances())
     assert instances == len(states["upload_parts"]) + FIXED_TASKS - 1 <= BUDGET + FIXED_TASKS
     print(f"12 samples: {instances} task instances, {len(states['upload_parts'])} upload tasks, budget {BUDGET}")
+    # Each part task named in the UI by its first range and what else it carries.
+    labels = [ti.rendered_map_index for ti in dag_run.get_task_instances() if ti.task_id == f"{GROUP}.upload_parts"]
+    for label in labels:
+        assert re.fullmatch(
+            r"S\d+ read [12] (part \d+|parts \d+-\d+) of \d+( \(\+ read 2\)| \(\+\d+ samples?\))?", label
+        ), labels
     client = emulator.client()
     summary = _summary(dag_run)
     assert set(summary) == set(originals)
