@@ -1,4 +1,5 @@
-"""``upload_read_set(...)``: the whole upload of one read set as one task group, with good defaults."""
+"""``upload_read_set(...)`` and ``upload_sequencing_run(...)``: one pipeline over the samples of a plan (a manifest's,
+or one read set given inline) as one task group, with good defaults."""
 
 from __future__ import annotations
 
@@ -9,16 +10,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import TaskGroup, XComArg
 
-from airflow_provider_omics.operators.omics import (
-    OmicsAbortReadSetUploadOperator,
-    OmicsCompleteReadSetUploadOperator,
-    OmicsCreateReadSetUploadOperator,
-    OmicsDigestSourcesOperator,
-    OmicsSplitReadSetOperator,
-    OmicsUploadReadSetPartOperator,
-    OmicsVerifyReadSetOperator,
-)
-from airflow_provider_omics.operators.omics_import import OmicsImportReadSetOperator
+from airflow_provider_omics.operators.omics import OmicsUploadReadSetPartOperator
 from airflow_provider_omics.operators.sequencing_run import (
     RUN_SAMPLES_KEY,
     OmicsAbortRunUploadsOperator,
@@ -32,9 +24,8 @@ from airflow_provider_omics.operators.sequencing_run import (
     OmicsWaitRunReadSetsOperator,
 )
 from airflow_provider_omics.readsets.imports import METHODS
-from airflow_provider_omics.sensors.omics import OmicsReadSetStatusSensor
+from airflow_provider_omics.staging.manifests import inline_manifest
 from airflow_provider_omics.utils.parts import MAX_PART_SIZE
-from airflow_provider_omics.utils.payloads import UPLOAD_RECORD_KEY
 
 # A part task that dies (worker lost, a transient error that outlived botocore's retries) re-uploads its
 # parts: the service replaces them. Bounded, with a short delay.
@@ -100,33 +91,36 @@ def upload_read_set(
     wait_for_active: bool = True,
     verify_upload: bool = True,
     deferrable: bool | None = None,
-    waiter_delay: int = 30,
+    waiter_delay: float | str = 30,
     waiter_max_attempts: int = 720,
     upload_retries: int | None = None,
     service_retries: int | None = None,
     method: str = "upload",
     role_arn: str | None = None,
     on_existing: str = "fail",
+    pool: str | None = None,
     **task_kwargs: Any,
 ) -> TaskGroup:
     """
-    Build split -> create -> upload (mapped) -> complete -> wait for ACTIVE -> verify, with abort as teardown.
+    Build the upload of one read set: the pipeline of :func:`upload_sequencing_run` over a run of one sample,
+    given inline (:func:`~airflow_provider_omics.staging.manifests.inline_manifest`) instead of a manifest file.
 
-    The staged sources are digested in the sequence store's ETag algorithm while the parts upload (FASTQ
-    only), and ``verify`` compares the digests with the read set's ETags. ``abort`` is a teardown of
-    ``create``: if the run fails before Complete succeeds, the upload is aborted and nothing is left behind.
+    plan -> create -> upload (mapped, at most ``max_tasks``) -> complete -> wait for ACTIVE -> verify -> summary,
+    with digest beside the uploads and abort after complete, whatever happened, so that no upload is left behind.
+    The plan checks the read set's fields and staged files as it checks a manifest's row, before anything exists
+    on the service. The staged sources are digested in the sequence store's ETag algorithm while the parts upload
+    (FASTQ only), and ``verify`` compares the digests with the read set's ETags.
 
     Exactly one read set comes out of a request, whatever fails: the create request carries a token derived from
     its content (the sample identity and the staged files' fingerprints, never the run), so any run, DAG or
     deployment asking for the same files gets the same upload; complete finds the read set again when its answer
-    was lost, a cleared or re-run group reuses the read set already stored, and ``abort`` (a teardown of split and
-    create) also runs when create failed after the service may have created the upload. ``on_existing`` (``fail``,
+    was lost, and a cleared or re-run group reuses the read set already stored. ``on_existing`` (``fail``,
     ``skip``, ``new``) says what to do when the store holds a read set of the sample from other content (see
-    :class:`~airflow_provider_omics.operators.omics.OmicsCreateReadSetUploadOperator`); a verified read set is
-    announced once, by the first verify that proves it.
+    :class:`~airflow_provider_omics.operators.sequencing_run.OmicsPlanSequencingRunOperator`); a verified read
+    set is announced once, by the first verify that proves it.
 
-    Arguments are those of the operators (templated where they are); ``task_kwargs`` go to every task
-    (e.g. ``retries``, ``retry_delay``). ``upload_retries`` is the part tasks' retry count and
+    Arguments are the read set's fields (templated) and those of :func:`upload_sequencing_run`; ``task_kwargs`` go
+    to every task (e.g. ``retries``, ``retry_delay``). ``upload_retries`` is the part tasks' retry count and
     ``service_retries`` that of create, complete and abort. Where neither is given, ``retries`` from
     ``task_kwargs`` or the DAG's ``default_args`` applies, as to any task; only when neither sets it do they
     default to 3 and 2 (and, when no ``retry_delay`` is set either, to a 10 s delay). ``wait_for_active`` and
@@ -135,159 +129,53 @@ def upload_read_set(
     ``method`` chooses how the read set gets into the store: ``upload`` (the default: the workers send the
     parts), ``import`` (an import job: HealthOmics reads the S3 objects itself as ``role_arn``, default
     ``omics_import_role_arn`` in the connection's extra; the ``import`` task replaces create, the part uploads
-    and complete), or ``auto``: split chooses at run time, import when every source is on S3 and an import role
-    is configured, upload otherwise, and logs the choice and why; the other path's tasks skip. A template
-    (``"{{ params.method }}"``) builds both paths and split applies the value it renders to. Both paths
-    carry the same request token, so whichever ran, a retry or a cleared task finds the read set again. The
-    wait, digest and verify steps are the same for both (the FASTQ digests are streamed from S3); ``deferrable``
-    applies to the import's wait for its job as to ``wait_active``.
+    and complete), or ``auto``: the plan chooses at run time, import when every source is on S3 and an import
+    role is configured, upload otherwise, and logs the choice and why; the other path's tasks skip. A template
+    (``"{{ params.method }}"``) builds both paths and the plan applies the value it renders to. Both paths carry
+    the same request token. ``deferrable`` applies to the import's wait for its job as to ``wait_active``.
 
-    :return: the task group; its complete task's XCom is the read set id (the import task's, when it imported).
+    :return: the task group; its summary task's XCom is the run's table: one row, with the read set's id under
+        ``read_set_id``.
     """
-    _check_method(method)
-    aws = {"aws_conn_id": aws_conn_id, "region_name": region_name, **task_kwargs}
-    metadata: Any = {
-        "sequence_store_id": sequence_store_id,
-        "source_file_type": source_file_type,
-        "name": name,
-        "subject_id": subject_id,
-        "sample_id": sample_id,
-        "reference_arn": reference_arn,
-        "generated_from": generated_from,
-        "description": description,
-        "tags": tags,
-    }
-    with TaskGroup(group_id=group_id) as group:
-        with_retries = _retries(group, aws)
-        service = with_retries(service_retries, DEFAULT_SERVICE_RETRIES)
-        split = OmicsSplitReadSetOperator(
-            task_id="split",
-            sources=sources,
-            part_size=part_size,
-            max_tasks=max_tasks,
-            source_file_type=source_file_type,
-            source_aws_conn_id=source_aws_conn_id,
-            allowed_local_roots=allowed_local_roots,
-            allowed_s3_prefixes=allowed_s3_prefixes,
-            **({"method": method, "role_arn": role_arn} if method != "upload" else {}),
-            **aws,
-        )
-        # XComArgs stand for the values they resolve to at run time.
-        plan: Any = XComArg(split, key="sources")
-        importing = None
-        if method != "upload":
-            importing = OmicsImportReadSetOperator(
-                task_id="import",
-                sources=plan,
-                method_task_id=split.task_id,
-                # The create task's id, also when there is none: both paths' read sets carry the same token.
-                request_task_id=group.child_id("create"),
-                waiter_delay=waiter_delay,
-                waiter_max_attempts=waiter_max_attempts,
-                deferrable=_deferrable(deferrable),
-                on_existing=on_existing,
-                **metadata,
-                **service,
-            )
-            split >> importing
-        create = complete = None
-        if method != "import":
-            create = OmicsCreateReadSetUploadOperator(
-                task_id="create",
-                sources=plan,
-                method_task_id=split.task_id if importing is not None else None,
-                on_existing=on_existing,
-                **metadata,
-                **service,
-            )
-            upload_id: Any = create.output
-            upload_record: Any = XComArg(create, key=UPLOAD_RECORD_KEY)
-            upload = OmicsUploadReadSetPartOperator.partial(
-                task_id="upload_parts",
-                sequence_store_id=sequence_store_id,
-                upload_id=upload_id,
-                upload_record=upload_record,
-                max_concurrency=max_concurrency,
-                source_aws_conn_id=source_aws_conn_id,
-                allowed_local_roots=allowed_local_roots,
-                allowed_s3_prefixes=allowed_s3_prefixes,
-                **with_retries(upload_retries, DEFAULT_UPLOAD_RETRIES),
-            ).expand_kwargs(split.output)
-            part_checksums: Any = upload.output
-            complete = OmicsCompleteReadSetUploadOperator(
-                task_id="complete",
-                sequence_store_id=sequence_store_id,
-                upload_id=upload_id,
-                parts=part_checksums,
-                expected_parts=plan,
-                upload_record=upload_record,
-                **service,
-            )
-            completed: Any = complete.output
-            abort = OmicsAbortReadSetUploadOperator(
-                task_id="abort",
-                sequence_store_id=sequence_store_id,
-                upload_id=upload_id,
-                read_set_id=completed,
-                upload_record=upload_record,
-                **service,
-            )
-            split >> create
-            # split is a setup too: abort then runs when create failed, which may have created the upload.
-            complete >> abort.as_teardown(setups=[split, create])
-
-        # The read set, from the path that ran: complete's, the import's, or (method="auto") whichever ran.
-        ends = [task for task in (complete, importing) if task is not None]
-        after_either: dict[str, Any] = {}
-        read_set_id: Any = ends[0].output
-        if len(ends) == 2:
-            read_set_id = (
-                f"{{{{ ti.xcom_pull(task_ids='{ends[0].task_id}') or ti.xcom_pull(task_ids='{ends[1].task_id}') }}}}"
-            )
-            after_either = {"trigger_rule": "none_failed_min_one_success"}
-        if wait_for_active or verify_upload:
-            wait = OmicsReadSetStatusSensor(
-                task_id="wait_active",
-                sequence_store_id=sequence_store_id,
-                read_set_id=read_set_id,
-                deferrable=_deferrable(deferrable),
-                waiter_delay=waiter_delay,
-                waiter_max_attempts=waiter_max_attempts,
-                **after_either,
-                **aws,
-            )
-            ends >> wait
-        if verify_upload:
-            digest = OmicsDigestSourcesOperator(
-                task_id="digest",
-                sequence_store_id=sequence_store_id,
-                sources=plan,
-                source_file_type=source_file_type,
-                source_aws_conn_id=source_aws_conn_id,
-                allowed_local_roots=allowed_local_roots,
-                allowed_s3_prefixes=allowed_s3_prefixes,
-                **aws,
-            )
-            if importing is None and create is not None:
-                # After create: a store that does not exist fails create alone, with one clear message, and the
-                # digest (which needs the store's ETag family) does not start; it still runs beside the uploads.
-                create >> digest
-            else:
-                # Beside the import job, or whichever path split chose (create skips when it chose import).
-                split >> digest
-            digests: Any = digest.output
-            verify_task = OmicsVerifyReadSetOperator(
-                task_id="verify",
-                sequence_store_id=sequence_store_id,
-                read_set_id=read_set_id,
-                digests=digests,
-                sources=plan,
-                # Their records say whether the read set was kept (on_existing=skip) or adopted (proven by ETag).
-                request_task_ids=[task.task_id for task in (create, importing) if task is not None],
-                **aws,
-            )
-            wait >> verify_task
-    return group
+    listed = [sources] if isinstance(sources, str) else list(sources)
+    if not listed or len(listed) > 2:
+        raise ValueError(f"sources: {len(listed)} files given; a read set has one or two (read 1, read 2).")
+    manifest = inline_manifest(
+        sources=listed,
+        file_type=source_file_type,
+        name=name,
+        subject_id=subject_id,
+        sample_id=sample_id,
+        reference_arn=reference_arn,
+        generated_from=generated_from,
+        description=description,
+        tags=tags,
+    )
+    return _pipeline(
+        group_id,
+        sequence_store_id=sequence_store_id,
+        manifest=manifest,
+        part_size=part_size,
+        max_tasks=max_tasks,
+        max_concurrency=max_concurrency,
+        pool=pool,
+        aws_conn_id=aws_conn_id,
+        region_name=region_name,
+        source_aws_conn_id=source_aws_conn_id,
+        allowed_local_roots=allowed_local_roots,
+        allowed_s3_prefixes=allowed_s3_prefixes,
+        waiter_delay=waiter_delay,
+        waiter_max_attempts=waiter_max_attempts,
+        upload_retries=upload_retries,
+        service_retries=service_retries,
+        method=method,
+        role_arn=role_arn,
+        deferrable=deferrable,
+        on_existing=on_existing,
+        wait_for_active=wait_for_active,
+        verify_upload=verify_upload,
+        task_kwargs=task_kwargs,
+    )
 
 
 # How each mapped part task of a run is named in the UI, in the words of a single read set's part tasks: its first
@@ -364,6 +252,69 @@ def upload_sequencing_run(
 
     :return: the task group; its summary task's XCom is the per-sample table.
     """
+    return _pipeline(
+        group_id,
+        sequence_store_id=sequence_store_id,
+        manifest=manifest,
+        default_file_type=default_file_type,
+        default_reference_arn=default_reference_arn,
+        part_size=part_size,
+        max_tasks=max_tasks,
+        max_concurrency=max_concurrency,
+        digest_concurrency=digest_concurrency,
+        pool=pool,
+        aws_conn_id=aws_conn_id,
+        region_name=region_name,
+        source_aws_conn_id=source_aws_conn_id,
+        allowed_local_roots=allowed_local_roots,
+        allowed_s3_prefixes=allowed_s3_prefixes,
+        waiter_delay=waiter_delay,
+        waiter_max_attempts=waiter_max_attempts,
+        upload_retries=upload_retries,
+        service_retries=service_retries,
+        summary_csv=summary_csv,
+        method=method,
+        role_arn=role_arn,
+        deferrable=deferrable,
+        on_existing=on_existing,
+        task_kwargs=task_kwargs,
+    )
+
+
+def _pipeline(
+    group_id: str,
+    *,
+    sequence_store_id: str,
+    manifest: str | Sequence[Mapping[str, Any]],
+    default_file_type: str | None = None,
+    default_reference_arn: str | None = None,
+    part_size: int | str,
+    max_tasks: int | str | None,
+    max_concurrency: int | str,
+    digest_concurrency: int | str = 4,
+    pool: str | None,
+    aws_conn_id: str | None,
+    region_name: str | None,
+    source_aws_conn_id: str | None,
+    allowed_local_roots: str | Sequence[str] | None,
+    allowed_s3_prefixes: str | Sequence[str] | None,
+    waiter_delay: float | str,
+    waiter_max_attempts: int,
+    upload_retries: int | None,
+    service_retries: int | None,
+    summary_csv: bool | str = False,
+    method: str,
+    role_arn: str | None,
+    deferrable: bool | None,
+    on_existing: str,
+    wait_for_active: bool = True,
+    verify_upload: bool = True,
+    task_kwargs: Mapping[str, Any],
+) -> TaskGroup:
+    """The one pipeline over a plan of samples, from a manifest or inline: what both task groups build.
+
+    Without ``verify_upload`` there is no digest nor verify; without ``wait_for_active`` either, no wait.
+    """
     _check_method(method)
     aws = {"aws_conn_id": aws_conn_id, "region_name": region_name, **task_kwargs}
     path_args: dict[str, Any] = {"method": method, "role_arn": role_arn} if method != "upload" else {}
@@ -390,19 +341,21 @@ def upload_sequencing_run(
         )
         # XComArgs stand for the values they resolve to at run time.
         planned: Any = XComArg(plan, key=RUN_SAMPLES_KEY)
-        # Beside create and the part uploads, from the plan on; weighted above the uploads, so that on a busy
-        # deployment a free slot goes to it first: the digest of large FASTQs is what verify waits for.
-        digest = OmicsDigestRunSourcesOperator(
-            task_id="digest",
-            sequence_store_id=sequence_store_id,
-            samples=planned,
-            plan=planned,
-            max_concurrency=digest_concurrency,
-            **sources,
-            **{"priority_weight": DIGEST_PRIORITY_WEIGHT, **aws},
-        )
-        digests: Any = digest.output
-        plan >> digest
+        digests: Any = None
+        if verify_upload:
+            # Beside create and the part uploads, from the plan on; weighted above the uploads, so that on a busy
+            # deployment a free slot goes to it first: the digest of large FASTQs is what verify waits for.
+            digest = OmicsDigestRunSourcesOperator(
+                task_id="digest",
+                sequence_store_id=sequence_store_id,
+                samples=planned,
+                plan=planned,
+                max_concurrency=digest_concurrency,
+                **sources,
+                **{"priority_weight": DIGEST_PRIORITY_WEIGHT, **aws},
+            )
+            digests = digest.output
+            plan >> digest
         importing = None
         if method != "upload":
             importing = OmicsImportRunReadSetsOperator(
@@ -418,28 +371,29 @@ def upload_sequencing_run(
                 **service,
             )
             plan >> importing
+        summary_args: dict[str, Any] = {
+            "task_id": "summary",
+            "plan": planned,
+            "plan_task_id": plan.task_id,
+            "write_csv": summary_csv,
+            **sources,
+            **aws,
+        }
         if method == "import":
             imported: Any = importing.output if importing is not None else None
-            verify = OmicsVerifyRunReadSetsOperator(
-                task_id="verify",
-                sequence_store_id=sequence_store_id,
-                samples=imported,
-                digests=digests,
-                plan=planned,
-                **aws,
-            )
+            outputs: Any = [imported]
+            if verify_upload:
+                verify = OmicsVerifyRunReadSetsOperator(
+                    task_id="verify",
+                    sequence_store_id=sequence_store_id,
+                    samples=imported,
+                    digests=digests,
+                    plan=planned,
+                    **aws,
+                )
+                outputs = [verify.output, imported]
             # The XComArgs make verify and import its upstream tasks.
-            OmicsSequencingRunSummaryOperator(
-                task_id="summary",
-                samples=[verify.output, imported],
-                plan=planned,
-                plan_task_id=plan.task_id,
-                write_csv=summary_csv,
-                source_aws_conn_id=source_aws_conn_id,
-                allowed_local_roots=allowed_local_roots,
-                allowed_s3_prefixes=allowed_s3_prefixes,
-                **aws,
-            )
+            OmicsSequencingRunSummaryOperator(samples=outputs, **summary_args)
             return group
         create = OmicsCreateRunUploadsOperator(
             task_id="create",
@@ -479,50 +433,55 @@ def upload_sequencing_run(
             trigger_rule="all_done",
             **service,
         )
-        wait = OmicsWaitRunReadSetsOperator(
-            task_id="wait_active",
-            sequence_store_id=sequence_store_id,
-            samples=completed,
-            plan=planned,
-            waiter_delay=waiter_delay,
-            waiter_max_attempts=waiter_max_attempts,
-            deferrable=_deferrable(deferrable),
-            **aws,
-        )
-        waited: Any = wait.output
-        waited_or_imported: Any = waited if importing is None else [waited, importing.output]
+        # The steps that ran, latest first: the summary reports from the last one that finished.
+        steps: list[Any] = [complete, create]
+        outputs = [completed, created]
         after_either: dict[str, Any] = {} if importing is None else {"trigger_rule": "none_failed_min_one_success"}
-        verify = OmicsVerifyRunReadSetsOperator(
-            task_id="verify",
-            sequence_store_id=sequence_store_id,
-            # With method="auto", from whichever path ran (the other's output is empty: it skipped).
-            samples=waited_or_imported,
-            digests=digests,
-            plan=planned,
-            **after_either,
-            **aws,
-        )
-        outputs: Any = [verify.output, waited, completed, created]
-        if importing is not None:
-            outputs = [verify.output, waited, importing.output, completed, created]
+        if wait_for_active or verify_upload:
+            wait = OmicsWaitRunReadSetsOperator(
+                task_id="wait_active",
+                sequence_store_id=sequence_store_id,
+                samples=completed,
+                plan=planned,
+                waiter_delay=waiter_delay,
+                waiter_max_attempts=waiter_max_attempts,
+                deferrable=_deferrable(deferrable),
+                **aws,
+            )
+            waited: Any = wait.output
+            steps.insert(0, wait)
+            outputs.insert(0, waited)
+            if importing is not None:
+                outputs.insert(1, importing.output)
+            if verify_upload:
+                waited_or_imported: Any = waited if importing is None else [waited, importing.output]
+                verify = OmicsVerifyRunReadSetsOperator(
+                    task_id="verify",
+                    sequence_store_id=sequence_store_id,
+                    # With method="auto", from whichever path ran (the other's output is empty: it skipped).
+                    samples=waited_or_imported,
+                    digests=digests,
+                    plan=planned,
+                    **after_either,
+                    **aws,
+                )
+                steps.insert(0, verify)
+                outputs.insert(0, verify.output)
+        elif importing is not None:
+            outputs.insert(0, importing.output)
         # A step that failed as a whole (not one sample) leaves the summary upstream_failed, which fails the run;
         # per-sample failures reach it as data and it fails naming them.
         summary = OmicsSequencingRunSummaryOperator(
-            task_id="summary",
             samples=outputs,
-            plan=planned,
-            plan_task_id=plan.task_id,
-            write_csv=summary_csv,
-            source_aws_conn_id=source_aws_conn_id,
-            allowed_local_roots=allowed_local_roots,
-            allowed_s3_prefixes=allowed_s3_prefixes,
             # A skipped path (method="auto") does not skip the summary; a failed step still fails it.
             trigger_rule="none_failed",
-            **aws,
+            **summary_args,
         )
         plan >> create
         [create, complete] >> abort
-        [verify, wait, complete, create] >> summary
+        steps >> summary
         if importing is not None:
-            importing >> [verify, summary]
+            importing >> summary
+            if verify_upload:
+                importing >> steps[0]
     return group

@@ -9,7 +9,7 @@ used for HealthOmics and for S3; point it at another account or an emulator by c
 
 "How the files get into the store" is ``auto`` by default: files on S3 are imported by HealthOmics itself (an
 import job, no byte through the workers) when an import role is given in the form or as
-``omics_import_role_arn`` in the connection's extra; otherwise the workers upload them. The ``split`` task's log
+``omics_import_role_arn`` in the connection's extra; otherwise the workers upload them. The ``plan`` task's log
 says which path it chose and why; the other path's tasks are skipped.
 
 Whoever can trigger this DAG chooses which files the workers read and send to HealthOmics. Limit them in the
@@ -110,7 +110,7 @@ with DAG(
                 "upload: the workers read the files and send them in parts. import: HealthOmics reads them from "
                 "S3 itself in an import job (S3 only, needs an import role). auto: import when every file is on "
                 "S3 and an import role is set (below, or omics_import_role_arn in the connection's extra), "
-                "upload otherwise; the split or plan task's log says which and why."
+                "upload otherwise; the plan task's log says which and why."
             ),
         ),
         "on_existing": Param(

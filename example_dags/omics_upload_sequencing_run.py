@@ -103,7 +103,7 @@ with DAG(
                 "upload: the workers read the files and send them in parts. import: HealthOmics reads them from "
                 "S3 itself in an import job (S3 only, needs an import role). auto: import when every file is on "
                 "S3 and an import role is set (below, or omics_import_role_arn in the connection's extra), "
-                "upload otherwise; the split or plan task's log says which and why."
+                "upload otherwise; the plan task's log says which and why."
             ),
         ),
         "on_existing": Param(

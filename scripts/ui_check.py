@@ -18,7 +18,7 @@ login (the admin password is read from ``$AIRFLOW_HOME/simple_auth_manager_passw
    words (``01-form-refuses-store-name.png``) and no run may start; the "Upload tuning" section is shown
    (``02-form-upload-tuning.png``);
 2. submits it again with the store id; the run must succeed;
-3. the mapped upload tasks must be named like "read 1 (SOURCE1) parts 1-2 of 4" (``03-mapped-upload-tasks.png``);
+3. the mapped upload tasks must be named like "sample-1 read 1 parts 1-2 of 4" (``03-mapped-upload-tasks.png``);
 4. ``complete`` and ``verify`` must show the "HealthOmics Read Set" console link (``04-complete-link.png``,
    ``05-verify-link.png``);
 5. a run with a well-formed but unknown store id must fail once, clearly: ``create`` fails with "Sequence store
@@ -26,7 +26,7 @@ login (the admin password is read from ``$AIRFLOW_HOME/simple_auth_manager_passw
    (``06-unknown-store-create-log.png``, and ``07-unknown-store-create-log-wrapped.png`` with the log viewer's
    Wrap on);
 6. the form offers how the files get into the store (``method``, default auto; ``08-form-method.png``), and the
-   successful run took the direct upload for the local files: ``import`` skipped, and ``split``'s log says why.
+   successful run took the direct upload for the local files: ``import`` skipped, and ``plan``'s log says why.
 
 No component log or task log may contain "Skipping masking for a secret". Screenshots go to ``--screenshots``
 (default: a new temporary directory, printed at the end). Everything it starts, it stops; its working directory
@@ -70,7 +70,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-MAPPED_NAME = re.compile(r"read [12] \(SOURCE[12]\) (?:part \d+|parts \d+-\d+) of \d+")
+MAPPED_NAME = re.compile(r"\S+ read [12] (?:part \d+|parts \d+-\d+) of \d+")
 UI_TIMEOUT_MS = 60_000
 
 
@@ -265,7 +265,7 @@ def check_form_refuses_store_name(browser: Browser, deployment: Any, read1: Path
 
 
 def check_method_choice(deployment: Any, run_id: str) -> None:
-    """The form's default method is auto: local files are uploaded, the import task skips, split says why."""
+    """The form's default method is auto: local files are uploaded, the import task skips, the plan says why."""
     states = task_states(deployment, run_id)
     check(
         states.get("import") == "skipped" and states.get("create") == "success",
@@ -273,14 +273,14 @@ def check_method_choice(deployment: Any, run_id: str) -> None:
     )
     said = [
         str(event.get("event"))
-        for event in task_log_events(deployment.home, run_id, f"{GROUP}.split")
+        for event in task_log_events(deployment.home, run_id, f"{GROUP}.plan")
         if "method=auto" in str(event.get("event"))
     ]
     check(
         any("upload the read set(s): 2 of 2 source(s) are not on S3" in line for line in said),
-        f"split's log does not say that it chose a direct upload because the files are not on S3: {said}",
+        f"the plan's log does not say that it chose a direct upload because the files are not on S3: {said}",
     )
-    print(f"           split says: {said[0]}", flush=True)
+    print(f"           plan says: {said[0]}", flush=True)
 
 
 def check_mapped_task_names(browser: Browser, deployment: Any, run_id: str) -> None:
@@ -299,7 +299,7 @@ def check_mapped_task_names(browser: Browser, deployment: Any, run_id: str) -> N
     print(f"           mapped tasks: {', '.join(sorted(names))}", flush=True)
     check(
         expected > 1 and len(set(names)) == expected,
-        f"the mapped task list shows {len(set(names))} names like 'read 1 (SOURCE1) parts 1-2 of 4' "
+        f"the mapped task list shows {len(set(names))} names like 'sample-1 read 1 parts 1-2 of 4' "
         f"for {expected} upload tasks: {names}",
     )
     browser.screenshot("03-mapped-upload-tasks.png")
@@ -423,7 +423,7 @@ def run_checks(args: argparse.Namespace, workdir: Path, shots: Path, step: Step)
                     run_id = browser.submit_for_run(dialog)
                     state = deployment.wait_run(DAG_ID, run_id, timeout=args.timeout)
                     check(state == "success", f"run {run_id} {state}: {task_states(deployment, run_id)}")
-                with step("Checking that split chose a direct upload for local files, and said why"):
+                with step("Checking that the plan chose a direct upload for local files, and said why"):
                     check_method_choice(deployment, run_id)
                 with step("Checking the mapped upload tasks' names"):
                     check_mapped_task_names(browser, deployment, run_id)

@@ -108,6 +108,13 @@ def tries(dag_run: Any, task_id: str) -> list[int]:
     return sorted(ti.try_number for ti in dag_run.get_task_instances() if ti.task_id.endswith(task_id))
 
 
+def summary_row(dag_run: Any) -> dict[str, Any]:
+    """The one row of an ``upload_read_set`` group's summary (its XCom): the read set's id, status, verified."""
+    (ti,) = [ti for ti in dag_run.get_task_instances() if ti.task_id.rsplit(".", 1)[-1] == "summary"]
+    (row,) = ti.xcom_pull(task_ids=ti.task_id)
+    return dict(row)
+
+
 def task_states(dag_run: Any) -> dict[str, list[str]]:
     states: dict[str, list[str]] = {}
     for ti in dag_run.get_task_instances():

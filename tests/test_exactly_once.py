@@ -22,6 +22,7 @@ from tests.helpers import (
     assert_uploaded,
     clear_and_rerun,
     run_dag,
+    summary_row,
     task_states,
     tries,
     use_omics_connection,
@@ -40,11 +41,6 @@ def read_sets(emulator: OmicsEmulator, store_id: str) -> list[dict[str, Any]]:
     return emulator.client().list_read_sets(sequenceStoreId=store_id)["readSets"]
 
 
-def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
-    (ti,) = [ti for ti in dag_run.get_task_instances() if ti.task_id.endswith(task_id)]
-    return ti.xcom_pull(task_ids=ti.task_id, key=key)
-
-
 def test_lost_complete_answer_is_recovered_into_the_one_read_set(
     airflow_db: Path, own_emulator: OmicsEmulator, store: str, tmp_path: Path
 ) -> None:
@@ -58,7 +54,7 @@ def test_lost_complete_answer_is_recovered_into_the_one_read_set(
     assert dag_run.state == "success", states
     assert states["verify"] == ["success"] and tries(dag_run, "complete") == [1]
     metadata = assert_uploaded(own_emulator.client(), store, {"SOURCE1": fastq.read_bytes()})
-    assert str(xcom(dag_run, "complete")) == metadata["id"]
+    assert summary_row(dag_run)["read_set_id"] == metadata["id"]
     assert own_emulator.fault_counts.get("drop_response") == 1
 
 
@@ -109,7 +105,7 @@ def test_rerun_of_a_run_that_stored_its_read_set_reuses_it(
     assert again.state == "success", states
     assert states["verify"] == ["success"], states
     assert [rs["id"] for rs in read_sets(own_emulator, store)] == [stored["id"]]
-    assert str(xcom(again, "complete")) == stored["id"]
+    assert summary_row(again)["read_set_id"] == stored["id"]
     assert_no_upload_left(own_emulator.client(), store)
 
 
@@ -127,7 +123,7 @@ def test_clearing_the_part_tasks_and_downstream_reuses_the_read_set(
     assert rerun.state == "success", states
     assert "failed" not in {s for values in states.values() for s in values}, states
     assert [rs["id"] for rs in read_sets(own_emulator, store)] == [stored["id"]]
-    assert str(xcom(rerun, "complete")) == stored["id"]
+    assert summary_row(rerun)["read_set_id"] == stored["id"]
     assert_no_upload_left(own_emulator.client(), store)
 
 

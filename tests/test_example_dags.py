@@ -32,8 +32,9 @@ def test_every_example_dag_imports_without_errors(dagbag: Any) -> None:
         if dag_id in ("omics_analyze_arriving_read_sets", "omics_import_from_s3"):
             continue
         task_ids = {t.task_id.rsplit(".", 1)[-1] for t in dagbag.get_dag(dag_id).tasks}
-        first = "plan" if dag_id == "omics_upload_sequencing_run" else "split"
-        assert {first, "create", "upload_parts", "complete", "abort", "wait_active", "digest", "verify"} <= task_ids
+        # One pipeline: a single read set is a run of one sample.
+        steps = {"plan", "create", "upload_parts", "complete", "abort", "wait_active", "digest", "verify", "summary"}
+        assert steps <= task_ids, dag_id
 
 
 GOOD = {
@@ -103,7 +104,7 @@ def test_the_form_has_titles_and_descriptions_for_the_ui(dagbag: Any) -> None:
 
 
 def test_the_forms_pass_the_method_and_role_to_the_task_that_chooses(dagbag: Any) -> None:
-    for dag_id, task in (("omics_upload_read_set", "split"), ("omics_upload_sequencing_run", "plan")):
+    for dag_id, task in (("omics_upload_read_set", "plan"), ("omics_upload_sequencing_run", "plan")):
         dag = dagbag.get_dag(dag_id)
         chooser = next(t for t in dag.tasks if t.task_id.endswith(f".{task}"))
         assert chooser.method == "{{ params.method }}", dag_id

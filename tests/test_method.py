@@ -17,7 +17,7 @@ import pytest
 
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
-from tests.helpers import assert_no_upload_left, clear_and_rerun, run_dag, stored_bytes, task_states
+from tests.helpers import assert_no_upload_left, clear_and_rerun, run_dag, stored_bytes, summary_row, task_states
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/omics-import"
 REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"
@@ -74,21 +74,21 @@ def test_auto_imports_s3_sources_when_a_role_is_given_and_verifies_the_read_set(
 
     states = _states(dag_run)
     assert dag_run.state == "success", states
-    assert {t: states[t] for t in ("split", "import", "wait_active", "digest", "verify")} == dict.fromkeys(
-        ("split", "import", "wait_active", "digest", "verify"), "success"
+    assert {t: states[t] for t in ("plan", "import", "wait_active", "digest", "verify")} == dict.fromkeys(
+        ("plan", "import", "wait_active", "digest", "verify"), "success"
     ), states
     assert {t: states[t] for t in ("create", "upload_parts", "complete")} == dict.fromkeys(
         ("create", "upload_parts", "complete"), "skipped"
     ), states
-    choice = _xcom(dag_run, "split", "method")
+    choice = _xcom(dag_run, "plan", "method")
     assert choice["method"] == "import" and choice["role_arn"] == ROLE_ARN, choice
     assert "every source is on S3" in choice["reason"], choice
     client = emulator.client()
     [read_set] = _read_sets(client, store_id)
-    assert str(_xcom(dag_run, "import")) == read_set["id"]
+    assert summary_row(dag_run)["read_set_id"] == read_set["id"]
     _check_imported(client, store_id, read_set["id"], originals)
-    verified = _xcom(dag_run, "verify")
-    assert verified["read_set_id"] == read_set["id"] and verified["etag_verified"] is True, verified
+    verified = summary_row(dag_run)
+    assert verified["read_set_id"] == read_set["id"] and verified["verified"] is True, verified
     [job] = _jobs(client, store_id)
     assert job["status"] == "COMPLETED" and job["roleArn"] == ROLE_ARN
     assert_no_upload_left(client, store_id)
@@ -116,13 +116,13 @@ def test_auto_uploads_directly_and_says_why(
     states = _states(dag_run)
     assert dag_run.state == "success", states
     assert states["import"] == "skipped" and states["create"] == "success" and states["verify"] == "success", states
-    choice = _xcom(dag_run, "split", "method")
+    choice = _xcom(dag_run, "plan", "method")
     assert choice["method"] == "upload", choice
     expected = "are not on S3" if where == "local" else "no import role is configured"
     assert expected in choice["reason"], choice
     client = emulator.client()
     [read_set] = _read_sets(client, store_id)
-    assert str(_xcom(dag_run, "complete")) == read_set["id"]
+    assert summary_row(dag_run)["read_set_id"] == read_set["id"]
     metadata = client.get_read_set_metadata(sequenceStoreId=store_id, id=read_set["id"])
     assert metadata["creationType"] == "UPLOAD" and metadata["status"] == "ACTIVE"
     assert stored_bytes(client, store_id, read_set["id"], "SOURCE1") == read.read_bytes()
@@ -154,7 +154,7 @@ def test_a_method_rendered_from_the_form_takes_the_path_it_names(
 
     states = _states(dag_run)
     assert dag_run.state == "success", states
-    assert _xcom(dag_run, "split", "method") == {
+    assert _xcom(dag_run, "plan", "method") == {
         "method": method,
         "role_arn": ROLE_ARN if method == "import" else None,
         "reason": f"method={method}",
@@ -178,7 +178,7 @@ def test_a_path_switch_between_tries_reuses_the_read_set_the_other_path_stored(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The role comes from the connection's extra; it is removed and the whole group cleared: split now chooses
+    """The role comes from the connection's extra; it is removed and the whole group cleared: the plan now chooses
     a direct upload, whose create finds the read set the import stored (the same request token) and reuses it."""
     extra = {"endpoint_url": emulator.endpoint_url, "region_name": "us-east-1"}
     monkeypatch.setenv(
@@ -190,20 +190,20 @@ def test_a_path_switch_between_tries_reuses_the_read_set_the_other_path_stored(
 
     first = run_dag("omics_upload_auto", uris, when, sequence_store_id=store_id, source_aws_conn_id="s3_staging")
     assert first.state == "success", _states(first)
-    assert _xcom(first, "split", "method")["method"] == "import"
+    assert _xcom(first, "plan", "method")["method"] == "import"
     client = emulator.client()
     [read_set] = _read_sets(client, store_id)
 
     monkeypatch.setenv("AIRFLOW_CONN_OMICS_TEST", json.dumps({"conn_type": "aws", "extra": extra}))
-    again = clear_and_rerun(first, ["split"], downstream=True)
+    again = clear_and_rerun(first, ["plan"], downstream=True)
 
     states = _states(again)
     assert again.state == "success", states
-    assert _xcom(again, "split", "method")["method"] == "upload"
+    assert _xcom(again, "plan", "method")["method"] == "upload"
     assert states["import"] == "skipped" and states["create"] == "success", states
     assert [rs["id"] for rs in _read_sets(client, store_id)] == [read_set["id"]]
-    assert str(_xcom(again, "complete")) == read_set["id"]
-    assert _xcom(again, "verify")["etag_verified"] is True
+    assert summary_row(again)["read_set_id"] == read_set["id"]
+    assert summary_row(again)["verified"] is True
     assert len(_jobs(client, store_id)) == 1
     _check_imported(client, store_id, read_set["id"], originals)
     assert_no_upload_left(client, store_id)
@@ -229,7 +229,7 @@ def test_a_cleared_import_waits_for_or_reuses_its_job_and_starts_no_second_one(
     again = clear_and_rerun(first, ["import"], downstream=True)
 
     assert again.state == "success", _states(again)
-    assert str(_xcom(again, "import")) == read_set["id"]
+    assert summary_row(again)["read_set_id"] == read_set["id"]
     assert [rs["id"] for rs in _read_sets(client, store_id)] == [read_set["id"]]
     assert len(_jobs(client, store_id)) == 1
     _check_imported(client, store_id, read_set["id"], originals)
@@ -262,7 +262,7 @@ def test_method_import_refuses_what_it_cannot_import_before_anything_exists(
     )
 
     states = _states(dag_run)
-    assert dag_run.state == "failed" and states["split"] == "failed", states
+    assert dag_run.state == "failed" and states["plan"] == "failed", states
     assert states["import"] == "upstream_failed", states
     client = emulator.client()
     assert _read_sets(client, store_id) == [] and _jobs(client, store_id) == []
@@ -503,8 +503,8 @@ def test_a_deferrable_import_waits_in_the_triggerer_and_resumes_with_its_job(
     assert triggered == [job["id"]]
     assert _xcom(dag_run, "import", "import_jobs") == [job["id"]]
     [read_set] = _read_sets(client, store_id)
-    assert str(_xcom(dag_run, "import")) == read_set["id"]
-    assert _xcom(dag_run, "verify")["etag_verified"] is True
+    assert summary_row(dag_run)["read_set_id"] == read_set["id"]
+    assert summary_row(dag_run)["verified"] is True
     _check_imported(client, store_id, read_set["id"], originals)
 
 

@@ -39,9 +39,9 @@ def test_local_gzipped_fastq_in_many_parts(
     # Each mapped task is named in the UI by its batch; together they cover every part once.
     total = -(-len(data) // part_size)
     labels = sorted(ti.rendered_map_index for ti in dag_run.get_task_instances() if ti.task_id.endswith("upload_parts"))
-    named = [
-        re.fullmatch(rf"read 1 \(SOURCE1\) (?:part (\d+)|parts (\d+)-(\d+)) of {total}", label) for label in labels
-    ]
+    # The group names the sample, as a run's part tasks do; the operators wired by hand name the source.
+    words = "sample-1 read 1" if dag_id == "omics_upload_group" else r"read 1 \(SOURCE1\)"
+    named = [re.fullmatch(rf"{words} (?:part (\d+)|parts (\d+)-(\d+)) of {total}", label) for label in labels]
     assert all(named), labels
     covered = [range(int(m[1] or m[2]), int(m[1] or m[3]) + 1) for m in named if m is not None]
     assert sorted(n for r in covered for n in r) == list(range(1, total + 1))
@@ -49,7 +49,7 @@ def test_local_gzipped_fastq_in_many_parts(
     assert metadata["files"]["source1"]["contentLength"] == len(data)
     assert metadata["etag"]["source1"] == hashlib.md5(gzip.decompress(data)).hexdigest()
     if dag_id == "omics_upload_group":
-        # The group waited for ACTIVE and verified the ETag; abort (teardown) had nothing to do.
+        # The group waited for ACTIVE and verified the ETag; abort had nothing to do.
         assert states["wait_active"] == ["success"] and states["verify"] == ["success"]
         assert states["abort"] == ["success"]
         # verify announced the read set on the store's asset.
@@ -57,6 +57,11 @@ def test_local_gzipped_fastq_in_many_parts(
         assert uri.startswith("omics://us-east-1/") and uri.endswith(f"/sequence-store/{store_id}")
         [entry] = extra["read_sets"]
         assert entry["read_set_arn"] == metadata["arn"] and entry["etags"]["source1"] == metadata["etag"]["source1"]
+        # complete and verify link to the one read set in the console.
+        for task in ("complete", "verify"):
+            (ti,) = [ti for ti in dag_run.get_task_instances() if ti.task_id.endswith(f".{task}")]
+            link = ti.xcom_pull(task_ids=ti.task_id, key="omics_read_set")
+            assert (link["sequence_store_id"], link["read_set_id"]) == (store_id, metadata["id"]), task
     else:
         assert asset_events(dag_run) == []
 

@@ -27,6 +27,7 @@ from airflow_provider_omics.readsets.identity import (
 )
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
 from airflow_provider_omics.utils.errors import OmicsInputError
+from airflow_provider_omics.utils.payloads import RunSample, run_samples
 from airflow_provider_omics.utils.tags import VERIFIED_TAG
 from tests.helpers import assert_no_upload_left, asset_events, clear_and_rerun, stored_bytes, use_omics_connection
 
@@ -605,6 +606,14 @@ def _single(store_id: str, sources: list[Path], **conf: Any) -> Any:
     )
 
 
+def _single_sample(dag_run: Any) -> RunSample:
+    """The one sample as verify, the last per-sample step, left it (a failed summary returns no table)."""
+    xcoms = {ti.task_id.rsplit(".", 1)[-1]: ti for ti in dag_run.get_task_instances()}
+    plan = xcoms["plan"].xcom_pull(task_ids=xcoms["plan"].task_id, key="samples")
+    [sample] = run_samples(xcoms["verify"].xcom_pull(task_ids=xcoms["verify"].task_id), plan).values()
+    return sample
+
+
 def _single_events(dag_run: Any) -> list[str]:
     return _announced(asset_events(dag_run))
 
@@ -629,13 +638,18 @@ def test_one_read_set_restaged_follows_on_existing_and_is_announced_once(
     refused = _single(store_id, reads)
     assert refused.state == "failed"
     states = {ti.task_id.rsplit(".", 1)[-1]: ti.state for ti in refused.get_task_instances()}
-    assert states["verify"] == "failed" and states["create"] == "success"
+    # The sample fails in verify (as data: a run's other samples go on) and the summary fails the run naming it.
+    assert states["summary"] == "failed" and states["create"] == "success", states
+    sample = _single_sample(refused)
+    assert (sample.status, sample.failed_step, sample.read_set_id) == ("failed", "verify", stored["id"])
+    assert not sample.verified and "does not match the staged file's" in (sample.reason or "")
     assert len(_read_sets(client, store_id)) == 1 and _single_events(refused) == []
 
     kept = _single(store_id, reads, on_existing="skip")
     assert kept.state == "success"
-    verify = next(ti for ti in kept.get_task_instances() if ti.task_id.endswith(".verify")).xcom_pull()
-    assert verify == {"read_set_id": stored["id"], "etag_verified": False, "skipped": "on_existing=skip"}
+    sample = _single_sample(kept)
+    assert (sample.status, sample.read_set_id, sample.verified) == ("stored", stored["id"], False), sample
+    assert "on_existing=skip: kept read set" in (sample.reason or ""), sample
     assert len(_read_sets(client, store_id)) == 1 and _single_events(kept) == []
 
     renewed = _single(store_id, reads, on_existing="new")

@@ -3,9 +3,11 @@ import jobs."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.common.compat.sdk import (
@@ -27,6 +29,16 @@ from airflow_provider_omics.utils.inputs import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+def warn_single_read_set_operator(operator: object, instead: str) -> None:
+    """The single read set's own operators are deprecated: one read set is a sequencing run of one sample."""
+    warnings.warn(
+        f"{type(operator).__name__} is deprecated and goes in a later release: upload_read_set(...) builds a read "
+        f"set's upload as a sequencing run of one sample (an inline manifest). Wired by hand, use {instead}.",
+        AirflowProviderDeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def persist_read_set_link(

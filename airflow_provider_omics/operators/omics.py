@@ -20,7 +20,11 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.links.omics import OmicsReadSetLink
-from airflow_provider_omics.operators.base import StagedSourceOperator, persist_read_set_link
+from airflow_provider_omics.operators.base import (
+    StagedSourceOperator,
+    persist_read_set_link,
+    warn_single_read_set_operator,
+)
 from airflow_provider_omics.readsets import identity
 from airflow_provider_omics.readsets.announce import announce_read_sets, claim_announcements, with_read_sets_alias
 from airflow_provider_omics.readsets.imports import METHOD_KEY, choose_method, chosen_method
@@ -119,6 +123,7 @@ class OmicsSplitReadSetOperator(StagedSourceOperator):
         role_arn: str | None = None,
         **kwargs: Any,
     ) -> None:
+        warn_single_read_set_operator(self, "OmicsPlanSequencingRunOperator (operators.sequencing_run)")
         super().__init__(**kwargs)
         self.sources = sources
         self.part_size = part_size
@@ -280,6 +285,7 @@ class OmicsCreateReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         on_existing: str = "fail",
         **kwargs: Any,
     ) -> None:
+        warn_single_read_set_operator(self, "OmicsCreateRunUploadsOperator (operators.sequencing_run)")
         super().__init__(**kwargs)
         self.sources = sources
         self.method_task_id = method_task_id
@@ -530,6 +536,7 @@ class OmicsCompleteReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         upload_record: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        warn_single_read_set_operator(self, "OmicsCompleteRunUploadsOperator (operators.sequencing_run)")
         super().__init__(**kwargs)
         self.sequence_store_id = sequence_store_id
         self.upload_id = upload_id
@@ -606,6 +613,7 @@ class OmicsAbortReadSetUploadOperator(AwsBaseOperator[OmicsHook]):
         upload_record: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        warn_single_read_set_operator(self, "OmicsAbortRunUploadsOperator (operators.sequencing_run)")
         super().__init__(**kwargs)
         self.sequence_store_id = sequence_store_id
         self.upload_id = upload_id
@@ -660,6 +668,7 @@ class OmicsDigestSourcesOperator(StagedSourceOperator):
         allowed_s3_prefixes: str | Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
+        warn_single_read_set_operator(self, "OmicsDigestRunSourcesOperator (operators.sequencing_run)")
         super().__init__(**kwargs)
         self.sequence_store_id = sequence_store_id
         self.sources = sources
@@ -722,6 +731,7 @@ class OmicsVerifyReadSetOperator(AwsBaseOperator[OmicsHook]):
         request_task_ids: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
+        warn_single_read_set_operator(self, "OmicsVerifyRunReadSetsOperator (operators.sequencing_run)")
         super().__init__(**with_read_sets_alias(kwargs, emit_asset_event))
         self.sequence_store_id = sequence_store_id
         self.read_set_id = read_set_id

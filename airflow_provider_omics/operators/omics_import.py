@@ -15,7 +15,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.links.omics import OmicsReadSetImportJobLink
-from airflow_provider_omics.operators.base import defer_while_running, resumed_import
+from airflow_provider_omics.operators.base import defer_while_running, resumed_import, warn_single_read_set_operator
 from airflow_provider_omics.readsets import identity
 from airflow_provider_omics.readsets.identity import request_token
 from airflow_provider_omics.readsets.imports import (
@@ -350,6 +350,7 @@ class OmicsImportReadSetOperator(AwsBaseOperator[OmicsHook]):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
+        warn_single_read_set_operator(self, "OmicsImportRunReadSetsOperator (operators.sequencing_run)")
         super().__init__(**kwargs)
         self.deferrable = deferrable
         self.sequence_store_id = sequence_store_id

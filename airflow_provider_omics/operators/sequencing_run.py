@@ -21,10 +21,12 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException, conf
 
 from airflow_provider_omics.hooks.omics import OmicsHook
+from airflow_provider_omics.links.omics import OmicsReadSetLink
 from airflow_provider_omics.operators.base import (
     StagedSourceOperator,
     defer_while_pending,
     defer_while_running,
+    persist_read_set_link,
     resumed_import,
 )
 from airflow_provider_omics.readsets import identity
@@ -222,6 +224,13 @@ class _RunStepOperator(AwsBaseOperator[OmicsHook]):
 
     deferrable: bool = False
 
+    def link_one_read_set(self, context: Context, store_id: str, samples: Mapping[str, RunSample]) -> None:
+        """A run of one read set (``upload_read_set``) links the task to it in the HealthOmics console."""
+        if len(samples) == 1:
+            [sample] = samples.values()
+            if sample.read_set_id:
+                persist_read_set_link(context, self, store_id, sample.read_set_id)
+
     def wait_active(self, store_id: str, samples: Mapping[str, RunSample], delay: float, attempts: int) -> None:
         """Wait until the samples' read sets are ACTIVE or failed: here, or, when deferrable, after one look (a read
         set is often ACTIVE by the time the task starts) in the triggerer, resuming in ``execute_complete``."""
@@ -313,6 +322,8 @@ class OmicsCompleteRunUploadsOperator(_RunStepOperator):
     """
 
     template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples", "parts", "plan")
+    # A run of one read set (upload_read_set) links to it.
+    operator_extra_links = (OmicsReadSetLink(),)
     ui_color = "#d7e8f7"
 
     def __init__(
@@ -344,6 +355,7 @@ class OmicsCompleteRunUploadsOperator(_RunStepOperator):
             raise AirflowFailException("The create task reported no uploads: nothing can be completed.")
         samples = run_samples(self.samples, plan)
         complete_samples(self.hook, samples, self.parts, self.aws_conn_id, self.log)
+        self.link_one_read_set(context, self.sequence_store_id, samples)
         return run_states(samples)
 
 
@@ -583,6 +595,8 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
     """
 
     template_fields: Sequence[str] = aws_template_fields("sequence_store_id", "samples", "digests", "plan")
+    # A run of one read set (upload_read_set) links to it.
+    operator_extra_links = (OmicsReadSetLink(),)
     ui_color = "#e8f0d7"
 
     def __init__(
@@ -612,6 +626,7 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
         announced = verify_samples(self.hook, self.sequence_store_id, samples, self.digests, self.log)
         # Each read set once: one verified and announced before (another run's, an earlier try's) is not again.
         announce_read_sets(context, self, self.sequence_store_id, claim_announcements(self.hook, announced, self.log))
+        self.link_one_read_set(context, self.sequence_store_id, samples)
         return run_states(samples)
 
 
@@ -781,6 +796,10 @@ class OmicsAbortRunUploadsOperator(_RunStepOperator):
             if (record := UploadRecord.from_dict(data)) is not None
         }
         plan = ti.xcom_pull(task_ids=self.plan_task_id, key=RUN_SAMPLES_KEY) if self.plan_task_id else None
+        if self.plan_task_id and plan is None and not records:
+            # The plan pushes its samples last, before anything exists on the service: without them, nothing can
+            # have been created (and the store may not even exist).
+            raise AirflowSkipException("The plan did not finish: nothing was created, so nothing is aborted.")
         return abort_samples(
             self.hook, store_id, records, completed, plan, bool(self.create_task_id), self.aws_conn_id, self.log
         )
