@@ -19,20 +19,12 @@ temporary file in 1 MiB reads, outside the lock, and are moved into place with `
 concurrent uploads of parts to one upload (even of the same part number) are safe, the last one to finish
 wins. Every JSON file is written to a temporary name and renamed, so a crash never leaves half a file behind.
 
-After complete, a background thread waits ``activation_delay`` seconds, checks the content (see
-:mod:`.content`) and moves the read set from PROCESSING_UPLOAD to ACTIVE or UPLOAD_FAILED. Tests that must
-see PROCESSING_UPLOAD (or must not) hold that move with :meth:`OmicsBackend.hold_activations` instead of
-racing the delay; the hold is the emulator's own and is not persisted.
-
-A read set import job (StartReadSetImportJob) runs in a background thread of its own: after
-``import_job_delay`` seconds it moves from SUBMITTED to IN_PROGRESS, reads each source's objects from the S3
-endpoint the backend was given (``s3_endpoint_url``; boto3's own configuration without one), streaming them in
-1 MiB reads into the parts of a new read set (100 MiB each, like the parts of a direct upload), and hands each
-read set to the same activation as a completed upload: the same content check, ETags, PROCESSING_UPLOAD ->
-ACTIVE / UPLOAD_FAILED, gated by :meth:`OmicsBackend.hold_activations`. Once every read set has settled, the job
-is COMPLETED, COMPLETED_WITH_FAILURES (some sources FAILED) or FAILED (all of them). :meth:`OmicsBackend.
-hold_import_jobs` keeps jobs at SUBMITTED, or at IN_PROGRESS, until released (not persisted either). A job
-interrupted by a stop carries on from its last persisted step on the next start.
+The background work runs in :mod:`.workers`, on the state held here: after complete, the read set's activation
+(the content check of :mod:`.content`, then PROCESSING_UPLOAD -> ACTIVE / UPLOAD_FAILED), and each read set
+import job (StartReadSetImportJob), which reads its sources from S3 into new read sets. Tests hold either at a
+gate of :mod:`.gates` (:meth:`OmicsBackend.hold_activations`, :meth:`OmicsBackend.hold_import_jobs`) instead of
+racing their delays; the holds are not persisted. An activation or a job interrupted by a stop carries on from
+its last persisted step on the next start.
 
 Facts the service does not document and the emulator chooses:
 
@@ -65,18 +57,16 @@ Facts the service does not document and the emulator chooses:
   does not model, an unknown id) is a ResourceNotFoundException. A resource holds at most 50 tags.
 
 The backend's methods take the members of a request as named, typed arguments (:mod:`.responses` parses the
-HTTP request into them); what those values may be, their lengths, patterns, enums and ranges, is checked here.
-The limits and enums of the service model (``MAX_PART_SIZE``, ``FILE_TYPES``, ``OPERATIONS``, ...), the request
-structures and the records live in :mod:`.shapes`, and are importable from here too; the checks of a request's
-members against them in :mod:`.validation`.
+HTTP request into them); what those values may be, their lengths, patterns, enums and ranges, is checked here,
+with the checks of :mod:`.validation`. The limits and enums of the service model (``MAX_PART_SIZE``,
+``FILE_TYPES``, ``OPERATIONS``, ...), the request structures and the records live in :mod:`.shapes`; the
+constants and records are importable from here too.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import logging
 import os
 import random
 import re
@@ -88,12 +78,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from airflow_provider_omics.testing.content import (
-    ContentError,
-    Interrupted,
-    SourceReport,
-    check_source,
-)
 from airflow_provider_omics.testing.exceptions import (
     ConflictException,
     OmicsError,
@@ -101,6 +85,7 @@ from airflow_provider_omics.testing.exceptions import (
     ResourceNotFoundException,
     ValidationException,
 )
+from airflow_provider_omics.testing.gates import IMPORT_HOLD_STATUSES, ActivationGate, ImportJobGate
 from airflow_provider_omics.testing.shapes import (
     ACCOUNT_ID,
     ARN_PATTERN,
@@ -151,15 +136,13 @@ from airflow_provider_omics.testing.validation import (
     job_status_message,
     paginate,
 )
+from airflow_provider_omics.testing.workers import ActivationWorker, BackendState, ImportJobWorker, S3Reader
 
 try:  # ISA-L's checksums run at memory speed; isal is a dependency of the provider.
     from isal import isal_zlib as _checksums
 except ImportError:  # pragma: no cover - isal ships wheels for every supported platform
     import zlib as _checksums  # type: ignore[no-redef]
 
-log = logging.getLogger(__name__)
-
-IMPORT_HOLD_STATUSES = ("SUBMITTED", "IN_PROGRESS")
 # A HealthOmics ARN: arn:<partition>:omics:<region>:<account>:<resource>.
 _OMICS_ARN_RE = re.compile(r"arn:(?P<partition>[^:]+):omics:(?P<region>[^:]*):(?P<account>[^:]*):(?P<resource>.+)")
 _SEQUENCE_STORE_RESOURCE_RE = re.compile(r"sequenceStore/(?P<store>[^/]*)(?:/readSet/(?P<read_set>[^/]*))?")
@@ -170,22 +153,6 @@ class BodyReader(Protocol):
     """What UploadReadSetPart reads a part from: a file object with ``readinto`` (``rfile``, ``BytesIO``)."""
 
     def readinto(self, buffer: Any, /) -> int | None: ...
-
-
-def check_import_hold(at: Any) -> str:
-    """``at`` of an import job hold: SUBMITTED or IN_PROGRESS (raises ``ValueError``)."""
-    if at not in IMPORT_HOLD_STATUSES:
-        raise ValueError(f"at must be one of {', '.join(IMPORT_HOLD_STATUSES)}, got {at!r}")
-    return str(at)
-
-
-def check_release_after_reads(value: Any) -> int | None:
-    """``release_after_reads`` of an activation hold: ``None`` or a positive int (raises ``ValueError``)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"release_after_reads must be a positive integer or None, got {value!r}")
-    return value
 
 
 # --- the backend ----------------------------------------------------------------------------------------
@@ -224,8 +191,10 @@ class _PartHash:
         return f"{self._crc:08x}{self._adler:08x}-{self.size:x}"
 
 
-class SourceUnreadable(Exception):
-    """An S3 object of an import source cannot be read; the message names it."""
+def _import_part_size() -> int:
+    """The size of the parts an import job cuts an S3 object into: ``MAX_PART_SIZE``, the largest part of a
+    direct upload, looked up at each source (so that a test can make it smaller)."""
+    return MAX_PART_SIZE
 
 
 class OmicsBackend:
@@ -260,30 +229,44 @@ class OmicsBackend:
         self.import_job_delay = import_job_delay
         self.s3_endpoint_url = s3_endpoint_url
         self.s3_region = s3_region or region
-        self._s3_keys = (s3_access_key, s3_secret_key)
-        self._s3: Any = None
         self._lock = threading.RLock()
+        # Notified whenever a read set or an import job changes status, or a gate may have opened.
+        self._condition = threading.Condition(self._lock)
         self._stop = threading.Event()
-        self._activations: dict[str, threading.Thread] = {}
-        self._import_threads: dict[str, threading.Thread] = {}
-        # The import job hold (see hold_import_jobs): like the activation hold, on the same condition, which
-        # is also notified whenever a read set or a job changes status.
-        self._job_hold: str | None = None
-        self._job_release_after_reads: int | None = None
-        self._job_reads: dict[str, int] = {}
-        self._jobs_released: set[str] = set()
-        # The activation hold (see hold_activations): a read set leaves PROCESSING_UPLOAD only when the gate
-        # lets it, and every change that may open the gate notifies this condition.
-        self._gate = threading.Condition(self._lock)
-        self._holding = False
-        self._release_after_reads: int | None = None
-        self._processing_reads: dict[str, int] = {}
-        self._released: set[str] = set()
         self._rng = random.SystemRandom()
         self.stores: dict[str, SequenceStore] = {}
         self.uploads: dict[str, Upload] = {}
         self.read_sets: dict[str, ReadSet] = {}
         self.import_jobs: dict[str, ImportJob] = {}
+        # The test gates (see hold_activations, hold_import_jobs) and the background work (see .workers).
+        self.activation_gate = ActivationGate(self._condition, self._stop)
+        self.import_job_gate = ImportJobGate(self._condition, self._stop)
+        state = BackendState(
+            condition=self._condition,
+            stop=self._stop,
+            stores=self.stores,
+            read_sets=self.read_sets,
+            import_jobs=self.import_jobs,
+            new_id=self._new_id,
+            read_set_dir=self._read_set_dir,
+            save_read_set=self._save_read_set,
+            save_import_job=self._save_import_job,
+        )
+        self.activation_worker = ActivationWorker(state, self.activation_gate, delay=activation_delay)
+        reader = S3Reader(
+            endpoint_url=s3_endpoint_url, region=self.s3_region, access_key=s3_access_key, secret_key=s3_secret_key
+        )
+        self.import_job_worker = ImportJobWorker(
+            state,
+            self.import_job_gate,
+            self.activation_worker,
+            reader,
+            part_size=_import_part_size,
+            delay=import_job_delay,
+        )
+        # The running activations and import jobs, by read set and job id.
+        self._activations = self.activation_worker.threads
+        self._import_threads = self.import_job_worker.threads
         for sub in ("stores", "uploads", "readsets", "importjobs", "tmp"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         self._load()
@@ -343,15 +326,15 @@ class OmicsBackend:
             pending = [rs.id for rs in self.read_sets.values() if rs.status == "PROCESSING_UPLOAD"]
             jobs = [job.id for job in self.import_jobs.values() if job.status in IMPORT_HOLD_STATUSES]
         for read_set_id in pending:
-            self._schedule_activation(read_set_id)
+            self.activation_worker.schedule(read_set_id)
         for job_id in jobs:
-            self._schedule_import_job(job_id)
+            self.import_job_worker.schedule(job_id)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop background activations and import jobs (they resume on the next start) and wait for them."""
         self._stop.set()
-        with self._gate:  # wakes activations and jobs held at the gate: they end without changing anything
-            self._gate.notify_all()
+        with self._condition:  # wakes activations and jobs held at a gate: they end without changing anything
+            self._condition.notify_all()
         deadline = time.monotonic() + timeout
         with self._lock:
             threads = [*self._activations.values(), *self._import_threads.values()]
@@ -763,7 +746,7 @@ class OmicsBackend:
             del self.uploads[upload.upload_id]
             (upload_dir / "upload.json").unlink(missing_ok=True)
             shutil.rmtree(upload_dir, ignore_errors=True)
-        self._schedule_activation(read_set.id)
+        self.activation_worker.schedule(read_set.id)
         return {"readSetId": read_set.id}
 
     # -- read sets -----------------------------------------------------------------------------------------
@@ -773,7 +756,7 @@ class OmicsBackend:
             read_set = self._read_set(store_id, read_set_id)
             answer = read_set.describe(self.region)
             if read_set.status == "PROCESSING_UPLOAD":
-                self._count_processing_read(read_set.id)
+                self.activation_gate.count_read(read_set.id)
             return answer
 
     def list_read_sets(
@@ -963,7 +946,7 @@ class OmicsBackend:
             self._save_import_job(job)
             self.import_jobs[job.id] = job
             answer = job.summary()
-        self._schedule_import_job(job.id)
+        self.import_job_worker.schedule(job.id)
         return answer
 
     def _import_job(self, store_id: str, job_id: str) -> ImportJob:
@@ -978,7 +961,7 @@ class OmicsBackend:
         with self._lock:
             job = self._import_job(store_id, job_id)
             answer = job.describe(self.read_sets)
-            self._count_job_read(job)
+            self.import_job_gate.count_read(job.id, job.status)
             return answer
 
     def list_read_set_import_jobs(
@@ -1009,207 +992,7 @@ class OmicsBackend:
             out["nextToken"] = token
         return out
 
-    # The job's work, in its own thread.
-
-    def _schedule_import_job(self, job_id: str) -> None:
-        thread = threading.Thread(
-            target=self._run_import_job, args=(job_id,), name=f"omics-import-{job_id}", daemon=True
-        )
-        with self._lock:
-            self._import_threads[job_id] = thread
-        thread.start()
-
-    def _run_import_job(self, job_id: str) -> None:
-        try:
-            if self._stop.wait(self.import_job_delay):
-                return
-            with self._gate:
-                job = self.import_jobs[job_id]
-                if job.status == "SUBMITTED":
-                    if not self._pass_job_hold(job_id, "SUBMITTED"):
-                        return
-                    job.status = "IN_PROGRESS"
-                    self._save_job_and_notify(job)
-            # Read every source first, then wait for the read sets: their activations run side by side.
-            for source in job.sources:
-                if source.status in ("FINISHED", "FAILED") or source.read_set_id in self.read_sets:
-                    continue
-                if not self._fetch_import_source(job, source):
-                    return
-            for source in job.sources:
-                if source.status not in ("FINISHED", "FAILED") and not self._settle_import_source(job, source):
-                    return
-            with self._gate:
-                if not self._pass_job_hold(job_id, "IN_PROGRESS"):
-                    return
-                failed = sum(source.status == "FAILED" for source in job.sources)
-                total = len(job.sources)
-                if not failed:
-                    job.status, job.status_message = "COMPLETED", None
-                elif failed < total:
-                    job.status = "COMPLETED_WITH_FAILURES"
-                    job.status_message = f"{failed} of {total} sources failed"
-                else:
-                    job.status = "FAILED"
-                    job.status_message = "the source failed" if total == 1 else f"all {total} sources failed"
-                job.completion_time = now()
-                self._save_job_and_notify(job)
-        except Exception:  # a bug here must not kill the emulator silently
-            log.exception("read set import job %s failed", job_id)
-        finally:
-            with self._lock, contextlib.suppress(KeyError):
-                if self._import_threads.get(job_id) is threading.current_thread():
-                    del self._import_threads[job_id]
-
-    def _save_job_and_notify(self, job: ImportJob) -> None:
-        """Under the lock: persist ``job`` and wake whoever waits for a change of it."""
-        self._save_import_job(job)
-        self._gate.notify_all()
-
-    def _fetch_import_source(self, job: ImportJob, source: ReadSetImportSource) -> bool:
-        """Copy the source's objects into a new read set and start its activation, or fail the source; False
-        if the emulator is stopping (the source starts over on the next start)."""
-        with self._lock:
-            if source.read_set_id is None:
-                source.read_set_id = self._new_id()
-            source.status = "IN_PROGRESS"
-            self._save_job_and_notify(job)
-            read_set_dir = self._read_set_dir(source.read_set_id)
-            family = self.stores[job.store_id].etag_family
-        shutil.rmtree(read_set_dir, ignore_errors=True)  # what an interrupted attempt left
-        read_set_dir.mkdir()
-        try:
-            stored = {
-                part_source: self._download(uri, read_set_dir / part_source)
-                for part_source, uri in source.objects().items()
-            }
-        except Interrupted:
-            return False
-        except SourceUnreadable as exc:
-            shutil.rmtree(read_set_dir, ignore_errors=True)
-            with self._lock:
-                source.status, source.status_message = "FAILED", job_status_message(str(exc))
-                source.read_set_id = None
-                self._save_job_and_notify(job)
-            return True
-        with self._lock:
-            read_set = ReadSet(
-                id=source.read_set_id,
-                store_id=job.store_id,
-                upload_id=job.id,
-                file_type=source.source_file_type,
-                subject_id=source.subject_id,
-                sample_id=source.sample_id,
-                name=source.name,
-                creation_time=now(),
-                generated_from=source.generated_from,
-                reference_arn=source.reference_arn,
-                description=source.description,
-                tags=dict(source.tags),
-                sources=stored,
-                etag_algorithm=etag_algorithm(source.source_file_type, family),
-                creation_type="IMPORT",
-            )
-            self._save_read_set(read_set)
-            self.read_sets[read_set.id] = read_set
-            self._gate.notify_all()
-        self._schedule_activation(read_set.id)
-        return True
-
-    def _settle_import_source(self, job: ImportJob, source: ReadSetImportSource) -> bool:
-        """Wait for the source's read set to leave PROCESSING_UPLOAD and give the source its outcome; False if
-        the emulator is stopping."""
-        read_set_id = source.read_set_id
-        assert read_set_id is not None
-        with self._gate:
-            self._gate.wait_for(
-                lambda: self._stop.is_set() or self.read_sets[read_set_id].status != "PROCESSING_UPLOAD"
-            )
-            if self._stop.is_set():
-                return False
-            read_set = self.read_sets[read_set_id]
-            if read_set.status == "ACTIVE":
-                source.status, source.status_message = "FINISHED", None
-            else:
-                source.status = "FAILED"
-                source.status_message = job_status_message(
-                    read_set.status_message or f"read set {read_set_id} is {read_set.status}"
-                )
-            self._save_job_and_notify(job)
-        return True
-
-    def _s3_client(self) -> Any:
-        with self._lock:
-            if self._s3 is None:
-                import boto3
-                from botocore.config import Config
-
-                access_key, secret_key = self._s3_keys
-                # Path-style addressing: a local endpoint (moto, MinIO) has no per-bucket host names.
-                config = Config(
-                    retries={"mode": "standard", "max_attempts": 3},
-                    s3={"addressing_style": "path"} if self.s3_endpoint_url else None,
-                )
-                self._s3 = boto3.session.Session().client(
-                    "s3",
-                    endpoint_url=self.s3_endpoint_url,
-                    region_name=self.s3_region,
-                    aws_access_key_id=access_key,
-                    aws_secret_access_key=secret_key,
-                    config=config,
-                )
-            return self._s3
-
-    def _download(self, uri: str, directory: Path) -> list[StoredPart]:
-        """Stream the object at ``uri`` into parts of at most ``MAX_PART_SIZE`` bytes under ``directory``."""
-        from botocore.exceptions import BotoCoreError, ClientError
-        from urllib3.exceptions import HTTPError
-
-        found = S3_URI_PATTERN.fullmatch(uri)
-        assert found is not None  # checked by StartReadSetImportJob
-        bucket, key = found[1], found[2]
-        try:
-            body = self._s3_client().get_object(Bucket=bucket, Key=key)["Body"]
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            detail = f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
-            raise SourceUnreadable(f"{uri}: {detail}") from None
-        except (BotoCoreError, HTTPError, OSError) as exc:
-            raise SourceUnreadable(f"could not read {uri}: {exc}") from None
-        directory.mkdir()
-        parts: list[StoredPart] = []
-        handle = None
-        try:
-            while True:
-                if self._stop.is_set():
-                    raise Interrupted()
-                try:
-                    chunk = body.read(CHUNK_SIZE)
-                except (BotoCoreError, HTTPError, OSError) as exc:
-                    raise SourceUnreadable(f"could not read {uri}: {exc}") from None
-                if not chunk:
-                    break
-                view = memoryview(chunk)
-                while view:
-                    if handle is None or parts[-1].size == MAX_PART_SIZE:
-                        if handle is not None:
-                            handle.close()
-                        part = StoredPart(len(parts) + 1, 0, f"{len(parts) + 1}-{uuid.uuid4().hex[:12]}.part")
-                        handle = open(directory / part.file, "wb")  # noqa: SIM115 - one per part, closed below
-                        parts.append(part)
-                    take = min(len(view), MAX_PART_SIZE - parts[-1].size)
-                    handle.write(view[:take])
-                    parts[-1].size += take
-                    view = view[take:]
-        finally:
-            if handle is not None:
-                handle.close()
-            body.close()
-        if not parts:
-            raise SourceUnreadable(f"{uri}: the object is empty")
-        return parts
-
-    # The import job hold.
+    # -- the test gates (see .gates) and the background work (see .workers) -------------------------------
 
     def hold_import_jobs(self, at: str = "SUBMITTED", release_after_reads: int | None = None) -> None:
         """From now on, keep every import job at status ``at`` at the furthest, pending jobs included.
@@ -1221,55 +1004,16 @@ class OmicsBackend:
         not count); a job let go so passes every hold. Calling it again (to move the hold from SUBMITTED to
         IN_PROGRESS, say) restarts the counts.
         """
-        at = check_import_hold(at)
-        release_after_reads = check_release_after_reads(release_after_reads)
-        with self._gate:
-            self._job_hold = at
-            self._job_release_after_reads = release_after_reads
-            self._job_reads.clear()
-            self._jobs_released.clear()
-            self._gate.notify_all()
+        self.import_job_gate.hold(at, release_after_reads)
 
     def release_import_jobs(self) -> None:
         """Let every held import job move on, and hold no more."""
-        with self._gate:
-            self._job_hold = None
-            self._job_release_after_reads = None
-            self._job_reads.clear()
-            self._jobs_released.clear()
-            self._gate.notify_all()
+        self.import_job_gate.release()
 
     @property
     def import_job_hold(self) -> dict[str, Any]:
         """``{"hold": bool, "at": "SUBMITTED" | "IN_PROGRESS" | None, "release_after_reads": int | None}``."""
-        with self._lock:
-            return {
-                "hold": self._job_hold is not None,
-                "at": self._job_hold,
-                "release_after_reads": self._job_release_after_reads,
-            }
-
-    def _job_may_leave(self, job_id: str, status: str) -> bool:
-        if self._job_hold is None or job_id in self._jobs_released:
-            return True
-        return IMPORT_HOLD_STATUSES.index(status) < IMPORT_HOLD_STATUSES.index(self._job_hold)
-
-    def _pass_job_hold(self, job_id: str, status: str) -> bool:
-        """Under the gate: wait until the job may leave ``status``; False if the emulator is stopping."""
-        self._gate.wait_for(lambda: self._stop.is_set() or self._job_may_leave(job_id, status))
-        return not self._stop.is_set()
-
-    def _count_job_read(self, job: ImportJob) -> None:
-        """Called under the lock after GetReadSetImportJob answered for ``job``."""
-        if self._job_release_after_reads is None or job.status not in IMPORT_HOLD_STATUSES:
-            return
-        if self._job_may_leave(job.id, job.status):
-            return
-        reads = self._job_reads.get(job.id, 0) + 1
-        self._job_reads[job.id] = reads
-        if reads >= self._job_release_after_reads:
-            self._jobs_released.add(job.id)
-            self._gate.notify_all()
+        return self.import_job_gate.state
 
     def wait_for_import_job(self, job_id: str, statuses: str | Iterable[str], timeout: float = 30.0) -> dict[str, Any]:
         """Block until import job ``job_id`` has one of ``statuses``; returns its GetReadSetImportJob answer.
@@ -1277,30 +1021,11 @@ class OmicsBackend:
         For tests: waits on the job's changes, not on a clock (``timeout`` only catches a hang, as
         :class:`TimeoutError`).
         """
-        wanted = {statuses} if isinstance(statuses, str) else set(statuses)
-        unknown = wanted - set(IMPORT_JOB_STATUSES)
-        if unknown:
-            raise ValueError(f"unknown import job statuses {sorted(unknown)}")
-        with self._gate:
-            job = self.import_jobs[job_id]
-            if not self._gate.wait_for(lambda: job.status in wanted, timeout):
-                raise TimeoutError(f"import job {job_id} is {job.status}, not {' or '.join(sorted(wanted))}")
-            return job.describe(self.read_sets)
+        return self.import_job_worker.wait_for_status(job_id, statuses, timeout)
 
     def wait_for_import_jobs(self, timeout: float = 30.0) -> None:
         """Block until no import job is running (for tests); held jobs count as running."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                threads = list(self._import_threads.values())
-            if not threads:
-                return
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
-            if time.monotonic() >= deadline:
-                raise TimeoutError("read set import jobs still running")
-
-    # -- activation ----------------------------------------------------------------------------------------
+        self.import_job_worker.wait_idle(timeout)
 
     def hold_activations(self, release_after_reads: int | None = None) -> None:
         """From now on, keep every read set in PROCESSING_UPLOAD, pending activations included.
@@ -1310,112 +1035,20 @@ class OmicsBackend:
         count), so that a test can let a client's first look see PROCESSING_UPLOAD and then let it go. The
         content check may run while held: only the status change waits. Calling it again restarts the counts.
         """
-        release_after_reads = check_release_after_reads(release_after_reads)
-        with self._gate:
-            self._holding = True
-            self._release_after_reads = release_after_reads
-            self._processing_reads.clear()
-            self._released.clear()
+        self.activation_gate.hold(release_after_reads)
 
     def release_activations(self) -> None:
         """Let every held read set move on, and hold no more."""
-        with self._gate:
-            self._holding = False
-            self._release_after_reads = None
-            self._processing_reads.clear()
-            self._released.clear()
-            self._gate.notify_all()
+        self.activation_gate.release()
 
     @property
     def activation_hold(self) -> dict[str, Any]:
         """``{"hold": bool, "release_after_reads": int | None}``: the hold in force."""
-        with self._lock:
-            return {"hold": self._holding, "release_after_reads": self._release_after_reads}
-
-    def _count_processing_read(self, read_set_id: str) -> None:
-        """Called under the lock after GetReadSetMetadata answered PROCESSING_UPLOAD for ``read_set_id``."""
-        if not self._holding or self._release_after_reads is None or read_set_id in self._released:
-            return
-        reads = self._processing_reads.get(read_set_id, 0) + 1
-        self._processing_reads[read_set_id] = reads
-        if reads >= self._release_after_reads:
-            self._released.add(read_set_id)
-            self._gate.notify_all()
-
-    def _may_activate(self, read_set_id: str) -> bool:
-        return not self._holding or read_set_id in self._released
-
-    def _schedule_activation(self, read_set_id: str) -> None:
-        thread = threading.Thread(
-            target=self._activate, args=(read_set_id,), name=f"omics-activate-{read_set_id}", daemon=True
-        )
-        with self._lock:
-            self._activations[read_set_id] = thread
-        thread.start()
-
-    def _activate(self, read_set_id: str) -> None:
-        try:
-            if self._stop.wait(self.activation_delay):
-                return
-            with self._lock:
-                read_set = self.read_sets[read_set_id]
-                family = self.stores[read_set.store_id].etag_family
-                sources = {
-                    source: [self._read_set_dir(read_set_id) / source / p.file for p in parts]
-                    for source, parts in read_set.sources.items()
-                }
-                file_type = read_set.file_type
-            reports: dict[str, SourceReport] = {}
-            status, message = "ACTIVE", None
-            try:
-                for source, paths in sorted(sources.items()):
-                    reports[source] = check_source(file_type, paths, family, source, self._stop)
-                if file_type == "FASTQ" and len(reports) == 2:
-                    first, second = reports["SOURCE1"].read_count, reports["SOURCE2"].read_count
-                    if first != second:
-                        raise ContentError(f"paired FASTQ: SOURCE1 has {first} records but SOURCE2 has {second}")
-            except Interrupted:
-                return
-            except ContentError as exc:
-                status, message = "UPLOAD_FAILED", str(exc)[:255]
-            except OSError as exc:
-                status, message = "UPLOAD_FAILED", f"could not read the uploaded parts: {exc}"[:255]
-            with self._gate:
-                # The status changes under the same lock as the gate's check: a hold taken before this point
-                # keeps the read set PROCESSING_UPLOAD, whatever the content check has found.
-                self._gate.wait_for(lambda: self._stop.is_set() or self._may_activate(read_set_id))
-                if self._stop.is_set():
-                    return  # still PROCESSING_UPLOAD on disk: the activation resumes on the next start
-                read_set = self.read_sets[read_set_id]
-                read_set.status, read_set.status_message = status, message
-                if status == "ACTIVE":
-                    read_set.etags = {source.lower(): report.etag for source, report in reports.items()}
-                    if file_type == "FASTQ":
-                        read_set.read_count = sum(r.read_count or 0 for r in reports.values())
-                        read_set.base_count = sum(r.base_count or 0 for r in reports.values())
-                else:
-                    read_set.etag_algorithm = None
-                self._save_read_set(read_set)
-                self._gate.notify_all()  # import jobs wait for their read sets to settle
-        except Exception:  # a bug here must not kill the emulator silently
-            log.exception("activation of read set %s failed", read_set_id)
-        finally:
-            with self._lock, contextlib.suppress(KeyError):
-                if self._activations.get(read_set_id) is threading.current_thread():
-                    del self._activations[read_set_id]
+        return self.activation_gate.state
 
     def wait_for_activations(self, timeout: float = 30.0) -> None:
         """Block until no read set is being activated (for tests); held activations count as running."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                threads = list(self._activations.values())
-            if not threads:
-                return
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
-            if time.monotonic() >= deadline:
-                raise TimeoutError("read set activations still running")
+        self.activation_worker.wait_idle(timeout)
 
 
 __all__ = [

@@ -37,11 +37,8 @@ from typing import Any
 
 from airflow_provider_omics.testing.auth import SigV4Verifier
 from airflow_provider_omics.testing.faults import FaultConfig, FaultInjector, HeldRequest
-from airflow_provider_omics.testing.models import (
-    OmicsBackend,
-    check_import_hold,
-    check_release_after_reads,
-)
+from airflow_provider_omics.testing.gates import check_import_hold, check_release_after_reads
+from airflow_provider_omics.testing.models import OmicsBackend
 from airflow_provider_omics.testing.responses import OmicsHTTPServer
 
 DUMMY_ACCESS_KEY = "testing"
