@@ -5,8 +5,9 @@ SUBMITTED or IN_PROGRESS, until a test lets them go, so that tests never race th
 Tests that must see PROCESSING_UPLOAD (or must not) hold the activation of read sets with
 :meth:`.models.OmicsBackend.hold_activations` instead of racing ``activation_delay``: the content check may run
 while held, only the status change waits. A held read set moves on when the hold is released or, with
-``release_after_reads``, once GetReadSetMetadata has answered PROCESSING_UPLOAD for it that many times
-(ListReadSets does not count).
+``release_after_reads``, once clients were answered PROCESSING_UPLOAD for it that many times: each
+GetReadSetMetadata of it counts, and so does each ListReadSets answer that shows it (once per read set and
+answer), so that a client that looks at one read set at a time and one that lists many are let go alike.
 
 :meth:`.models.OmicsBackend.hold_import_jobs` keeps import jobs at SUBMITTED (they do not start), or at
 IN_PROGRESS (they do their work, the job's own status stays), until released or, with ``release_after_reads``,
@@ -84,7 +85,8 @@ class ActivationGate:
             return {"hold": self._holding, "release_after_reads": self._release_after_reads}
 
     def count_read(self, read_set_id: str) -> None:
-        """Under the lock: GetReadSetMetadata answered PROCESSING_UPLOAD for ``read_set_id``."""
+        """Under the lock: a client was answered that ``read_set_id`` is PROCESSING_UPLOAD (by
+        GetReadSetMetadata, or as one item of a ListReadSets answer)."""
         if not self._holding or self._release_after_reads is None or read_set_id in self._released:
             return
         reads = self._reads.get(read_set_id, 0) + 1

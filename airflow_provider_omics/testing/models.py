@@ -788,6 +788,9 @@ class OmicsBackend:
             ]
             page, token = paginate(read_sets, max_results, next_token)
             out: dict[str, Any] = {"readSets": [rs.summary(self.region) for rs in page]}
+            for read_set in page:
+                if read_set.status == "PROCESSING_UPLOAD":
+                    self.activation_gate.count_read(read_set.id)
         if token:
             out["nextToken"] = token
         return out
@@ -1031,9 +1034,11 @@ class OmicsBackend:
         """From now on, keep every read set in PROCESSING_UPLOAD, pending activations included.
 
         A held read set moves on when :meth:`release_activations` is called or, with ``release_after_reads``,
-        once GetReadSetMetadata has answered PROCESSING_UPLOAD for it that many times (ListReadSets does not
-        count), so that a test can let a client's first look see PROCESSING_UPLOAD and then let it go. The
-        content check may run while held: only the status change waits. Calling it again restarts the counts.
+        once clients were answered PROCESSING_UPLOAD for it that many times, so that a test can let a client's
+        first look see PROCESSING_UPLOAD and then let it go. Each GetReadSetMetadata of it counts, and so does
+        each ListReadSets answer that shows it (once per read set and answer): a client that looks at one read
+        set at a time and one that lists many are let go alike. The content check may run while held: only the
+        status change waits. Calling it again restarts the counts.
         """
         self.activation_gate.hold(release_after_reads)
 

@@ -272,9 +272,9 @@ class OmicsEmulator:
         self._faults.inject(error, operation, count)
 
     def hold_activations(self, release_after_reads: int | None = None) -> None:
-        """Keep read sets in PROCESSING_UPLOAD until :meth:`release_activations`, or until GetReadSetMetadata
-        has answered PROCESSING_UPLOAD ``release_after_reads`` times for each (see
-        :meth:`OmicsBackend.hold_activations`).
+        """Keep read sets in PROCESSING_UPLOAD until :meth:`release_activations`, or until clients were answered
+        PROCESSING_UPLOAD ``release_after_reads`` times for each, by GetReadSetMetadata or in a ListReadSets
+        answer (see :meth:`OmicsBackend.hold_activations`).
 
         Called before :meth:`start`, it holds from the start, the read sets a previous emulator left in
         PROCESSING_UPLOAD on the same data directory included.
