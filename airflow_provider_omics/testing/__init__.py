@@ -16,12 +16,15 @@ with :func:`emulator_client`.
 
 Layout, after moto: :mod:`.models` (state and the service's rules, no HTTP; its methods take a request's
 members as named arguments), :mod:`.responses` (the HTTP layer: parse the request, call the backend, answer),
-:mod:`.exceptions` (error shapes), :mod:`.content` (the content check and ETags), :mod:`.auth` (SigV4),
-:mod:`.faults` (fault injection), :mod:`.omics_emulator` (:class:`OmicsEmulator`, the backend served on a local
-port, and :func:`emulator_client`) and :mod:`.cli` (the command line, and ``spawn`` to start it as a child
-process). :mod:`.emulator` is only the ``python -m airflow_provider_omics.testing.emulator`` entry point of
-:mod:`.cli`: the README, the demo and running processes start the emulator by that name. :mod:`.samples`
-writes sample sequencing files; :mod:`.deployment` runs a local Airflow against the emulator.
+:mod:`.shapes` (the service model's limits and enums, the request structures and the records),
+:mod:`.validation` (the checks of a request's members), :mod:`.workers` (the background activation of read
+sets and the read set import jobs), :mod:`.gates` (the holds that keep them for tests), :mod:`.exceptions`
+(error shapes), :mod:`.content` (the content check and ETags), :mod:`.auth` (SigV4), :mod:`.faults` (fault
+injection), :mod:`.omics_emulator` (:class:`OmicsEmulator`, the backend served on a local port, and
+:func:`emulator_client`) and :mod:`.cli` (the command line, and ``spawn`` to start it as a child process).
+:mod:`.emulator` is only the ``python -m airflow_provider_omics.testing.emulator`` entry point of :mod:`.cli`:
+the README, the demo and running processes start the emulator by that name. :mod:`.samples` writes sample
+sequencing files; :mod:`.deployment` runs a local Airflow against the emulator.
 """
 
 from __future__ import annotations

@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         metavar="N",
-        help="with --hold-activations: release each read set once GetReadSetMetadata saw it PROCESSING_UPLOAD N times",
+        help="with --hold-activations: release each read set once it was answered PROCESSING_UPLOAD N times "
+        "(by GetReadSetMetadata, or listed by ListReadSets)",
     )
     parser.add_argument(
         "--import-job-delay", type=float, default=0.2, help="seconds before a read set import job starts"

@@ -19,20 +19,12 @@ temporary file in 1 MiB reads, outside the lock, and are moved into place with `
 concurrent uploads of parts to one upload (even of the same part number) are safe, the last one to finish
 wins. Every JSON file is written to a temporary name and renamed, so a crash never leaves half a file behind.
 
-After complete, a background thread waits ``activation_delay`` seconds, checks the content (see
-:mod:`.content`) and moves the read set from PROCESSING_UPLOAD to ACTIVE or UPLOAD_FAILED. Tests that must
-see PROCESSING_UPLOAD (or must not) hold that move with :meth:`OmicsBackend.hold_activations` instead of
-racing the delay; the hold is the emulator's own and is not persisted.
-
-A read set import job (StartReadSetImportJob) runs in a background thread of its own: after
-``import_job_delay`` seconds it moves from SUBMITTED to IN_PROGRESS, reads each source's objects from the S3
-endpoint the backend was given (``s3_endpoint_url``; boto3's own configuration without one), streaming them in
-1 MiB reads into the parts of a new read set (100 MiB each, like the parts of a direct upload), and hands each
-read set to the same activation as a completed upload: the same content check, ETags, PROCESSING_UPLOAD ->
-ACTIVE / UPLOAD_FAILED, gated by :meth:`OmicsBackend.hold_activations`. Once every read set has settled, the job
-is COMPLETED, COMPLETED_WITH_FAILURES (some sources FAILED) or FAILED (all of them). :meth:`OmicsBackend.
-hold_import_jobs` keeps jobs at SUBMITTED, or at IN_PROGRESS, until released (not persisted either). A job
-interrupted by a stop carries on from its last persisted step on the next start.
+The background work runs in :mod:`.workers`, on the state held here: after complete, the read set's activation
+(the content check of :mod:`.content`, then PROCESSING_UPLOAD -> ACTIVE / UPLOAD_FAILED), and each read set
+import job (StartReadSetImportJob), which reads its sources from S3 into new read sets. Tests hold either at a
+gate of :mod:`.gates` (:meth:`OmicsBackend.hold_activations`, :meth:`OmicsBackend.hold_import_jobs`) instead of
+racing their delays; the holds are not persisted. An activation or a job interrupted by a stop carries on from
+its last persisted step on the next start.
 
 Facts the service does not document and the emulator chooses:
 
@@ -65,55 +57,27 @@ Facts the service does not document and the emulator chooses:
   does not model, an unknown id) is a ResourceNotFoundException. A resource holds at most 50 tags.
 
 The backend's methods take the members of a request as named, typed arguments (:mod:`.responses` parses the
-HTTP request into them); what those values may be, their lengths, patterns, enums and ranges, is checked here.
-
-The limits and enums below repeat values the provider also has (``airflow_provider_omics.utils``): the
-emulator is an independent oracle of the service's rules, so it never imports the provider's constants, or
-a wrong value would pass every test. Where each value comes from:
-
-- ``MAX_PART_SIZE``: UploadReadSetPart in the API reference ("Each part cannot be larger than 100 MB"), read as
-  100 MiB like AWS's uploader; the service model states no limit (its ``partSize`` goes up to 5 GiB).
-- ``MAX_PART_NUMBER`` (``UploadReadSetPartRequestPartNumberInteger``), ``FILE_TYPES`` (``FileType``),
-  ``PART_SOURCES`` (``ReadSetPartSource``), ``READ_SET_FILES`` (``ReadSetFile``), ``ETAG_FAMILIES``
-  (``ETagAlgorithmFamily``), ``ID_PATTERN`` (``SequenceStoreId``, ``UploadId``, ``ReadSetId``),
-  ``MAX_RESULTS`` (the ``maxResults`` of the List operations), ``MAX_TAG_ARN_LENGTH`` (``TagArn``),
-  ``MAX_IMPORT_SOURCES`` (``StartReadSetImportJobRequestSourcesList``), ``IMPORT_JOB_STATUSES``
-  (``ReadSetImportJobStatus``), ``IMPORT_SOURCE_STATUSES`` (``ReadSetImportJobItemStatus``),
-  ``JOB_STATUS_MESSAGE_LENGTH`` (``JobStatusMessage``), ``ROLE_ARN_LENGTH`` (``RoleArn``), ``S3_URI_PATTERN``
-  (``S3Uri``),
-  ``TAG_KEY_LENGTH`` and ``MAX_TAG_VALUE_LENGTH`` (``TagKey``, ``TagValue``): the botocore service model
-  ``omics`` 2022-11-28; ``tests/emulator/test_emulator_constants.py`` checks them against it.
-- ``MAX_TAGS_PER_RESOURCE``: the per-resource quota of AWS tagging, which is also the most tags one
-  TagResource may carry (``TagResourceRequestTagsMap``).
+HTTP request into them); what those values may be, their lengths, patterns, enums and ranges, is checked here,
+with the checks of :mod:`.validation`. The limits and enums of the service model (``MAX_PART_SIZE``,
+``FILE_TYPES``, ``OPERATIONS``, ...), the request structures and the records live in :mod:`.shapes`; the
+constants and records are importable from here too.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import logging
 import os
 import random
 import re
 import shutil
 import threading
 import time
-import unicodedata
 import uuid
-from collections.abc import Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from airflow_provider_omics.testing.content import (
-    ETAG_HASHES,
-    ContentError,
-    Interrupted,
-    SourceReport,
-    check_source,
-)
 from airflow_provider_omics.testing.exceptions import (
     ConflictException,
     OmicsError,
@@ -121,71 +85,64 @@ from airflow_provider_omics.testing.exceptions import (
     ResourceNotFoundException,
     ValidationException,
 )
+from airflow_provider_omics.testing.gates import IMPORT_HOLD_STATUSES, ActivationGate, ImportJobGate
+from airflow_provider_omics.testing.shapes import (
+    ACCOUNT_ID,
+    ARN_PATTERN,
+    CHUNK_SIZE,
+    ETAG_FAMILIES,
+    FILE_TYPES,
+    ID_PATTERN,
+    IMPORT_JOB_STATUSES,
+    IMPORT_SOURCE_STATUSES,
+    JOB_STATUS_MESSAGE_LENGTH,
+    MAX_IMPORT_SOURCES,
+    MAX_PART_NUMBER,
+    MAX_PART_SIZE,
+    MAX_RESULTS,
+    MAX_TAG_ARN_LENGTH,
+    MAX_TAG_VALUE_LENGTH,
+    MAX_TAGS_PER_RESOURCE,
+    OPERATIONS,
+    PART_SOURCES,
+    READ_SET_FILES,
+    ROLE_ARN_LENGTH,
+    S3_URI_PATTERN,
+    TAG_KEY_LENGTH,
+    CompletedPart,
+    ImportJob,
+    ImportReadSetFilter,
+    Part,
+    ReadSet,
+    ReadSetFilter,
+    ReadSetImportSource,
+    ReadSetUploadPartFilter,
+    SequenceStore,
+    SequenceStoreFilter,
+    StoredPart,
+    Upload,
+    etag_algorithm,
+    now,
+)
+from airflow_provider_omics.testing.validation import (
+    check_enum,
+    check_id,
+    check_reference_arn,
+    check_role_arn,
+    check_s3_uri,
+    check_tags,
+    check_text,
+    created_within,
+    job_status_message,
+    paginate,
+)
+from airflow_provider_omics.testing.workers import ActivationWorker, BackendState, ImportJobWorker, S3Reader
 
 try:  # ISA-L's checksums run at memory speed; isal is a dependency of the provider.
     from isal import isal_zlib as _checksums
 except ImportError:  # pragma: no cover - isal ships wheels for every supported platform
     import zlib as _checksums  # type: ignore[no-redef]
 
-log = logging.getLogger(__name__)
-
-ACCOUNT_ID = "123456789012"
-MAX_PART_SIZE = 100 * 1024 * 1024
-MAX_PART_NUMBER = 10_000
-CHUNK_SIZE = 1024 * 1024
-FILE_TYPES = ("FASTQ", "BAM", "CRAM", "UBAM")
-PART_SOURCES = ("SOURCE1", "SOURCE2")
-READ_SET_FILES = (*PART_SOURCES, "INDEX")
-ETAG_FAMILIES = tuple(ETAG_HASHES)
-MAX_RESULTS = 100
-# Ids of sequence stores, uploads and read sets.
-ID_PATTERN = re.compile(r"[0-9]{10,36}")
-MAX_TAG_ARN_LENGTH = 150
-TAG_KEY_LENGTH = (1, 128)
-MAX_TAG_VALUE_LENGTH = 256
-MAX_TAGS_PER_RESOURCE = 50
-MAX_IMPORT_SOURCES = 100
-IMPORT_JOB_STATUSES = (
-    "SUBMITTED",
-    "IN_PROGRESS",
-    "CANCELLING",
-    "CANCELLED",
-    "FAILED",
-    "COMPLETED",
-    "COMPLETED_WITH_FAILURES",
-)
-IMPORT_SOURCE_STATUSES = ("NOT_STARTED", "IN_PROGRESS", "FINISHED", "FAILED")
-# The statuses at which hold_import_jobs can keep a job.
-IMPORT_HOLD_STATUSES = ("SUBMITTED", "IN_PROGRESS")
-JOB_STATUS_MESSAGE_LENGTH = 127
-ROLE_ARN_LENGTH = (20, 2048)
-S3_URI_PATTERN = re.compile(r"s3://([a-z0-9][a-z0-9-.]{1,61}[a-z0-9])/(.{1,1024})", re.DOTALL)
-# The model only asks for arn:.* ; the service wants the ARN of an IAM role it can assume.
-# The partitions of IAM: aws, aws-cn (China), aws-us-gov (GovCloud).
-_ROLE_ARN_RE = re.compile(r"arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[\w+=,.@/-]+")
-# The operations the emulator serves (the names fault injection filters on).
-OPERATIONS = frozenset(
-    {
-        "CreateSequenceStore",
-        "GetSequenceStore",
-        "ListSequenceStores",
-        "CreateMultipartReadSetUpload",
-        "UploadReadSetPart",
-        "ListReadSetUploadParts",
-        "ListMultipartReadSetUploads",
-        "CompleteMultipartReadSetUpload",
-        "AbortMultipartReadSetUpload",
-        "GetReadSetMetadata",
-        "GetReadSet",
-        "ListReadSets",
-        "ListTagsForResource",
-        "TagResource",
-        "StartReadSetImportJob",
-        "GetReadSetImportJob",
-        "ListReadSetImportJobs",
-    }
-)
-_ARN_RE = re.compile(r"arn:.+", re.DOTALL)
 # A HealthOmics ARN: arn:<partition>:omics:<region>:<account>:<resource>.
 _OMICS_ARN_RE = re.compile(r"arn:(?P<partition>[^:]+):omics:(?P<region>[^:]*):(?P<account>[^:]*):(?P<resource>.+)")
 _SEQUENCE_STORE_RESOURCE_RE = re.compile(r"sequenceStore/(?P<store>[^/]*)(?:/readSet/(?P<read_set>[^/]*))?")
@@ -196,479 +153,6 @@ class BodyReader(Protocol):
     """What UploadReadSetPart reads a part from: a file object with ``readinto`` (``rfile``, ``BytesIO``)."""
 
     def readinto(self, buffer: Any, /) -> int | None: ...
-
-
-def _now() -> float:
-    return time.time()
-
-
-def _ts(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, tz=UTC)
-
-
-# --- parameter validation, after the service model's shapes ------------------------------------------------
-
-
-def _printable(value: str) -> bool:
-    # The model's pattern [\p{L}||\p{M}||\p{Z}||\p{S}||\p{N}||\p{P}]+ : anything but control/format characters.
-    return all(unicodedata.category(ch)[0] in "LMZSNP" for ch in value)
-
-
-def check_id(value: Any, what: str) -> str:
-    """Ids of stores, uploads and read sets: strings of 10 to 36 digits."""
-    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
-        raise ValidationException(f"{what} must be a string of 10 to 36 digits, got {value!r}")
-    return value
-
-
-def _check_text(key: str, value: str | None, *, high: int = 127) -> None:
-    """A text member, unless ``None`` (not given): 1 to ``high`` characters of the model's printable pattern."""
-    if value is None:
-        return
-    if not 1 <= len(value) <= high:
-        raise ValidationException(f"{key} must be 1 to {high} characters long")
-    if not _printable(value):
-        raise ValidationException(f"{key} contains characters that are not allowed")
-
-
-def _check_enum(key: str, value: str | None, allowed: Iterable[str]) -> None:
-    allowed = tuple(allowed)
-    if value is not None and value not in allowed:
-        raise ValidationException(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
-
-
-def _check_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
-    """A copy of ``tags`` once the keys and values are of allowed lengths; ``{}`` for ``None``."""
-    if tags is None:
-        return {}
-    low, high = TAG_KEY_LENGTH
-    for key, value in tags.items():
-        if not low <= len(key) <= high:
-            raise ValidationException(f"tag keys must be {low} to {high} characters long")
-        if len(value) > MAX_TAG_VALUE_LENGTH:
-            raise ValidationException(f"tag values must be strings of at most {MAX_TAG_VALUE_LENGTH} characters")
-    return dict(tags)
-
-
-def _check_reference_arn(value: str | None) -> None:
-    if value is not None and (not 1 <= len(value) <= 127 or not _ARN_RE.fullmatch(value)):
-        raise ValidationException(f"referenceArn must be an ARN (pattern arn:.+, 1 to 127 characters), got {value!r}")
-
-
-def _check_role_arn(value: str) -> None:
-    low, high = ROLE_ARN_LENGTH
-    if not low <= len(value) <= high or not _ROLE_ARN_RE.fullmatch(value):
-        raise ValidationException(
-            f"roleArn must be the ARN of an IAM role (arn:aws:iam::<account>:role/<name>), got {value!r}"
-        )
-
-
-def _check_s3_uri(key: str, value: str | None) -> None:
-    if value is not None and not S3_URI_PATTERN.fullmatch(value):
-        raise ValidationException(f"{key} must be an S3 URI (s3://<bucket>/<key>), got {value!r}")
-
-
-def job_status_message(text: str) -> str:
-    """``text`` as a ``JobStatusMessage``: printable characters only, at most 127 of them."""
-    cleaned = "".join(ch if _printable(ch) else " " for ch in text).strip() or "failed"
-    limit = JOB_STATUS_MESSAGE_LENGTH
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
-
-
-def check_import_hold(at: Any) -> str:
-    """``at`` of an import job hold: SUBMITTED or IN_PROGRESS (raises ``ValueError``)."""
-    if at not in IMPORT_HOLD_STATUSES:
-        raise ValueError(f"at must be one of {', '.join(IMPORT_HOLD_STATUSES)}, got {at!r}")
-    return str(at)
-
-
-def check_release_after_reads(value: Any) -> int | None:
-    """``release_after_reads`` of an activation hold: ``None`` or a positive int (raises ``ValueError``)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"release_after_reads must be a positive integer or None, got {value!r}")
-    return value
-
-
-def _created_within(epoch: float, after: datetime | None, before: datetime | None) -> bool:
-    """The ``createdAfter``/``createdBefore`` filters of the List operations (both bounds included)."""
-    return (after is None or epoch >= after.timestamp()) and (before is None or epoch <= before.timestamp())
-
-
-def paginate(items: list[Any], max_results: int | None, next_token: str | None) -> tuple[list[Any], str | None]:
-    """One page of ``items``; the token is the offset of the next page (opaque to clients)."""
-    size = MAX_RESULTS if max_results is None else max_results
-    if not 1 <= size <= MAX_RESULTS:
-        raise ValidationException(f"maxResults must be between 1 and {MAX_RESULTS}, got {size}")
-    start = 0
-    if next_token is not None:
-        if not next_token.isdigit() or int(next_token) > len(items):
-            raise ValidationException("nextToken is invalid or expired")
-        start = int(next_token)
-    end = start + size
-    return items[start:end], (str(end) if end < len(items) else None)
-
-
-# --- request structures ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SequenceStoreFilter:
-    """The ``filter`` of ListSequenceStores (``SequenceStoreFilter``); stores never change, so the emulator has
-    no use for ``updatedAfter``/``updatedBefore``."""
-
-    name: str | None = None
-    status: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ReadSetFilter:
-    """The ``filter`` of ListReadSets (``ReadSetFilter``)."""
-
-    name: str | None = None
-    status: str | None = None
-    reference_arn: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    sample_id: str | None = None
-    subject_id: str | None = None
-    generated_from: str | None = None
-    creation_type: str | None = None
-
-
-@dataclass(frozen=True)
-class ReadSetUploadPartFilter:
-    """The ``filter`` of ListReadSetUploadParts (``ReadSetUploadPartListFilter``)."""
-
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-
-
-@dataclass(frozen=True)
-class CompletedPart:
-    """One item of the ``parts`` of CompleteMultipartReadSetUpload (``CompleteReadSetUploadPartListItem``)."""
-
-    part_source: str
-    part_number: int
-    checksum: str
-
-
-@dataclass(frozen=True)
-class ImportReadSetFilter:
-    """The ``filter`` of ListReadSetImportJobs (``ImportReadSetFilter``)."""
-
-    status: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-
-
-@dataclass
-class ReadSetImportSource:
-    """One source of an import job: what StartReadSetImportJob asked for (``StartReadSetImportJobSourceItem``,
-    ``sourceFiles`` flattened into ``source1``/``source2``) and, in a job, how it went (``status``,
-    ``status_message``, ``read_set_id``; ``ImportReadSetSourceItem``)."""
-
-    source1: str
-    source_file_type: str
-    subject_id: str
-    sample_id: str
-    source2: str | None = None
-    generated_from: str | None = None
-    reference_arn: str | None = None
-    name: str | None = None
-    description: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    status: str = "NOT_STARTED"
-    status_message: str | None = None
-    # Reserved before the read set is written, so that a job resumed after a crash writes the same read set.
-    read_set_id: str | None = None
-
-    def parameters(self) -> dict[str, Any]:
-        """The request's members: what a reused clientToken must match."""
-        return {
-            "source1": self.source1,
-            "source2": self.source2,
-            "sourceFileType": self.source_file_type,
-            "subjectId": self.subject_id,
-            "sampleId": self.sample_id,
-            "generatedFrom": self.generated_from,
-            "referenceArn": self.reference_arn,
-            "name": self.name,
-            "description": self.description,
-            "tags": self.tags,
-        }
-
-    def objects(self) -> dict[str, str]:
-        """The S3 URI of each part source: ``{"SOURCE1": uri, "SOURCE2": uri}``."""
-        return {"SOURCE1": self.source1, **({"SOURCE2": self.source2} if self.source2 is not None else {})}
-
-    def describe(self, read_set_exists: bool) -> dict[str, Any]:
-        files = {"source1": self.source1, **({"source2": self.source2} if self.source2 is not None else {})}
-        out: dict[str, Any] = {
-            "sourceFiles": files,
-            "sourceFileType": self.source_file_type,
-            "status": self.status,
-            "subjectId": self.subject_id,
-            "sampleId": self.sample_id,
-        }
-        for key, value in (
-            ("statusMessage", self.status_message),
-            ("generatedFrom", self.generated_from),
-            ("referenceArn", self.reference_arn),
-            ("name", self.name),
-            ("description", self.description),
-            ("tags", self.tags or None),
-            ("readSetId", self.read_set_id if read_set_exists else None),
-        ):
-            if value is not None:
-                out[key] = value
-        return out
-
-
-# --- records ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class SequenceStore:
-    id: str
-    name: str
-    creation_time: float
-    etag_family: str = "MD5up"
-    description: str | None = None
-    fallback_location: str | None = None
-    client_token: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-    def arn(self, region: str) -> str:
-        return f"arn:aws:omics:{region}:{ACCOUNT_ID}:sequenceStore/{self.id}"
-
-    def describe(self, region: str) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "arn": self.arn(region),
-            "name": self.name,
-            "creationTime": _ts(self.creation_time),
-            "eTagAlgorithmFamily": self.etag_family,
-            "status": "ACTIVE",
-        }
-        if self.description is not None:
-            out["description"] = self.description
-        if self.fallback_location:
-            out["fallbackLocation"] = self.fallback_location
-        return out
-
-
-@dataclass
-class Part:
-    part_source: str
-    part_number: int
-    size: int
-    checksum: str
-    file: str  # data file name in the source directory
-    creation_time: float
-    last_updated_time: float
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "partNumber": self.part_number,
-            "partSize": self.size,
-            "partSource": self.part_source,
-            "checksum": self.checksum,
-            "creationTime": _ts(self.creation_time),
-            "lastUpdatedTime": _ts(self.last_updated_time),
-        }
-
-
-@dataclass
-class Upload:
-    upload_id: str
-    store_id: str
-    source_file_type: str
-    subject_id: str
-    sample_id: str
-    name: str
-    creation_time: float
-    generated_from: str | None = None
-    reference_arn: str | None = None
-    description: str | None = None
-    client_token: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    # Not in upload.json: each part has its own metadata file.
-    parts: dict[tuple[str, int], Part] = field(default_factory=dict, repr=False)
-
-    def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        del data["parts"]
-        return data
-
-    def parameters(self) -> dict[str, Any]:
-        """What a CreateMultipartReadSetUpload asked for, by request member: what a reused clientToken must match."""
-        return {
-            "sourceFileType": self.source_file_type,
-            "subjectId": self.subject_id,
-            "sampleId": self.sample_id,
-            "name": self.name,
-            "generatedFrom": self.generated_from,
-            "referenceArn": self.reference_arn,
-            "description": self.description,
-            "tags": self.tags,
-        }
-
-    def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "sequenceStoreId": self.store_id,
-            "uploadId": self.upload_id,
-            "sourceFileType": self.source_file_type,
-            "subjectId": self.subject_id,
-            "sampleId": self.sample_id,
-            "name": self.name,
-            "tags": self.tags,
-            "creationTime": _ts(self.creation_time),
-        }
-        for key, value in (
-            ("generatedFrom", self.generated_from),
-            ("referenceArn", self.reference_arn),
-            ("description", self.description),
-        ):
-            if value is not None:
-                out[key] = value
-        return out
-
-
-@dataclass
-class ImportJob:
-    id: str
-    store_id: str
-    role_arn: str
-    creation_time: float
-    sources: list[ReadSetImportSource]
-    status: str = "SUBMITTED"
-    status_message: str | None = None
-    completion_time: float | None = None
-    client_token: str | None = None
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ImportJob:
-        data = dict(data)
-        data["sources"] = [ReadSetImportSource(**item) for item in data["sources"]]
-        return cls(**data)
-
-    def parameters(self) -> dict[str, Any]:
-        return {"roleArn": self.role_arn, "sources": [source.parameters() for source in self.sources]}
-
-    def summary(self) -> dict[str, Any]:
-        """``ImportReadSetJobItem``; StartReadSetImportJob answers the same members."""
-        out: dict[str, Any] = {
-            "id": self.id,
-            "sequenceStoreId": self.store_id,
-            "roleArn": self.role_arn,
-            "status": self.status,
-            "creationTime": _ts(self.creation_time),
-        }
-        if self.completion_time is not None:
-            out["completionTime"] = _ts(self.completion_time)
-        return out
-
-    def describe(self, read_sets: Container[str]) -> dict[str, Any]:
-        """GetReadSetImportJob; ``read_sets``: the ids of the read sets that exist."""
-        out = self.summary()
-        if self.status_message is not None:
-            out["statusMessage"] = self.status_message
-        out["sources"] = [source.describe(source.read_set_id in read_sets) for source in self.sources]
-        return out
-
-
-@dataclass
-class StoredPart:
-    part_number: int
-    size: int
-    file: str
-
-
-@dataclass
-class ReadSet:
-    id: str
-    store_id: str
-    upload_id: str  # the job that made it (creationJobId): the upload, or the import job
-    file_type: str
-    subject_id: str
-    sample_id: str
-    name: str | None
-    creation_time: float
-    status: str = "PROCESSING_UPLOAD"
-    status_message: str | None = None
-    generated_from: str | None = None
-    reference_arn: str | None = None
-    description: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    sources: dict[str, list[StoredPart]] = field(default_factory=dict)
-    etag_algorithm: str | None = None
-    etags: dict[str, str] = field(default_factory=dict)
-    read_count: int | None = None
-    base_count: int | None = None
-    creation_type: str = "UPLOAD"
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ReadSet:
-        data = dict(data)
-        data["sources"] = {src: [StoredPart(**p) for p in parts] for src, parts in data["sources"].items()}
-        return cls(**data)
-
-    def arn(self, region: str) -> str:
-        return f"arn:aws:omics:{region}:{ACCOUNT_ID}:sequenceStore/{self.store_id}/readSet/{self.id}"
-
-    def _sequence_information(self) -> dict[str, Any]:
-        info: dict[str, Any] = {}
-        if self.read_count is not None:
-            info["totalReadCount"] = self.read_count
-        if self.base_count is not None:
-            info["totalBaseCount"] = self.base_count
-        if self.generated_from is not None:
-            info["generatedFrom"] = self.generated_from
-        return info
-
-    def summary(self, region: str) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "arn": self.arn(region),
-            "sequenceStoreId": self.store_id,
-            "subjectId": self.subject_id,
-            "sampleId": self.sample_id,
-            "status": self.status,
-            "fileType": self.file_type,
-            "creationTime": _ts(self.creation_time),
-            "creationType": self.creation_type,
-        }
-        for key, value in (
-            ("name", self.name),
-            ("description", self.description),
-            ("referenceArn", self.reference_arn),
-            ("statusMessage", self.status_message),
-        ):
-            if value is not None:
-                out[key] = value
-        if info := self._sequence_information():
-            out["sequenceInformation"] = info
-        if self.etag_algorithm is not None and self.etags:  # known once the content has been checked
-            out["etag"] = {"algorithm": self.etag_algorithm, **self.etags}
-        return out
-
-    def describe(self, region: str) -> dict[str, Any]:
-        # GetReadSetMetadata only: ReadSetListItem (ListReadSets) has no creationJobId member.
-        out = self.summary(region)
-        out["creationJobId"] = self.upload_id
-        files: dict[str, Any] = {}
-        for source, parts in self.sources.items():
-            files[source.lower()] = {
-                "totalParts": len(parts),
-                "partSize": parts[0].size,
-                "contentLength": sum(p.size for p in parts),
-            }
-        out["files"] = files
-        return out
 
 
 # --- the backend ----------------------------------------------------------------------------------------
@@ -707,13 +191,10 @@ class _PartHash:
         return f"{self._crc:08x}{self._adler:08x}-{self.size:x}"
 
 
-def _etag_algorithm(file_type: str, family: str) -> str:
-    """The ``etag.algorithm`` of a read set of ``file_type`` in a store of ETag ``family`` (uBAM is BAM_)."""
-    return f"{'BAM' if file_type == 'UBAM' else file_type}_{family}"
-
-
-class SourceUnreadable(Exception):
-    """An S3 object of an import source cannot be read; the message names it."""
+def _import_part_size() -> int:
+    """The size of the parts an import job cuts an S3 object into: ``MAX_PART_SIZE``, the largest part of a
+    direct upload, looked up at each source (so that a test can make it smaller)."""
+    return MAX_PART_SIZE
 
 
 class OmicsBackend:
@@ -748,30 +229,44 @@ class OmicsBackend:
         self.import_job_delay = import_job_delay
         self.s3_endpoint_url = s3_endpoint_url
         self.s3_region = s3_region or region
-        self._s3_keys = (s3_access_key, s3_secret_key)
-        self._s3: Any = None
         self._lock = threading.RLock()
+        # Notified whenever a read set or an import job changes status, or a gate may have opened.
+        self._condition = threading.Condition(self._lock)
         self._stop = threading.Event()
-        self._activations: dict[str, threading.Thread] = {}
-        self._import_threads: dict[str, threading.Thread] = {}
-        # The import job hold (see hold_import_jobs): like the activation hold, on the same condition, which
-        # is also notified whenever a read set or a job changes status.
-        self._job_hold: str | None = None
-        self._job_release_after_reads: int | None = None
-        self._job_reads: dict[str, int] = {}
-        self._jobs_released: set[str] = set()
-        # The activation hold (see hold_activations): a read set leaves PROCESSING_UPLOAD only when the gate
-        # lets it, and every change that may open the gate notifies this condition.
-        self._gate = threading.Condition(self._lock)
-        self._holding = False
-        self._release_after_reads: int | None = None
-        self._processing_reads: dict[str, int] = {}
-        self._released: set[str] = set()
         self._rng = random.SystemRandom()
         self.stores: dict[str, SequenceStore] = {}
         self.uploads: dict[str, Upload] = {}
         self.read_sets: dict[str, ReadSet] = {}
         self.import_jobs: dict[str, ImportJob] = {}
+        # The test gates (see hold_activations, hold_import_jobs) and the background work (see .workers).
+        self.activation_gate = ActivationGate(self._condition, self._stop)
+        self.import_job_gate = ImportJobGate(self._condition, self._stop)
+        state = BackendState(
+            condition=self._condition,
+            stop=self._stop,
+            stores=self.stores,
+            read_sets=self.read_sets,
+            import_jobs=self.import_jobs,
+            new_id=self._new_id,
+            read_set_dir=self._read_set_dir,
+            save_read_set=self._save_read_set,
+            save_import_job=self._save_import_job,
+        )
+        self.activation_worker = ActivationWorker(state, self.activation_gate, delay=activation_delay)
+        reader = S3Reader(
+            endpoint_url=s3_endpoint_url, region=self.s3_region, access_key=s3_access_key, secret_key=s3_secret_key
+        )
+        self.import_job_worker = ImportJobWorker(
+            state,
+            self.import_job_gate,
+            self.activation_worker,
+            reader,
+            part_size=_import_part_size,
+            delay=import_job_delay,
+        )
+        # The running activations and import jobs, by read set and job id.
+        self._activations = self.activation_worker.threads
+        self._import_threads = self.import_job_worker.threads
         for sub in ("stores", "uploads", "readsets", "importjobs", "tmp"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         self._load()
@@ -831,15 +326,15 @@ class OmicsBackend:
             pending = [rs.id for rs in self.read_sets.values() if rs.status == "PROCESSING_UPLOAD"]
             jobs = [job.id for job in self.import_jobs.values() if job.status in IMPORT_HOLD_STATUSES]
         for read_set_id in pending:
-            self._schedule_activation(read_set_id)
+            self.activation_worker.schedule(read_set_id)
         for job_id in jobs:
-            self._schedule_import_job(job_id)
+            self.import_job_worker.schedule(job_id)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop background activations and import jobs (they resume on the next start) and wait for them."""
         self._stop.set()
-        with self._gate:  # wakes activations and jobs held at the gate: they end without changing anything
-            self._gate.notify_all()
+        with self._condition:  # wakes activations and jobs held at a gate: they end without changing anything
+            self._condition.notify_all()
         deadline = time.monotonic() + timeout
         with self._lock:
             threads = [*self._activations.values(), *self._import_threads.values()]
@@ -908,13 +403,13 @@ class OmicsBackend:
         tags: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """CreateSequenceStore; ``etag_algorithm_family`` is ``eTagAlgorithmFamily`` (MD5up by default)."""
-        _check_text("name", name)
-        _check_text("description", description, high=255)
-        _check_enum("eTagAlgorithmFamily", etag_algorithm_family, ETAG_FAMILIES)
-        _check_text("clientToken", client_token)
+        check_text("name", name)
+        check_text("description", description, high=255)
+        check_enum("eTagAlgorithmFamily", etag_algorithm_family, ETAG_FAMILIES)
+        check_text("clientToken", client_token)
         if fallback_location is not None and not _FALLBACK_RE.match(fallback_location):
             raise ValidationException("fallbackLocation must be an S3 URI")
-        checked_tags = _check_tags(tags)
+        checked_tags = check_tags(tags)
         with self._lock:
             if client_token is not None:
                 for store in self.stores.values():
@@ -923,7 +418,7 @@ class OmicsBackend:
             store = SequenceStore(
                 id=self._new_id(),
                 name=name,
-                creation_time=_now(),
+                creation_time=now(),
                 etag_family=etag_algorithm_family or "MD5up",
                 description=description,
                 fallback_location=fallback_location or None,
@@ -953,7 +448,7 @@ class OmicsBackend:
                 for s in stores
                 if filt.name in (None, s.name)
                 and filt.status in (None, "ACTIVE")
-                and _created_within(s.creation_time, filt.created_after, filt.created_before)
+                and created_within(s.creation_time, filt.created_after, filt.created_before)
             ]
             page, token = paginate(stores, max_results, next_token)
             out: dict[str, Any] = {"sequenceStores": [s.describe(self.region) for s in page]}
@@ -977,15 +472,15 @@ class OmicsBackend:
         client_token: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        _check_enum("sourceFileType", source_file_type, FILE_TYPES)
-        _check_text("subjectId", subject_id)
-        _check_text("sampleId", sample_id)
-        _check_text("name", name)
-        _check_text("generatedFrom", generated_from)
-        _check_text("description", description, high=255)
-        _check_text("clientToken", client_token)
-        _check_reference_arn(reference_arn)
-        checked_tags = _check_tags(tags)
+        check_enum("sourceFileType", source_file_type, FILE_TYPES)
+        check_text("subjectId", subject_id)
+        check_text("sampleId", sample_id)
+        check_text("name", name)
+        check_text("generatedFrom", generated_from)
+        check_text("description", description, high=255)
+        check_text("clientToken", client_token)
+        check_reference_arn(reference_arn)
+        checked_tags = check_tags(tags)
         if source_file_type in ("BAM", "CRAM") and reference_arn is None:
             raise ValidationException(
                 f"a {source_file_type} read set must be linked to a reference: referenceArn is required"
@@ -1023,7 +518,7 @@ class OmicsBackend:
                 subject_id=subject_id,
                 sample_id=sample_id,
                 name=name,
-                creation_time=_now(),
+                creation_time=now(),
                 generated_from=generated_from,
                 reference_arn=reference_arn,
                 description=description,
@@ -1039,7 +534,7 @@ class OmicsBackend:
         self, store_id: str, upload_id: str, *, part_source: str, part_number: int, content_length: int | None
     ) -> None:
         """Validate an UploadReadSetPart before its body is read."""
-        _check_enum("partSource", part_source, PART_SOURCES)
+        check_enum("partSource", part_source, PART_SOURCES)
         if not 1 <= part_number <= MAX_PART_NUMBER:
             raise ValidationException(f"partNumber must be between 1 and {MAX_PART_NUMBER}, got {part_number}")
         if content_length is None:
@@ -1106,7 +601,7 @@ class OmicsBackend:
             upload = self._upload(store_id, upload_id)  # it may have been aborted or completed meanwhile
             source_dir = self._upload_dir(upload_id) / source
             source_dir.mkdir(exist_ok=True)
-            now = _now()
+            received = now()
             previous = upload.parts.get((source, number))
             part = Part(
                 part_source=source,
@@ -1114,8 +609,8 @@ class OmicsBackend:
                 size=checksum.size,
                 checksum=checksum.hexdigest(),
                 file=f"{number}-{uuid.uuid4().hex[:12]}.part",
-                creation_time=previous.creation_time if previous else now,
-                last_updated_time=now,
+                creation_time=previous.creation_time if previous else received,
+                last_updated_time=received,
             )
             os.replace(tmp, source_dir / part.file)
             _write_json(source_dir / f"{number}.json", dataclasses.asdict(part))
@@ -1134,7 +629,7 @@ class OmicsBackend:
         max_results: int | None = None,
         next_token: str | None = None,
     ) -> dict[str, Any]:
-        _check_enum("partSource", part_source, PART_SOURCES)
+        check_enum("partSource", part_source, PART_SOURCES)
         filt = filters or ReadSetUploadPartFilter()
         with self._lock:
             upload = self._upload(store_id, upload_id)
@@ -1143,7 +638,7 @@ class OmicsBackend:
                     p
                     for (source, _), p in upload.parts.items()
                     if source == part_source
-                    and _created_within(p.creation_time, filt.created_after, filt.created_before)
+                    and created_within(p.creation_time, filt.created_after, filt.created_before)
                 ),
                 key=lambda p: p.part_number,
             )
@@ -1231,12 +726,12 @@ class OmicsBackend:
                 subject_id=upload.subject_id,
                 sample_id=upload.sample_id,
                 name=upload.name,
-                creation_time=_now(),
+                creation_time=now(),
                 generated_from=upload.generated_from,
                 reference_arn=upload.reference_arn,
                 description=upload.description,
                 tags=upload.tags,
-                etag_algorithm=_etag_algorithm(upload.source_file_type, store.etag_family),
+                etag_algorithm=etag_algorithm(upload.source_file_type, store.etag_family),
             )
             upload_dir = self._upload_dir(upload.upload_id)
             read_set_dir = self._read_set_dir(read_set.id)
@@ -1251,7 +746,7 @@ class OmicsBackend:
             del self.uploads[upload.upload_id]
             (upload_dir / "upload.json").unlink(missing_ok=True)
             shutil.rmtree(upload_dir, ignore_errors=True)
-        self._schedule_activation(read_set.id)
+        self.activation_worker.schedule(read_set.id)
         return {"readSetId": read_set.id}
 
     # -- read sets -----------------------------------------------------------------------------------------
@@ -1261,7 +756,7 @@ class OmicsBackend:
             read_set = self._read_set(store_id, read_set_id)
             answer = read_set.describe(self.region)
             if read_set.status == "PROCESSING_UPLOAD":
-                self._count_processing_read(read_set.id)
+                self.activation_gate.count_read(read_set.id)
             return answer
 
     def list_read_sets(
@@ -1289,10 +784,13 @@ class OmicsBackend:
                 and filt.generated_from in (None, rs.generated_from)
                 and (not filt.reference_arn or rs.reference_arn == filt.reference_arn)
                 and filt.creation_type in (None, rs.creation_type)
-                and _created_within(rs.creation_time, filt.created_after, filt.created_before)
+                and created_within(rs.creation_time, filt.created_after, filt.created_before)
             ]
             page, token = paginate(read_sets, max_results, next_token)
             out: dict[str, Any] = {"readSets": [rs.summary(self.region) for rs in page]}
+            for read_set in page:
+                if read_set.status == "PROCESSING_UPLOAD":
+                    self.activation_gate.count_read(read_set.id)
         if token:
             out["nextToken"] = token
         return out
@@ -1325,7 +823,7 @@ class OmicsBackend:
         if (
             not isinstance(resource_arn, str)
             or not 1 <= len(resource_arn) <= MAX_TAG_ARN_LENGTH
-            or not _ARN_RE.fullmatch(resource_arn)
+            or not ARN_PATTERN.fullmatch(resource_arn)
         ):
             raise ValidationException(
                 f"resourceArn must be an ARN (pattern arn:.+, 1 to {MAX_TAG_ARN_LENGTH} characters), "
@@ -1359,7 +857,7 @@ class OmicsBackend:
 
     def tag_resource(self, resource_arn: str, *, tags: Mapping[str, str]) -> dict[str, Any]:
         """Add or overwrite ``tags`` on a sequence store or read set."""
-        checked_tags = _check_tags(tags)
+        checked_tags = check_tags(tags)
         with self._lock:
             resource = self._tagged_resource(resource_arn)
             merged = {**resource.tags, **checked_tags}
@@ -1380,16 +878,16 @@ class OmicsBackend:
     def _check_import_source(self, index: int, source: ReadSetImportSource) -> ReadSetImportSource:
         """A fresh copy of one requested source (no status yet), once its members are valid."""
         where = f"sources[{index}]"
-        _check_s3_uri(f"{where}.sourceFiles.source1", source.source1)
-        _check_s3_uri(f"{where}.sourceFiles.source2", source.source2)
-        _check_enum(f"{where}.sourceFileType", source.source_file_type, FILE_TYPES)
-        _check_text(f"{where}.subjectId", source.subject_id)
-        _check_text(f"{where}.sampleId", source.sample_id)
-        _check_text(f"{where}.generatedFrom", source.generated_from)
-        _check_text(f"{where}.name", source.name)
-        _check_text(f"{where}.description", source.description, high=255)
-        _check_reference_arn(source.reference_arn)
-        tags = _check_tags(source.tags)
+        check_s3_uri(f"{where}.sourceFiles.source1", source.source1)
+        check_s3_uri(f"{where}.sourceFiles.source2", source.source2)
+        check_enum(f"{where}.sourceFileType", source.source_file_type, FILE_TYPES)
+        check_text(f"{where}.subjectId", source.subject_id)
+        check_text(f"{where}.sampleId", source.sample_id)
+        check_text(f"{where}.generatedFrom", source.generated_from)
+        check_text(f"{where}.name", source.name)
+        check_text(f"{where}.description", source.description, high=255)
+        check_reference_arn(source.reference_arn)
+        tags = check_tags(source.tags)
         if source.source_file_type in ("BAM", "CRAM") and source.reference_arn is None:
             raise ValidationException(
                 f"{where}: a {source.source_file_type} read set must be linked to a reference: referenceArn is required"
@@ -1420,8 +918,8 @@ class OmicsBackend:
         client_token: str | None = None,
     ) -> dict[str, Any]:
         """StartReadSetImportJob: record the job SUBMITTED and run it in the background (see the module)."""
-        _check_role_arn(role_arn)
-        _check_text("clientToken", client_token)
+        check_role_arn(role_arn)
+        check_text("clientToken", client_token)
         if not 1 <= len(sources) <= MAX_IMPORT_SOURCES:
             raise ValidationException(f"sources must list 1 to {MAX_IMPORT_SOURCES} sources, got {len(sources)}")
         checked = [self._check_import_source(index, source) for index, source in enumerate(sources)]
@@ -1444,14 +942,14 @@ class OmicsBackend:
                 id=self._new_id(),
                 store_id=store_id,
                 role_arn=role_arn,
-                creation_time=_now(),
+                creation_time=now(),
                 sources=checked,
                 client_token=client_token,
             )
             self._save_import_job(job)
             self.import_jobs[job.id] = job
             answer = job.summary()
-        self._schedule_import_job(job.id)
+        self.import_job_worker.schedule(job.id)
         return answer
 
     def _import_job(self, store_id: str, job_id: str) -> ImportJob:
@@ -1466,7 +964,7 @@ class OmicsBackend:
         with self._lock:
             job = self._import_job(store_id, job_id)
             answer = job.describe(self.read_sets)
-            self._count_job_read(job)
+            self.import_job_gate.count_read(job.id, job.status)
             return answer
 
     def list_read_set_import_jobs(
@@ -1478,7 +976,7 @@ class OmicsBackend:
         next_token: str | None = None,
     ) -> dict[str, Any]:
         filt = filters or ImportReadSetFilter()
-        _check_enum("filter.status", filt.status, IMPORT_JOB_STATUSES)
+        check_enum("filter.status", filt.status, IMPORT_JOB_STATUSES)
         with self._lock:
             self._store(store_id)
             jobs = sorted(
@@ -1487,7 +985,7 @@ class OmicsBackend:
                     for job in self.import_jobs.values()
                     if job.store_id == store_id
                     and filt.status in (None, job.status)
-                    and _created_within(job.creation_time, filt.created_after, filt.created_before)
+                    and created_within(job.creation_time, filt.created_after, filt.created_before)
                 ),
                 key=lambda job: (job.creation_time, job.id),
             )
@@ -1497,207 +995,7 @@ class OmicsBackend:
             out["nextToken"] = token
         return out
 
-    # The job's work, in its own thread.
-
-    def _schedule_import_job(self, job_id: str) -> None:
-        thread = threading.Thread(
-            target=self._run_import_job, args=(job_id,), name=f"omics-import-{job_id}", daemon=True
-        )
-        with self._lock:
-            self._import_threads[job_id] = thread
-        thread.start()
-
-    def _run_import_job(self, job_id: str) -> None:
-        try:
-            if self._stop.wait(self.import_job_delay):
-                return
-            with self._gate:
-                job = self.import_jobs[job_id]
-                if job.status == "SUBMITTED":
-                    if not self._pass_job_hold(job_id, "SUBMITTED"):
-                        return
-                    job.status = "IN_PROGRESS"
-                    self._save_job_and_notify(job)
-            # Read every source first, then wait for the read sets: their activations run side by side.
-            for source in job.sources:
-                if source.status in ("FINISHED", "FAILED") or source.read_set_id in self.read_sets:
-                    continue
-                if not self._fetch_import_source(job, source):
-                    return
-            for source in job.sources:
-                if source.status not in ("FINISHED", "FAILED") and not self._settle_import_source(job, source):
-                    return
-            with self._gate:
-                if not self._pass_job_hold(job_id, "IN_PROGRESS"):
-                    return
-                failed = sum(source.status == "FAILED" for source in job.sources)
-                total = len(job.sources)
-                if not failed:
-                    job.status, job.status_message = "COMPLETED", None
-                elif failed < total:
-                    job.status = "COMPLETED_WITH_FAILURES"
-                    job.status_message = f"{failed} of {total} sources failed"
-                else:
-                    job.status = "FAILED"
-                    job.status_message = "the source failed" if total == 1 else f"all {total} sources failed"
-                job.completion_time = _now()
-                self._save_job_and_notify(job)
-        except Exception:  # a bug here must not kill the emulator silently
-            log.exception("read set import job %s failed", job_id)
-        finally:
-            with self._lock, contextlib.suppress(KeyError):
-                if self._import_threads.get(job_id) is threading.current_thread():
-                    del self._import_threads[job_id]
-
-    def _save_job_and_notify(self, job: ImportJob) -> None:
-        """Under the lock: persist ``job`` and wake whoever waits for a change of it."""
-        self._save_import_job(job)
-        self._gate.notify_all()
-
-    def _fetch_import_source(self, job: ImportJob, source: ReadSetImportSource) -> bool:
-        """Copy the source's objects into a new read set and start its activation, or fail the source; False
-        if the emulator is stopping (the source starts over on the next start)."""
-        with self._lock:
-            if source.read_set_id is None:
-                source.read_set_id = self._new_id()
-            source.status = "IN_PROGRESS"
-            self._save_job_and_notify(job)
-            read_set_dir = self._read_set_dir(source.read_set_id)
-            family = self.stores[job.store_id].etag_family
-        shutil.rmtree(read_set_dir, ignore_errors=True)  # what an interrupted attempt left
-        read_set_dir.mkdir()
-        try:
-            stored = {
-                part_source: self._download(uri, read_set_dir / part_source)
-                for part_source, uri in source.objects().items()
-            }
-        except Interrupted:
-            return False
-        except SourceUnreadable as exc:
-            shutil.rmtree(read_set_dir, ignore_errors=True)
-            with self._lock:
-                source.status, source.status_message = "FAILED", job_status_message(str(exc))
-                source.read_set_id = None
-                self._save_job_and_notify(job)
-            return True
-        with self._lock:
-            read_set = ReadSet(
-                id=source.read_set_id,
-                store_id=job.store_id,
-                upload_id=job.id,
-                file_type=source.source_file_type,
-                subject_id=source.subject_id,
-                sample_id=source.sample_id,
-                name=source.name,
-                creation_time=_now(),
-                generated_from=source.generated_from,
-                reference_arn=source.reference_arn,
-                description=source.description,
-                tags=dict(source.tags),
-                sources=stored,
-                etag_algorithm=_etag_algorithm(source.source_file_type, family),
-                creation_type="IMPORT",
-            )
-            self._save_read_set(read_set)
-            self.read_sets[read_set.id] = read_set
-            self._gate.notify_all()
-        self._schedule_activation(read_set.id)
-        return True
-
-    def _settle_import_source(self, job: ImportJob, source: ReadSetImportSource) -> bool:
-        """Wait for the source's read set to leave PROCESSING_UPLOAD and give the source its outcome; False if
-        the emulator is stopping."""
-        read_set_id = source.read_set_id
-        assert read_set_id is not None
-        with self._gate:
-            self._gate.wait_for(
-                lambda: self._stop.is_set() or self.read_sets[read_set_id].status != "PROCESSING_UPLOAD"
-            )
-            if self._stop.is_set():
-                return False
-            read_set = self.read_sets[read_set_id]
-            if read_set.status == "ACTIVE":
-                source.status, source.status_message = "FINISHED", None
-            else:
-                source.status = "FAILED"
-                source.status_message = job_status_message(
-                    read_set.status_message or f"read set {read_set_id} is {read_set.status}"
-                )
-            self._save_job_and_notify(job)
-        return True
-
-    def _s3_client(self) -> Any:
-        with self._lock:
-            if self._s3 is None:
-                import boto3
-                from botocore.config import Config
-
-                access_key, secret_key = self._s3_keys
-                # Path-style addressing: a local endpoint (moto, MinIO) has no per-bucket host names.
-                config = Config(
-                    retries={"mode": "standard", "max_attempts": 3},
-                    s3={"addressing_style": "path"} if self.s3_endpoint_url else None,
-                )
-                self._s3 = boto3.session.Session().client(
-                    "s3",
-                    endpoint_url=self.s3_endpoint_url,
-                    region_name=self.s3_region,
-                    aws_access_key_id=access_key,
-                    aws_secret_access_key=secret_key,
-                    config=config,
-                )
-            return self._s3
-
-    def _download(self, uri: str, directory: Path) -> list[StoredPart]:
-        """Stream the object at ``uri`` into parts of at most ``MAX_PART_SIZE`` bytes under ``directory``."""
-        from botocore.exceptions import BotoCoreError, ClientError
-        from urllib3.exceptions import HTTPError
-
-        found = S3_URI_PATTERN.fullmatch(uri)
-        assert found is not None  # checked by StartReadSetImportJob
-        bucket, key = found[1], found[2]
-        try:
-            body = self._s3_client().get_object(Bucket=bucket, Key=key)["Body"]
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            detail = f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
-            raise SourceUnreadable(f"{uri}: {detail}") from None
-        except (BotoCoreError, HTTPError, OSError) as exc:
-            raise SourceUnreadable(f"could not read {uri}: {exc}") from None
-        directory.mkdir()
-        parts: list[StoredPart] = []
-        handle = None
-        try:
-            while True:
-                if self._stop.is_set():
-                    raise Interrupted()
-                try:
-                    chunk = body.read(CHUNK_SIZE)
-                except (BotoCoreError, HTTPError, OSError) as exc:
-                    raise SourceUnreadable(f"could not read {uri}: {exc}") from None
-                if not chunk:
-                    break
-                view = memoryview(chunk)
-                while view:
-                    if handle is None or parts[-1].size == MAX_PART_SIZE:
-                        if handle is not None:
-                            handle.close()
-                        part = StoredPart(len(parts) + 1, 0, f"{len(parts) + 1}-{uuid.uuid4().hex[:12]}.part")
-                        handle = open(directory / part.file, "wb")  # noqa: SIM115 - one per part, closed below
-                        parts.append(part)
-                    take = min(len(view), MAX_PART_SIZE - parts[-1].size)
-                    handle.write(view[:take])
-                    parts[-1].size += take
-                    view = view[take:]
-        finally:
-            if handle is not None:
-                handle.close()
-            body.close()
-        if not parts:
-            raise SourceUnreadable(f"{uri}: the object is empty")
-        return parts
-
-    # The import job hold.
+    # -- the test gates (see .gates) and the background work (see .workers) -------------------------------
 
     def hold_import_jobs(self, at: str = "SUBMITTED", release_after_reads: int | None = None) -> None:
         """From now on, keep every import job at status ``at`` at the furthest, pending jobs included.
@@ -1709,55 +1007,16 @@ class OmicsBackend:
         not count); a job let go so passes every hold. Calling it again (to move the hold from SUBMITTED to
         IN_PROGRESS, say) restarts the counts.
         """
-        at = check_import_hold(at)
-        release_after_reads = check_release_after_reads(release_after_reads)
-        with self._gate:
-            self._job_hold = at
-            self._job_release_after_reads = release_after_reads
-            self._job_reads.clear()
-            self._jobs_released.clear()
-            self._gate.notify_all()
+        self.import_job_gate.hold(at, release_after_reads)
 
     def release_import_jobs(self) -> None:
         """Let every held import job move on, and hold no more."""
-        with self._gate:
-            self._job_hold = None
-            self._job_release_after_reads = None
-            self._job_reads.clear()
-            self._jobs_released.clear()
-            self._gate.notify_all()
+        self.import_job_gate.release()
 
     @property
     def import_job_hold(self) -> dict[str, Any]:
         """``{"hold": bool, "at": "SUBMITTED" | "IN_PROGRESS" | None, "release_after_reads": int | None}``."""
-        with self._lock:
-            return {
-                "hold": self._job_hold is not None,
-                "at": self._job_hold,
-                "release_after_reads": self._job_release_after_reads,
-            }
-
-    def _job_may_leave(self, job_id: str, status: str) -> bool:
-        if self._job_hold is None or job_id in self._jobs_released:
-            return True
-        return IMPORT_HOLD_STATUSES.index(status) < IMPORT_HOLD_STATUSES.index(self._job_hold)
-
-    def _pass_job_hold(self, job_id: str, status: str) -> bool:
-        """Under the gate: wait until the job may leave ``status``; False if the emulator is stopping."""
-        self._gate.wait_for(lambda: self._stop.is_set() or self._job_may_leave(job_id, status))
-        return not self._stop.is_set()
-
-    def _count_job_read(self, job: ImportJob) -> None:
-        """Called under the lock after GetReadSetImportJob answered for ``job``."""
-        if self._job_release_after_reads is None or job.status not in IMPORT_HOLD_STATUSES:
-            return
-        if self._job_may_leave(job.id, job.status):
-            return
-        reads = self._job_reads.get(job.id, 0) + 1
-        self._job_reads[job.id] = reads
-        if reads >= self._job_release_after_reads:
-            self._jobs_released.add(job.id)
-            self._gate.notify_all()
+        return self.import_job_gate.state
 
     def wait_for_import_job(self, job_id: str, statuses: str | Iterable[str], timeout: float = 30.0) -> dict[str, Any]:
         """Block until import job ``job_id`` has one of ``statuses``; returns its GetReadSetImportJob answer.
@@ -1765,155 +1024,77 @@ class OmicsBackend:
         For tests: waits on the job's changes, not on a clock (``timeout`` only catches a hang, as
         :class:`TimeoutError`).
         """
-        wanted = {statuses} if isinstance(statuses, str) else set(statuses)
-        unknown = wanted - set(IMPORT_JOB_STATUSES)
-        if unknown:
-            raise ValueError(f"unknown import job statuses {sorted(unknown)}")
-        with self._gate:
-            job = self.import_jobs[job_id]
-            if not self._gate.wait_for(lambda: job.status in wanted, timeout):
-                raise TimeoutError(f"import job {job_id} is {job.status}, not {' or '.join(sorted(wanted))}")
-            return job.describe(self.read_sets)
+        return self.import_job_worker.wait_for_status(job_id, statuses, timeout)
 
     def wait_for_import_jobs(self, timeout: float = 30.0) -> None:
         """Block until no import job is running (for tests); held jobs count as running."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                threads = list(self._import_threads.values())
-            if not threads:
-                return
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
-            if time.monotonic() >= deadline:
-                raise TimeoutError("read set import jobs still running")
-
-    # -- activation ----------------------------------------------------------------------------------------
+        self.import_job_worker.wait_idle(timeout)
 
     def hold_activations(self, release_after_reads: int | None = None) -> None:
         """From now on, keep every read set in PROCESSING_UPLOAD, pending activations included.
 
         A held read set moves on when :meth:`release_activations` is called or, with ``release_after_reads``,
-        once GetReadSetMetadata has answered PROCESSING_UPLOAD for it that many times (ListReadSets does not
-        count), so that a test can let a client's first look see PROCESSING_UPLOAD and then let it go. The
-        content check may run while held: only the status change waits. Calling it again restarts the counts.
+        once clients were answered PROCESSING_UPLOAD for it that many times, so that a test can let a client's
+        first look see PROCESSING_UPLOAD and then let it go. Each GetReadSetMetadata of it counts, and so does
+        each ListReadSets answer that shows it (once per read set and answer): a client that looks at one read
+        set at a time and one that lists many are let go alike. The content check may run while held: only the
+        status change waits. Calling it again restarts the counts.
         """
-        release_after_reads = check_release_after_reads(release_after_reads)
-        with self._gate:
-            self._holding = True
-            self._release_after_reads = release_after_reads
-            self._processing_reads.clear()
-            self._released.clear()
+        self.activation_gate.hold(release_after_reads)
 
     def release_activations(self) -> None:
         """Let every held read set move on, and hold no more."""
-        with self._gate:
-            self._holding = False
-            self._release_after_reads = None
-            self._processing_reads.clear()
-            self._released.clear()
-            self._gate.notify_all()
+        self.activation_gate.release()
 
     @property
     def activation_hold(self) -> dict[str, Any]:
         """``{"hold": bool, "release_after_reads": int | None}``: the hold in force."""
-        with self._lock:
-            return {"hold": self._holding, "release_after_reads": self._release_after_reads}
-
-    def _count_processing_read(self, read_set_id: str) -> None:
-        """Called under the lock after GetReadSetMetadata answered PROCESSING_UPLOAD for ``read_set_id``."""
-        if not self._holding or self._release_after_reads is None or read_set_id in self._released:
-            return
-        reads = self._processing_reads.get(read_set_id, 0) + 1
-        self._processing_reads[read_set_id] = reads
-        if reads >= self._release_after_reads:
-            self._released.add(read_set_id)
-            self._gate.notify_all()
-
-    def _may_activate(self, read_set_id: str) -> bool:
-        return not self._holding or read_set_id in self._released
-
-    def _schedule_activation(self, read_set_id: str) -> None:
-        thread = threading.Thread(
-            target=self._activate, args=(read_set_id,), name=f"omics-activate-{read_set_id}", daemon=True
-        )
-        with self._lock:
-            self._activations[read_set_id] = thread
-        thread.start()
-
-    def _activate(self, read_set_id: str) -> None:
-        try:
-            if self._stop.wait(self.activation_delay):
-                return
-            with self._lock:
-                read_set = self.read_sets[read_set_id]
-                family = self.stores[read_set.store_id].etag_family
-                sources = {
-                    source: [self._read_set_dir(read_set_id) / source / p.file for p in parts]
-                    for source, parts in read_set.sources.items()
-                }
-                file_type = read_set.file_type
-            reports: dict[str, SourceReport] = {}
-            status, message = "ACTIVE", None
-            try:
-                for source, paths in sorted(sources.items()):
-                    reports[source] = check_source(file_type, paths, family, source, self._stop)
-                if file_type == "FASTQ" and len(reports) == 2:
-                    first, second = reports["SOURCE1"].read_count, reports["SOURCE2"].read_count
-                    if first != second:
-                        raise ContentError(f"paired FASTQ: SOURCE1 has {first} records but SOURCE2 has {second}")
-            except Interrupted:
-                return
-            except ContentError as exc:
-                status, message = "UPLOAD_FAILED", str(exc)[:255]
-            except OSError as exc:
-                status, message = "UPLOAD_FAILED", f"could not read the uploaded parts: {exc}"[:255]
-            with self._gate:
-                # The status changes under the same lock as the gate's check: a hold taken before this point
-                # keeps the read set PROCESSING_UPLOAD, whatever the content check has found.
-                self._gate.wait_for(lambda: self._stop.is_set() or self._may_activate(read_set_id))
-                if self._stop.is_set():
-                    return  # still PROCESSING_UPLOAD on disk: the activation resumes on the next start
-                read_set = self.read_sets[read_set_id]
-                read_set.status, read_set.status_message = status, message
-                if status == "ACTIVE":
-                    read_set.etags = {source.lower(): report.etag for source, report in reports.items()}
-                    if file_type == "FASTQ":
-                        read_set.read_count = sum(r.read_count or 0 for r in reports.values())
-                        read_set.base_count = sum(r.base_count or 0 for r in reports.values())
-                else:
-                    read_set.etag_algorithm = None
-                self._save_read_set(read_set)
-                self._gate.notify_all()  # import jobs wait for their read sets to settle
-        except Exception:  # a bug here must not kill the emulator silently
-            log.exception("activation of read set %s failed", read_set_id)
-        finally:
-            with self._lock, contextlib.suppress(KeyError):
-                if self._activations.get(read_set_id) is threading.current_thread():
-                    del self._activations[read_set_id]
+        return self.activation_gate.state
 
     def wait_for_activations(self, timeout: float = 30.0) -> None:
         """Block until no read set is being activated (for tests); held activations count as running."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                threads = list(self._activations.values())
-            if not threads:
-                return
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
-            if time.monotonic() >= deadline:
-                raise TimeoutError("read set activations still running")
+        self.activation_worker.wait_idle(timeout)
 
 
 __all__ = [
+    "ACCOUNT_ID",
+    "CHUNK_SIZE",
+    "ETAG_FAMILIES",
+    "FILE_TYPES",
+    "ID_PATTERN",
+    "IMPORT_HOLD_STATUSES",
+    "IMPORT_JOB_STATUSES",
+    "IMPORT_SOURCE_STATUSES",
+    "JOB_STATUS_MESSAGE_LENGTH",
+    "MAX_IMPORT_SOURCES",
+    "MAX_PART_NUMBER",
     "MAX_PART_SIZE",
+    "MAX_RESULTS",
+    "MAX_TAGS_PER_RESOURCE",
+    "MAX_TAG_ARN_LENGTH",
+    "MAX_TAG_VALUE_LENGTH",
+    "OPERATIONS",
+    "PART_SOURCES",
+    "READ_SET_FILES",
+    "ROLE_ARN_LENGTH",
+    "S3_URI_PATTERN",
+    "TAG_KEY_LENGTH",
+    "BodyReader",
     "CompletedPart",
+    "ImportJob",
     "ImportReadSetFilter",
     "OmicsBackend",
     "OmicsError",
+    "Part",
+    "ReadSet",
     "ReadSetFilter",
     "ReadSetImportSource",
     "ReadSetUploadPartFilter",
+    "SequenceStore",
     "SequenceStoreFilter",
+    "StoredPart",
+    "Upload",
+    "check_id",
+    "job_status_message",
+    "paginate",
 ]

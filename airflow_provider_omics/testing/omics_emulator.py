@@ -37,11 +37,8 @@ from typing import Any
 
 from airflow_provider_omics.testing.auth import SigV4Verifier
 from airflow_provider_omics.testing.faults import FaultConfig, FaultInjector, HeldRequest
-from airflow_provider_omics.testing.models import (
-    OmicsBackend,
-    check_import_hold,
-    check_release_after_reads,
-)
+from airflow_provider_omics.testing.gates import check_import_hold, check_release_after_reads
+from airflow_provider_omics.testing.models import OmicsBackend
 from airflow_provider_omics.testing.responses import OmicsHTTPServer
 
 DUMMY_ACCESS_KEY = "testing"
@@ -275,9 +272,9 @@ class OmicsEmulator:
         self._faults.inject(error, operation, count)
 
     def hold_activations(self, release_after_reads: int | None = None) -> None:
-        """Keep read sets in PROCESSING_UPLOAD until :meth:`release_activations`, or until GetReadSetMetadata
-        has answered PROCESSING_UPLOAD ``release_after_reads`` times for each (see
-        :meth:`OmicsBackend.hold_activations`).
+        """Keep read sets in PROCESSING_UPLOAD until :meth:`release_activations`, or until clients were answered
+        PROCESSING_UPLOAD ``release_after_reads`` times for each, by GetReadSetMetadata or in a ListReadSets
+        answer (see :meth:`OmicsBackend.hold_activations`).
 
         Called before :meth:`start`, it holds from the start, the read sets a previous emulator left in
         PROCESSING_UPLOAD on the same data directory included.

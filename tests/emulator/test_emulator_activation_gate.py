@@ -68,9 +68,6 @@ def test_released_after_that_many_processing_reads(backend: OmicsBackend) -> Non
     first, second = _read_set(backend, store), _read_set(backend, store)
     # Held: both activation threads are alive until their read set is let go.
     threads = {read_set_id: backend._activations[read_set_id] for read_set_id in (first, second)}
-    # ListReadSets does not count: only GetReadSetMetadata answers are looks at one read set.
-    for _ in range(5):
-        backend.list_read_sets(store)
     assert _status(backend, store, first) == "PROCESSING_UPLOAD"
     assert _status(backend, store, first) == "PROCESSING_UPLOAD"  # the second look: released from here
     assert _status(backend, store, second) == "PROCESSING_UPLOAD"  # counted per read set
@@ -83,6 +80,39 @@ def test_released_after_that_many_processing_reads(backend: OmicsBackend) -> Non
     backend.wait_for_activations()
     assert _status(backend, store, second) == "ACTIVE"
     assert backend.activation_hold == {"hold": True, "release_after_reads": 2}
+
+
+def test_listing_a_processing_read_set_counts_as_a_read(backend: OmicsBackend) -> None:
+    store = backend.create_sequence_store(name="gate")["id"]
+    backend.hold_activations(release_after_reads=2)
+    read_set_id = _read_set(backend, store)
+    # Each ListReadSets answer that shows the read set PROCESSING_UPLOAD is one look at it.
+    for _ in range(2):
+        listed = backend.list_read_sets(store)["readSets"]
+        assert [(rs["id"], rs["status"]) for rs in listed] == [(read_set_id, "PROCESSING_UPLOAD")]
+
+    backend.wait_for_activations()  # held activations count as running: this returns once it was let go
+    assert _status(backend, store, read_set_id) == "ACTIVE"
+    assert backend.activation_hold == {"hold": True, "release_after_reads": 2}
+
+
+def test_one_listing_counts_once_for_each_read_set_it_shows(backend: OmicsBackend) -> None:
+    store = backend.create_sequence_store(name="gate")["id"]
+    backend.hold_activations(release_after_reads=2)
+    made = {_read_set(backend, store), _read_set(backend, store)}
+    threads = {read_set_id: backend._activations[read_set_id] for read_set_id in made}
+    # A page that shows only one of them, then one that shows both: the first has had two looks, the second one.
+    (first,) = [rs["id"] for rs in backend.list_read_sets(store, max_results=1)["readSets"]]
+    (second,) = made - {first}
+    listed = backend.list_read_sets(store)["readSets"]
+    assert {(rs["id"], rs["status"]) for rs in listed} == {(first, "PROCESSING_UPLOAD"), (second, "PROCESSING_UPLOAD")}
+
+    threads[first].join(30)
+    assert not threads[first].is_alive()
+    assert _status(backend, store, first) == "ACTIVE"
+    assert _status(backend, store, second) == "PROCESSING_UPLOAD"  # the second look: released from here
+    backend.wait_for_activations()
+    assert _status(backend, store, second) == "ACTIVE"
 
 
 def test_close_does_not_wait_for_held_activations(tmp_path: Path) -> None:
