@@ -8,19 +8,8 @@ from __future__ import annotations
 
 import warnings
 
-from airflow_provider_omics.operators.sequencing_run import (
-    RUN_MANIFEST_KEY,
-    RUN_SAMPLES_KEY,
-    OmicsAbortRunUploadsOperator,
-    OmicsCompleteRunUploadsOperator,
-    OmicsCreateRunUploadsOperator,
-    OmicsDigestRunSourcesOperator,
-    OmicsImportRunReadSetsOperator,
-    OmicsPlanSequencingRunOperator,
-    OmicsSequencingRunSummaryOperator,
-    OmicsVerifyRunReadSetsOperator,
-    OmicsWaitRunReadSetsOperator,
-)
+from airflow_provider_omics.operators import sequencing_run
+from airflow_provider_omics.operators.sequencing_run import *  # noqa: F403 (the names it had, from where they are)
 from airflow_provider_omics.readsets.request import sample_request
 from airflow_provider_omics.readsets.run import (
     SUMMARY_COLUMNS,
@@ -40,18 +29,8 @@ warnings.warn(
 )
 
 __all__ = [
-    "RUN_MANIFEST_KEY",
-    "RUN_SAMPLES_KEY",
+    *sequencing_run.__all__,
     "SUMMARY_COLUMNS",
-    "OmicsAbortRunUploadsOperator",
-    "OmicsCompleteRunUploadsOperator",
-    "OmicsCreateRunUploadsOperator",
-    "OmicsDigestRunSourcesOperator",
-    "OmicsImportRunReadSetsOperator",
-    "OmicsPlanSequencingRunOperator",
-    "OmicsSequencingRunSummaryOperator",
-    "OmicsVerifyRunReadSetsOperator",
-    "OmicsWaitRunReadSetsOperator",
     "pack_run_parts",
     "resolve_stored",
     "sample_key",

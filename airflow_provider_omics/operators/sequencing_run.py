@@ -1,9 +1,10 @@
-"""Operators of a sequencing run: many read sets from one manifest in one DAG run, under one task budget.
+"""Operators of a sequencing run: many read sets from one manifest in one DAG run, under one task budget; one
+read set (``upload_read_set``) is a run of one sample.
 
 Each per-sample step is one task that loops over the run's samples (plan, create, digest, complete, wait, verify,
-summary); only the byte-moving work is mapped, as :class:`~airflow_provider_omics.operators.omics.
-OmicsUploadReadSetPartOperator` tasks over one flat list of part batches shared by all samples. Every step calls
-the same functions as the operators of one read set (:mod:`airflow_provider_omics.operators.omics`).
+summary) and calls one step of :mod:`airflow_provider_omics.readsets`; only the byte-moving work is mapped, as
+:class:`~airflow_provider_omics.operators.omics.OmicsUploadReadSetPartOperator` tasks over one flat list of part
+batches shared by all samples.
 
 A sample that fails fails alone: every step returns the run's samples (sample key ->
 :class:`~airflow_provider_omics.utils.payloads.RunSample`) with the failed ones marked, the next steps carry on
@@ -45,27 +46,24 @@ from airflow_provider_omics.readsets.run import (
     digest_samples,
     fail_sample,
     import_samples,
-    pack_run_parts,
-    resolve_samples,
-    summary_csv,
-    summary_location,
+    plan_samples,
     summary_table,
     summary_text,
     verify_samples,
     wait_until_active,
+    write_summary,
 )
-from airflow_provider_omics.staging.manifests import INLINE_MANIFEST, validate_manifest
+from airflow_provider_omics.staging.manifests import validate_manifest
 from airflow_provider_omics.staging.sources import allow_lists
-from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
-from airflow_provider_omics.utils.inputs import as_bool, as_float, as_int, check_store_id
-from airflow_provider_omics.utils.parts import MAX_PART_SIZE, PartPlanError
+from airflow_provider_omics.utils.errors import service_errors
+from airflow_provider_omics.utils.inputs import as_bool, as_float, as_int, check_store_id, task_budget
+from airflow_provider_omics.utils.parts import MAX_PART_SIZE
 from airflow_provider_omics.utils.payloads import (
     UPLOAD_RECORD_KEY,
     RunSample,
     UploadRecord,
     run_samples,
     run_states,
-    sample_key,
 )
 
 if TYPE_CHECKING:
@@ -164,9 +162,7 @@ class OmicsPlanSequencingRunOperator(StagedSourceOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         store_id = check_store_id(self.sequence_store_id)
         on_existing = identity.check_on_existing(self.on_existing)
-        map_limit = conf.getint("core", "max_map_length")
-        max_tasks = map_limit if self.max_tasks in (None, "") else as_int("max_tasks", self.max_tasks)
-        max_tasks = min(max_tasks, map_limit)
+        max_tasks = task_budget(self.max_tasks)
         manifest, planned = validate_manifest(
             self.manifest,
             source_factory=self.hook.staged_source,
@@ -180,30 +176,15 @@ class OmicsPlanSequencingRunOperator(StagedSourceOperator):
         if self.method is not None:
             uris = [uri for p in planned for uri in p.row.sources]
             choice = choose_method(self.method, uris, self.role_arn, self.hook, self.aws_conn_id, self.log)
-        check_store(self.hook, store_id, self.aws_conn_id)
-        samples = [RunSample(key=sample_key(p.row), row=p.row, sources=p.sources) for p in planned]
-        resolve_samples(self.hook, store_id, samples, on_existing, self.aws_conn_id, self.log)
-        to_upload = [sample for sample in samples if sample.status == "planned"]
+        upload = choice is None or choice["method"] != "import"
+        samples, batches = plan_samples(
+            self.hook, store_id, planned, on_existing, max_tasks, upload, self.aws_conn_id, self.log, manifest.uri
+        )
         if choice is not None:
             context["ti"].xcom_push(key=METHOD_KEY, value=choice)
-            if choice["method"] == "import":
-                to_upload = []
-        try:
-            batches = pack_run_parts(to_upload, max_tasks)
-        except PartPlanError as err:
-            raise OmicsInputError(str(err)) from None
         context["ti"].xcom_push(key=RUN_SAMPLES_KEY, value={s.key: s.to_dict() for s in samples})
         context["ti"].xcom_push(
             key=RUN_MANIFEST_KEY, value={"uri": manifest.uri, "location": manifest.location, "format": manifest.format}
-        )
-        self.log.info(
-            "Manifest %s: %d sample(s), %d to upload, %d parts in %d upload tasks (budget %d)",
-            manifest.uri,
-            len(samples),
-            len(to_upload),
-            sum(b["last_part"] - b["first_part"] + 1 for batch in batches for b in batch),
-            len(batches),
-            max_tasks,
         )
         return [{"segments": batch} for batch in batches]
 
@@ -245,10 +226,9 @@ class _RunStepOperator(AwsBaseOperator[OmicsHook]):
 
 class OmicsCreateRunUploadsOperator(_RunStepOperator):
     """
-    Start the upload of every sample of a run that is not in the store yet, each as
-    :class:`~airflow_provider_omics.operators.omics.OmicsCreateReadSetUploadOperator` does for one read set: the
-    same checks, the same request token (the run, this task and the sample's request and sources), the same reuse
-    of a read set an earlier attempt stored, and the same recovery of a create whose answer was lost.
+    Start the upload of every sample of a run that is not in the store yet
+    (:func:`~airflow_provider_omics.readsets.run.create_samples`): each under its request token (the sample's
+    request and sources), reusing a read set an earlier attempt stored, recovering a create whose answer was lost.
 
     A sample the service refuses for good (a permanent error) fails alone; a transient error fails the task after
     the other samples, and its retry finds what was created by the tokens. Pushes ``{sample: UploadRecord}``
@@ -361,7 +341,7 @@ class OmicsCompleteRunUploadsOperator(_RunStepOperator):
 
 class OmicsWaitRunReadSetsOperator(_RunStepOperator):
     """
-    Wait until every completed read set of a run is ACTIVE (GetReadSetMetadata, all of them each round).
+    Wait until every completed read set of a run is ACTIVE.
 
     A read set that becomes UPLOAD_FAILED (or is deleted) fails its sample with the service's ``statusMessage``;
     the others carry on. Waits at most ``waiter_delay * waiter_max_attempts`` seconds, then fails (retryable).
@@ -523,8 +503,8 @@ class OmicsDigestRunSourcesOperator(StagedSourceOperator):
     so that a paired FASTQ's two sources are hashed side by side. It needs only the plan, so it runs beside
     create and the part uploads (``upload_sequencing_run`` weights it above them).
 
-    Each source is read as :class:`~airflow_provider_omics.operators.omics.OmicsDigestSourcesOperator` reads it
-    (pinned to the plan's fingerprint, the same allow-lists). A source that cannot be digested (changed, removed,
+    Each source is read pinned to the plan's fingerprint, under the same allow-lists as the part uploads
+    (:func:`~airflow_provider_omics.readsets.verify.digest_source`). A source that cannot be digested (changed, removed,
     not FASTQ) is reported for its sample alone. Returns ``{"digests": {sample: DigestResult}, "failed": {sample:
     reason}}``; samples already in the store are not digested. Given the plan's samples (as
     ``upload_sequencing_run`` does, so that it starts beside create), it also digests a sample that create then
@@ -580,9 +560,9 @@ class OmicsDigestRunSourcesOperator(StagedSourceOperator):
 
 class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
     """
-    Verify every ACTIVE read set of a run against its staged data, as
-    :class:`~airflow_provider_omics.operators.omics.OmicsVerifyReadSetOperator` does for one: the stored size of
-    each source, and for FASTQ the ETags against the digests. A mismatch fails that sample alone.
+    Verify every ACTIVE read set of a run against its staged data (:func:`~airflow_provider_omics.readsets.verify.
+    verify_read_set`): the stored size of each source, and for FASTQ the ETags against the digests. A mismatch
+    fails that sample alone.
 
     :param sequence_store_id: the sequence store's id. (templated)
     :param samples: the wait task's output, or the import task's; with ``method="auto"`` both, as a list (the
@@ -708,34 +688,24 @@ class OmicsSequencingRunSummaryOperator(StagedSourceOperator):
         return table
 
     def write_table(self, table: Sequence[Mapping[str, Any]], run_id: str, dag_id: str) -> str | None:
-        """Write ``table`` as CSV next to the manifest; returns where, or None when it could not be written (the
-        warning says why)."""
-        location = (self.manifest or {}).get("location")
-        if not location:
-            if (self.manifest or {}).get("uri") == INLINE_MANIFEST:
-                self.log.warning("The manifest was given inline: no summary CSV (it goes next to a manifest file).")
-            else:
-                self.log.warning("The plan did not say where the manifest is: no summary CSV written.")
-            return None
-        target = summary_location(str(location), run_id, dag_id=dag_id)
-        try:
-            # Judged now, where it is written: the manifest's directory may have changed since the plan read it.
-            roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
-            written = self.hook.write_next_to_manifest(
-                target, summary_csv(table), allowed_local_roots=roots, allowed_s3_prefixes=prefixes
-            )
-        except Exception as err:
-            self.log.warning("Could not write the summary CSV %s: %s", target, err)
-            return None
-        self.log.info("Summary written to %s", written)
-        return written
+        """Write ``table`` as CSV next to the manifest (:func:`~airflow_provider_omics.readsets.run.write_summary`)."""
+        return write_summary(
+            self.hook,
+            self.manifest,
+            table,
+            run_id,
+            dag_id,
+            self.allowed_local_roots,
+            self.allowed_s3_prefixes,
+            self.log,
+        )
 
 
 class OmicsAbortRunUploadsOperator(_RunStepOperator):
     """
-    Abort every upload of a run that did not complete, so that no orphaned upload is left behind, as
-    :class:`~airflow_provider_omics.operators.omics.OmicsAbortReadSetUploadOperator` does for one read set (by
-    upload id and by request token, so a create whose answer was lost is covered too).
+    Abort every upload of a run that did not complete, so that no orphaned upload is left behind, by upload id
+    and by request token, so a create whose answer was lost is covered too
+    (:func:`~airflow_provider_omics.readsets.run.abort_samples`).
 
     The uploads in progress are listed once. An upload is aborted when it carries the request token of a sample
     that did not complete: the tokens of create's records, and, with ``plan_task_id``, the token of every planned

@@ -14,9 +14,10 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 from airflow_provider_omics.hooks.omics import IMPORT_JOB_STATES, OmicsHook
 from airflow_provider_omics.readsets import Logger
+from airflow_provider_omics.readsets.identity import existing_read_sets, request_token, resolve_existing
 from airflow_provider_omics.readsets.request import only_read_set
 from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
-from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSource
+from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSource, UploadRecord
 from airflow_provider_omics.utils.tags import REQUEST_TAG
 
 # StartReadSetImportJob takes 1 to 100 sources (service model: StartReadSetImportJobRequest.sources).
@@ -317,6 +318,67 @@ def run_imports(
     return outcome
 
 
+def import_read_set(
+    hook: OmicsHook,
+    request: Mapping[str, Any],
+    sources: Mapping[str, PlannedSource],
+    role_arn: str,
+    on_existing: str,
+    *,
+    aws_conn_id: str | None,
+    log: Logger,
+    on_record: Callable[[UploadRecord], None],
+    known_jobs: Sequence[str] = (),
+    **waiting: Any,
+) -> str:
+    """Import one checked read set ``request`` (:func:`~airflow_provider_omics.readsets.request.check_request`) of
+    the planned ``sources`` exactly once, under the token its direct upload would carry, and return its read set
+    id. A read set of the sample already in the store is resolved as ``on_existing`` says
+    (:func:`~airflow_provider_omics.readsets.identity.resolve_existing`): one kept or adopted is returned, its
+    record given to ``on_record`` (verify reads how it was found). ``waiting``: :func:`run_imports`' keyword
+    arguments about the wait.
+
+    :raises AirflowFailException: a read set that ``on_existing`` refuses, or an import that failed.
+    """
+    store_id = request["sequenceStoreId"]
+    token = request_token(request, sources)
+    if not known_jobs:
+        with service_errors("Looking for read sets of this sample already in the store", aws_conn_id):
+            same, other = existing_read_sets(hook, store_id, request, token)
+        found = resolve_existing(
+            same, other, on_existing, request["sourceFileType"], f"{request['name']} (sample {request['sampleId']})"
+        )
+        if found.action == "fail":
+            raise AirflowFailException(found.reason)
+        if found.action != "upload" and found.read_set_id:
+            record = UploadRecord.for_request(request, token)
+            record.read_set_id, record.adopted, record.skip_verify = found.read_set_id, found.adopted, found.skip_verify
+            on_record(record)
+            log.info("Nothing is imported: %s.", found.reason)
+            return found.read_set_id
+    # The job reads the objects the plan checked: their canonical locations, not the URIs as they were spelled.
+    item = {
+        "sourceFiles": {part_source.lower(): planned["location"] for part_source, planned in sorted(sources.items())},
+        **{key: request[key] for key in ("sourceFileType", "subjectId", "sampleId", "name")},
+        **{key: request[key] for key in ("referenceArn", "generatedFrom", "description", "tags") if request.get(key)},
+    }
+    name = request["name"]
+    outcome = run_imports(
+        hook,
+        store_id,
+        role_arn,
+        [ImportRequest(key=name, item=item, token=token)],
+        aws_conn_id=aws_conn_id,
+        log=log,
+        known_jobs=known_jobs,
+        **waiting,
+    )[name]
+    if outcome["status"] != "FINISHED" or not outcome["read_set_id"]:
+        raise AirflowFailException(f"The import of {name} failed: {outcome['message']}")
+    log.info("Imported %s as read set %s", name, outcome["read_set_id"])
+    return str(outcome["read_set_id"])
+
+
 def wait_for_import_jobs(
     hook: OmicsHook,
     store_id: str,
@@ -344,10 +406,16 @@ def wait_for_import_jobs(
 
 
 def import_outcome(
-    hook: OmicsHook, sequence_store_id: str, job_ids: Sequence[str], log: Logger
+    hook: OmicsHook,
+    sequence_store_id: str,
+    job_ids: Sequence[str],
+    log: Logger,
+    on_imported: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Each source of the jobs, in order: its sample, name, read set id (when imported), status and message.
 
+    :param on_imported: before a failure is raised, given ``{"sample_id", "name", "read_set_id"}`` of each source
+        that was imported, so that the read sets a partly failed job stored are not lost.
     :raises AirflowFailException: a job FAILED or was CANCELLED, or sources failed (COMPLETED_WITH_FAILURES):
         naming each failed source with the service's ``statusMessage`` and the read sets that were imported.
     """
@@ -378,6 +446,8 @@ def import_outcome(
     for entry in imported:
         log.info("Imported %s/%s as read set %s", entry["sample_id"], entry["name"], entry["read_set_id"])
     if problems:
+        if on_imported is not None:
+            on_imported([{key: entry[key] for key in ("sample_id", "name", "read_set_id")} for entry in imported])
         raise AirflowFailException(
             f"The import failed for {len(outcome) - len(imported)} of {len(outcome)} source(s): "
             + "; ".join(problems)

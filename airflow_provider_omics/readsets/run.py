@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.readsets import Logger, identity
 from airflow_provider_omics.readsets.imports import ImportRequest, import_sources, run_imports
-from airflow_provider_omics.readsets.request import sample_request, stored_read_set
+from airflow_provider_omics.readsets.request import check_store, sample_request, stored_read_set
 from airflow_provider_omics.readsets.upload import (
     abort_request,
     abort_stale_uploads,
@@ -26,16 +26,20 @@ from airflow_provider_omics.readsets.upload import (
     create_or_reuse,
 )
 from airflow_provider_omics.readsets.verify import digest_skip_reason, digest_source, verify_read_set
-from airflow_provider_omics.utils.errors import service_errors
+from airflow_provider_omics.staging.manifests import INLINE_MANIFEST
+from airflow_provider_omics.staging.sources import allow_lists
+from airflow_provider_omics.utils.errors import OmicsInputError, service_errors
 from airflow_provider_omics.utils.parts import PartPlanError, expand_parts, mapped_values
 from airflow_provider_omics.utils.payloads import (
     DigestResult,
     PartResult,
     PartSegment,
+    PlannedSample,
     PlannedSource,
     RunSample,
     UploadRecord,
     run_samples,
+    sample_key,
 )
 from airflow_provider_omics.utils.tags import REQUEST_TAG
 
@@ -198,6 +202,41 @@ def _file_name_part(text: str, default: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or default
 
 
+def write_summary(
+    hook: OmicsHook,
+    manifest: Mapping[str, Any] | None,
+    table: Sequence[Mapping[str, Any]],
+    run_id: str,
+    dag_id: str,
+    allowed_local_roots: str | Sequence[str] | None,
+    allowed_s3_prefixes: str | Sequence[str] | None,
+    log: Logger,
+) -> str | None:
+    """Write the run's ``table`` as CSV next to the ``manifest`` the plan read (:func:`summary_location`), judged
+    where it is written: within the allow-lists (``[omics]``'s, narrowed by the task's), never through a symlink
+    (:meth:`~airflow_provider_omics.hooks.omics.OmicsHook.write_next_to_manifest`). Returns where, or ``None`` when
+    it could not be written (the warning says why): the read sets are what the run is for."""
+    location = (manifest or {}).get("location")
+    if not location:
+        if (manifest or {}).get("uri") == INLINE_MANIFEST:
+            log.warning("The manifest was given inline: no summary CSV (it goes next to a manifest file).")
+        else:
+            log.warning("The plan did not say where the manifest is: no summary CSV written.")
+        return None
+    target = summary_location(str(location), run_id, dag_id=dag_id)
+    try:
+        # Judged now, where it is written: the manifest's directory may have changed since the plan read it.
+        roots, prefixes = allow_lists(allowed_local_roots, allowed_s3_prefixes)
+        written = hook.write_next_to_manifest(
+            target, summary_csv(table), allowed_local_roots=roots, allowed_s3_prefixes=prefixes
+        )
+    except Exception as err:
+        log.warning("Could not write the summary CSV %s: %s", target, err)
+        return None
+    log.info("Summary written to %s", written)
+    return written
+
+
 def summary_location(manifest_location: str, run_id: str, *, dag_id: str) -> str:
     """Where a run's summary CSV goes: next to the manifest, named after it, the DAG and the run
     (``runs/SampleSheet.csv`` -> ``runs/SampleSheet.summary.<dag id>.<run id>.csv``), so that two DAGs with one
@@ -237,6 +276,40 @@ def resolve_samples(
                 log.info("%s: %s: verified before it counts.", sample.key, found.reason)
             elif found.reason:
                 log.info("%s: %s.", sample.key, found.reason)
+
+
+def plan_samples(
+    hook: OmicsHook,
+    store_id: str,
+    planned: Sequence[PlannedSample],
+    on_existing: str,
+    max_tasks: int,
+    upload: bool,
+    aws_conn_id: str | None,
+    log: Logger,
+    manifest_uri: str = "",
+) -> tuple[list[RunSample], list[list[PartSegment]]]:
+    """The run's samples from the checked manifest rows, each resolved against what the store holds
+    (:func:`resolve_samples`), and the parts of those to upload in at most ``max_tasks`` batches
+    (:func:`pack_run_parts`; none when ``upload`` is false: the run imports)."""
+    check_store(hook, store_id, aws_conn_id)
+    samples = [RunSample(key=sample_key(p.row), row=p.row, sources=p.sources) for p in planned]
+    resolve_samples(hook, store_id, samples, on_existing, aws_conn_id, log)
+    to_upload = [sample for sample in samples if sample.status == "planned"] if upload else []
+    try:
+        batches = pack_run_parts(to_upload, max_tasks)
+    except PartPlanError as err:
+        raise OmicsInputError(str(err)) from None
+    log.info(
+        "Manifest %s: %d sample(s), %d to upload, %d parts in %d upload tasks (budget %d)",
+        manifest_uri,
+        len(samples),
+        len(to_upload),
+        sum(b["last_part"] - b["first_part"] + 1 for batch in batches for b in batch),
+        len(batches),
+        max_tasks,
+    )
+    return samples, batches
 
 
 def create_samples(

@@ -989,6 +989,64 @@ def _same_file(
 # -- the staged sources ----------------------------------------------------------------------------------------
 
 
+def import_job_rows(
+    sources: str | Sequence[Mapping[str, Any]] | None,
+    manifest: str | None,
+    *,
+    source_factory: Callable[[str], StagedSource],
+    s3_client_factory: Callable[[], Any] | None = None,
+    allowed_s3_prefixes: str | Sequence[str] | None = None,
+    default_file_type: str | None = None,
+    default_reference_arn: str | None = None,
+) -> list[PlannedSample]:
+    """The read sets of an import job, checked as a manifest's rows with their staged sources: every problem of
+    every source in one failure. ``sources`` are the service's ``sources`` items (or their JSON text, as a form
+    renders them); ``manifest`` instead, a manifest's path or URI. Every source must be an S3 object."""
+    if isinstance(sources, str):
+        try:
+            sources = json.loads(sources) if sources.strip() else None
+        except json.JSONDecodeError as err:
+            raise OmicsInputError(f"sources is not JSON: {err}. Give a list of the service's sources items.") from None
+        except RecursionError:
+            raise OmicsInputError(
+                "sources nests arrays or objects too deeply to be a list of the service's sources items."
+            ) from None
+    if bool(sources) == bool(manifest):
+        raise OmicsInputError("Give either sources (the service's sources items) or manifest, not both.")
+    defaults: dict[str, Any] = {
+        "default_file_type": default_file_type or None,
+        "default_reference_arn": default_reference_arn or None,
+    }
+    if manifest:
+        rows = read_manifest(
+            manifest, s3_client_factory=s3_client_factory, allowed_s3_prefixes=allowed_s3_prefixes, **defaults
+        ).rows
+        name = manifest
+    else:
+        name = "sources"
+        try:
+            text = json.dumps({"sources": list(sources or [])})
+        except (RecursionError, ValueError, TypeError) as err:
+            raise OmicsInputError(
+                f"sources is not a list of the service's sources items ({type(err).__name__})."
+            ) from None
+        rows = parse_manifest(text, source_name="sources.json", **defaults)
+    local = [
+        f"row {row.row} ({row.sample_id}/{row.name}): {source}"
+        for row in rows
+        for source in row.sources
+        if not source.startswith("s3://")
+    ]
+    if local:
+        raise OmicsInputError(
+            "An import job reads only S3 objects, and these are not: " + "; ".join(local) + ". Stage them on S3, "
+            "or upload them directly (upload_read_set, upload_sequencing_run)."
+        )
+    return check_manifest_sources(
+        rows, source_factory=source_factory, allowed_s3_prefixes=allowed_s3_prefixes, manifest_name=name
+    )
+
+
 def check_manifest_sources(
     rows: Sequence[ManifestRow],
     *,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
 import os
 import pwd
@@ -28,7 +29,7 @@ from airflow.providers.common.compat.sdk import conf
 from botocore.exceptions import ClientError
 
 from airflow_provider_omics.utils.errors import OmicsInputError
-from airflow_provider_omics.utils.parts import check_part_count
+from airflow_provider_omics.utils.parts import PART_SOURCES, PartPlanError, check_part_count, check_part_size
 from airflow_provider_omics.utils.payloads import PlannedSource
 
 # Linux <linux/limits.h>: a path handed to the kernel is at most PATH_MAX bytes with its terminating NUL, and each
@@ -999,6 +1000,54 @@ def plan_source(
         fingerprint=fingerprint.to_dict(),
     )
     return source, fingerprint, planned
+
+
+def plan_read_set_sources(
+    open_source: Callable[[str], StagedSource],
+    uris: Sequence[str],
+    part_size: int,
+    local_roots: Iterable[str],
+    s3_prefixes: Iterable[str],
+    file_type: str | None = None,
+    log: Any = None,
+) -> dict[str, PlannedSource]:
+    """The sources of one read set (read 1, and read 2 of a paired FASTQ), each through :func:`plan_source`:
+    part source -> its plan. Refuses two sources unless ``file_type`` is FASTQ (when given), a part size the
+    service refuses, and read 1 and read 2 that are one file under two spellings.
+
+    :raises OmicsInputError: naming the problem and the fix.
+    """
+    if file_type and len(uris) == 2 and file_type != "FASTQ":
+        raise OmicsInputError(
+            f"Two sources were given for a {file_type} read set: only paired FASTQ has a read 2. "
+            "Give one file, or set the file type to FASTQ."
+        )
+    roots, prefixes = list(local_roots), list(s3_prefixes)
+    planned: dict[str, PlannedSource] = {}
+    staged: list[tuple[StagedSource, Fingerprint]] = []
+    try:
+        check_part_size(part_size)
+        for part_source, uri in zip(PART_SOURCES, uris, strict=False):
+            source, fingerprint, planned[part_source] = plan_source(
+                functools.partial(open_source, uri), uri, part_source, part_size, roots, prefixes
+            )
+            staged.append((source, fingerprint))
+            if log is not None:
+                log.info(
+                    "%s (%s): %d bytes in %d parts of %d bytes",
+                    part_source,
+                    uri,
+                    fingerprint.size,
+                    planned[part_source]["parts"],
+                    part_size,
+                )
+    except (SourceError, PartPlanError) as err:
+        raise OmicsInputError(str(err)) from None
+    if len(staged) == 2 and same_source(*staged[0], *staged[1]):
+        raise OmicsInputError(
+            f"Read 1 and read 2 are the same file ({uris[0]} and {uris[1]}): give the two files of the pair."
+        )
+    return planned
 
 
 def reopen_source(

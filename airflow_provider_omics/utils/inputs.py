@@ -7,6 +7,8 @@ import re
 import unicodedata
 from typing import Any
 
+from airflow.providers.common.compat.sdk import conf
+
 from airflow_provider_omics.utils.errors import OmicsInputError
 
 FILE_TYPES = ("FASTQ", "BAM", "CRAM", "UBAM")
@@ -167,3 +169,10 @@ def normalize_sources(sources: Any) -> list[str]:
     if len(items) == 2 and items[0].strip() == items[1].strip():
         raise OmicsInputError(f"Read 1 and read 2 are the same file ({items[0]}): give the two files of the pair.")
     return [item.strip() for item in items]
+
+
+def task_budget(max_tasks: Any) -> int:
+    """At most this many mapped tasks: ``max_tasks`` when given, never above ``[core] max_map_length`` (its
+    default)."""
+    map_limit = conf.getint("core", "max_map_length")
+    return map_limit if max_tasks in (None, "") else min(as_int("max_tasks", max_tasks), map_limit)
