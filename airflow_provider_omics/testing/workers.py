@@ -110,9 +110,10 @@ class ActivationWorker:
         thread = threading.Thread(
             target=self._activate, args=(read_set_id,), name=f"omics-activate-{read_set_id}", daemon=True
         )
+        # Registered and started under the lock: close() never sees a thread it cannot join yet.
         with self._state.condition:
             self.threads[read_set_id] = thread
-        thread.start()
+            thread.start()
 
     def _activate(self, read_set_id: str) -> None:
         state = self._state
@@ -298,9 +299,10 @@ class ImportJobWorker:
 
     def schedule(self, job_id: str) -> None:
         thread = threading.Thread(target=self._run, args=(job_id,), name=f"omics-import-{job_id}", daemon=True)
+        # Registered and started under the lock: close() never sees a thread it cannot join yet.
         with self._state.condition:
             self.threads[job_id] = thread
-        thread.start()
+            thread.start()
 
     def _run(self, job_id: str) -> None:
         state = self._state
