@@ -21,9 +21,9 @@ login (the admin password is read from ``$AIRFLOW_HOME/simple_auth_manager_passw
 3. the mapped upload tasks must be named like "sample-1 read 1 parts 1-2 of 4" (``03-mapped-upload-tasks.png``);
 4. ``complete`` and ``verify`` must show the "HealthOmics Read Set" console link (``04-complete-link.png``,
    ``05-verify-link.png``);
-5. a run with a well-formed but unknown store id must fail once, clearly: ``create`` fails with "Sequence store
-   ... does not exist in region ...", and any other task that failed (``digest``) with the same message
-   (``06-unknown-store-create-log.png``, and ``07-unknown-store-create-log-wrapped.png`` with the log viewer's
+5. a run with a well-formed but unknown store id must fail once, clearly, before anything is created: ``plan``
+   fails alone with "Sequence store ... does not exist in region ..." (every other task upstream-failed or
+   skipped) (``06-unknown-store-plan-log.png``, and ``07-unknown-store-plan-log-wrapped.png`` with the log viewer's
    Wrap on);
 6. the form offers how the files get into the store (``method``, default auto; ``08-form-method.png``), and the
    successful run took the direct upload for the local files: ``import`` skipped, and ``plan``'s log says why.
@@ -325,12 +325,9 @@ def check_console_link(browser: Browser, run_id: str, task: str, store_id: str, 
 def check_unknown_store_failure(browser: Browser, deployment: Any, run_id: str) -> None:
     states = task_states(deployment, run_id)
     failed = sorted(task for task, state in states.items() if state == "failed")
-    print(f"           failed tasks: {', '.join(failed)}; digest: {states.get('digest')}", flush=True)
-    check("create" in failed, f"create did not fail for the unknown store: {states}")
-    check(
-        set(failed) <= {"create", "digest"},
-        f"a run with an unknown store should fail in create (and digest) only, not in {failed}",
-    )
+    print(f"           failed tasks: {', '.join(failed)}; abort: {states.get('abort')}", flush=True)
+    # The plan checks the store before anything exists on the service: it alone fails, nothing is created.
+    check(failed == ["plan"], f"a run with an unknown store should fail in plan alone, not in {failed}: {states}")
     messages = {task: failure_message(task_log_events(deployment.home, run_id, f"{GROUP}.{task}")) for task in failed}
     for task, message in messages.items():
         check(
@@ -342,17 +339,17 @@ def check_unknown_store_failure(browser: Browser, deployment: Any, run_id: str) 
     print(f"           message ({len(message or '')} characters): {message}", flush=True)
 
     page = browser.page
-    page.goto(browser.run_url(run_id, f"/tasks/{GROUP}.create"), timeout=UI_TIMEOUT_MS)
+    page.goto(browser.run_url(run_id, f"/tasks/{GROUP}.plan"), timeout=UI_TIMEOUT_MS)
     shown = page.get_by_text(f"Sequence store {UNKNOWN_STORE} does not exist", exact=False)
     try:
         shown.first.wait_for(timeout=UI_TIMEOUT_MS)
     except Exception:
-        raise CheckFailed("the create task's log in the UI does not show the unknown store's message") from None
-    browser.screenshot("06-unknown-store-create-log.png")
+        raise CheckFailed("the plan task's log in the UI does not show the unknown store's message") from None
+    browser.screenshot("06-unknown-store-plan-log.png")
     # The log viewer's own Wrap toggle (its "w" shortcut); [api] default_wrap turns it on for everyone.
     page.locator("body").press("w")
     page.wait_for_timeout(1000)
-    browser.screenshot("07-unknown-store-create-log-wrapped.png")
+    browser.screenshot("07-unknown-store-plan-log-wrapped.png")
 
 
 def check_no_short_secret_warnings(workdir: Path) -> None:
