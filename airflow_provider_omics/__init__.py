@@ -48,6 +48,14 @@ def get_provider_info() -> dict[str, Any]:
                 "factory": "airflow_provider_omics.assets.omics.create_asset",
             }
         ],
+        # The same scheme under Airflow 2's name for it (assets were datasets).
+        "dataset-uris": [
+            {
+                "schemes": ["omics"],
+                "handler": "airflow_provider_omics.assets.omics.sanitize_uri",
+                "factory": "airflow_provider_omics.assets.omics.create_asset",
+            }
+        ],
         "config": {
             "omics": {
                 "description": "Settings of the AWS HealthOmics provider.",

@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import conf
-from airflow.sdk import TaskGroup, XComArg
 
 from airflow_provider_omics.operators.omics import OmicsUploadReadSetPartOperator
 from airflow_provider_omics.operators.sequencing_run import (
@@ -26,6 +25,7 @@ from airflow_provider_omics.operators.sequencing_run import (
 from airflow_provider_omics.readsets.imports import METHODS
 from airflow_provider_omics.staging.manifests import inline_manifest
 from airflow_provider_omics.utils.parts import MAX_PART_SIZE
+from airflow_provider_omics.version_compat import TaskGroup, XComArg
 
 # A part task that dies (worker lost, a transient error that outlived botocore's retries) re-uploads its
 # parts: the service replaces them. Bounded, with a short delay.

@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
-from airflow_provider_omics.assets.omics import sequence_store_asset
+from airflow_provider_omics.assets.omics import event_read_sets, sequence_store_asset
 from airflow_provider_omics.hooks.omics import OmicsHook
 
 SEQUENCE_STORE = sequence_store_asset(
@@ -43,7 +43,7 @@ with DAG(
         return [
             {"sequence_store_id": event.extra["sequence_store_id"], **read_set}
             for event in events
-            for read_set in event.extra.get("read_sets", [])
+            for read_set in event_read_sets(event.extra)
         ]
 
     @task(map_index_template="{{ read_set.sample_id }} {{ read_set.read_set_id }}")

@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import pytest
 
+from airflow_provider_omics.assets.omics import event_read_sets
 from airflow_provider_omics.testing import emulator_client
 from airflow_provider_omics.testing.deployment import REGION, AirflowDeployment
 from airflow_provider_omics.testing.samples import write_fastq
@@ -271,8 +272,8 @@ def _run_and_check(stack: Stack, tmp_path: Path) -> None:
         for e in events
     ), events
     assert events[0]["extra"]["sequence_store_id"] == stack.store_id, events
-    extras = {extra["read_set_id"]: extra for extra in events[0]["extra"]["read_sets"]}
-    assert set(extras) == active_ids and len(events[0]["extra"]["read_sets"]) == len(SAMPLES), events
+    extras = {extra["read_set_id"]: extra for extra in event_read_sets(events[0]["extra"])}
+    assert set(extras) == active_ids and len(event_read_sets(events[0]["extra"])) == len(SAMPLES), events
     for read_set_id, extra in extras.items():
         read_set = active[read_set_id]
         assert extra["read_set_arn"] == read_set["arn"], extra

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from airflow_provider_omics.assets import omics as omics_assets
 from airflow_provider_omics.assets.omics import (
     READ_SETS_ALIAS,
+    event_read_sets,
     read_set_entry,
     read_sets_event_extra,
     sequence_store_asset,
@@ -72,7 +75,27 @@ def test_the_event_extra_lists_each_read_set_with_its_etags() -> None:
         "etags": {"source1": "a" * 32, "source2": "b" * 32},
         "etag_verified": True,
     }
-    assert read_sets_event_extra("1234567890", [entry]) == {"sequence_store_id": "1234567890", "read_sets": [entry]}
+    extra = read_sets_event_extra("1234567890", [entry])
+    if omics_assets.NESTED_ASSET_EVENT_EXTRA:
+        assert extra == {"sequence_store_id": "1234567890", "read_sets": [entry]}
+    else:
+        assert extra == {"sequence_store_id": "1234567890", "read_sets": json.dumps([entry], sort_keys=True)}
+    assert event_read_sets(extra) == [entry]
+
+
+@pytest.mark.parametrize("nested", [True, False], ids=["nested", "before-3.1.3"])
+def test_an_events_read_sets_read_back_in_either_form(monkeypatch: pytest.MonkeyPatch, nested: bool) -> None:
+    """Before Airflow 3.1.3 an alias event's extra must hash as ``frozenset(extra.items())`` (Airflow does that to
+    group the events): there the read sets are a JSON string, which :func:`event_read_sets` decodes."""
+    monkeypatch.setattr(omics_assets, "NESTED_ASSET_EVENT_EXTRA", nested)
+    entries = [{"read_set_id": "1", "etags": {"source1": "a" * 32}}, {"read_set_id": "2", "etags": {}}]
+    extra = read_sets_event_extra("1234567890", entries)
+    assert isinstance(extra["read_sets"], list) is nested
+    if not nested:
+        hash(frozenset(extra.items()))
+    assert event_read_sets(extra) == entries
+    assert event_read_sets(json.loads(json.dumps(extra))) == entries
+    assert event_read_sets({"sequence_store_id": "1234567890"}) == event_read_sets(None) == []
 
 
 def test_the_verify_steps_emit_through_the_alias_unless_told_not_to() -> None:

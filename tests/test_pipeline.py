@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_omics.assets.omics import event_read_sets
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
 from tests.helpers import assert_no_upload_left, assert_uploaded, asset_events, run_dag, task_states
@@ -55,7 +56,7 @@ def test_local_gzipped_fastq_in_many_parts(
         # verify announced the read set on the store's asset.
         [(uri, extra)] = asset_events(dag_run)
         assert uri.startswith("omics://us-east-1/") and uri.endswith(f"/sequence-store/{store_id}")
-        [entry] = extra["read_sets"]
+        [entry] = event_read_sets(extra)
         assert entry["read_set_arn"] == metadata["arn"] and entry["etags"]["source1"] == metadata["etag"]["source1"]
         # complete and verify link to the one read set in the console.
         for task in ("complete", "verify"):

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_omics.assets.omics import event_read_sets
 from airflow_provider_omics.readsets.announce import claim_announcements
 from airflow_provider_omics.readsets.identity import (
     Resolution,
@@ -100,7 +101,7 @@ def _one_per_sample(client: Any, store_id: str, files: dict[str, dict[str, Path]
 
 def _announced(events: list[Any]) -> list[str]:
     """The read set ids named by the asset events, once per naming."""
-    return [entry["read_set_id"] for _, extra in events for entry in extra["read_sets"]]
+    return [entry["read_set_id"] for _, extra in events for entry in event_read_sets(extra)]
 
 
 def _summary(dag_run: Any) -> dict[str, dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from jinja2.sandbox import SandboxedEnvironment
 
+from airflow_provider_omics.assets.omics import event_read_sets
 from airflow_provider_omics.readsets.run import pack_run_parts, summary_location
 from airflow_provider_omics.task_groups import RUN_MAP_INDEX_TEMPLATE
 from airflow_provider_omics.testing import OmicsEmulator
@@ -117,8 +118,8 @@ def _check_events(client: Any, store_id: str, dag_run: Any, read_set_ids: set[st
     [(uri, extra)] = events
     assert uri == f"omics://{region}/{account}/sequence-store/{store_id}"
     assert extra["sequence_store_id"] == store_id
-    assert sorted(entry["read_set_id"] for entry in extra["read_sets"]) == sorted(read_set_ids)
-    for entry in extra["read_sets"]:
+    assert sorted(entry["read_set_id"] for entry in event_read_sets(extra)) == sorted(read_set_ids)
+    for entry in event_read_sets(extra):
         metadata = client.get_read_set_metadata(sequenceStoreId=store_id, id=entry["read_set_id"])
         assert metadata["status"] == "ACTIVE" and entry["read_set_arn"] == metadata["arn"]
         assert (entry["sample_id"], entry["name"], entry["file_type"]) == (

@@ -15,16 +15,21 @@ the task verified: its id, ARN, name, sample, subject, file type and ETags. One 
 Airflow 3.3 hands an asset-triggered run only the events up to the first one that queued it, so the other events
 of the same task would wait for the next arrival (apache/airflow#54659). The scheme ``omics`` is
 registered in the provider's info, with :func:`sanitize_uri` as its normalizer.
+
+On Airflow 2 the asset is a dataset and the alias a dataset alias (:mod:`airflow_provider_omics.version_compat`).
+Before Airflow 3.1.3 an event's extra cannot hold lists (apache/airflow#56882): there ``read_sets`` is the same list
+as a JSON string. :func:`event_read_sets` reads it in either form.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult
 
-from airflow.sdk import Asset, AssetAlias
+from airflow_provider_omics.version_compat import AIRFLOW_V_3_0_PLUS, NESTED_ASSET_EVENT_EXTRA, Asset, AssetAlias
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -63,6 +68,9 @@ def create_asset(
 ) -> Asset:
     """The asset of a sequence store (the ``factory`` of the ``omics`` scheme)."""
     uri = sequence_store_uri(region, account_id, sequence_store_id)
+    if not AIRFLOW_V_3_0_PLUS:
+        # Airflow 2's Dataset has a URI and no name.
+        return Asset(uri=uri, extra=dict(extra or {}))
     return Asset(uri=uri, name=uri, extra=dict(extra or {}))
 
 
@@ -95,8 +103,20 @@ def read_set_entry(metadata: Mapping[str, Any], *, etag_verified: bool) -> dict[
 
 def read_sets_event_extra(sequence_store_id: str, entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The extra of a verify step's event: the store and every read set the step verified
-    (:func:`read_set_entry` each)."""
-    return {"sequence_store_id": sequence_store_id, "read_sets": [dict(entry) for entry in entries]}
+    (:func:`read_set_entry` each); before Airflow 3.1.3, the list as a JSON string (see :func:`event_read_sets`)."""
+    read_sets = [dict(entry) for entry in entries]
+    if not NESTED_ASSET_EVENT_EXTRA:
+        return {"sequence_store_id": sequence_store_id, "read_sets": json.dumps(read_sets, sort_keys=True)}
+    return {"sequence_store_id": sequence_store_id, "read_sets": read_sets}
+
+
+def event_read_sets(extra: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The read sets of an event's extra (:func:`read_sets_event_extra`): its ``read_sets`` list, decoded from JSON
+    where an Airflow before 3.1.3 stored it as a string; none when the extra has none."""
+    read_sets = (extra or {}).get("read_sets") or []
+    if isinstance(read_sets, str):
+        read_sets = json.loads(read_sets)
+    return [dict(entry) for entry in read_sets]
 
 
 def read_sets_alias() -> AssetAlias:

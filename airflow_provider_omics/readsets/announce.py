@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import AssetAlias, BaseOperator
 from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_provider_omics.assets.omics import (
@@ -27,6 +26,7 @@ from airflow_provider_omics.assets.omics import (
     read_sets_event_extra,
 )
 from airflow_provider_omics.utils.tags import VERIFIED_TAG
+from airflow_provider_omics.version_compat import AssetAlias, BaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
