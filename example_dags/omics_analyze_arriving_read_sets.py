@@ -18,7 +18,7 @@ import os
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_omics.assets.omics import event_read_sets, sequence_store_asset
 from airflow_provider_omics.hooks.omics import OmicsHook

@@ -150,7 +150,8 @@ def _operator_links_stay_loadable() -> Iterator[None]:
     test, so that a DAG deserialized later (the UI's view, tests/test_links.py) keeps its links."""
     yield
     if "airflow.serialization.serialized_objects" in sys.modules:
-        from airflow.serialization.serialized_objects import DagSerialization, OperatorSerialization
+        from tests.compat import serialization_classes
 
-        DagSerialization._load_operator_extra_links = True
-        OperatorSerialization._load_operator_extra_links = True
+        dag_serialization, operator_serialization = serialization_classes()
+        dag_serialization._load_operator_extra_links = True
+        operator_serialization._load_operator_extra_links = True

@@ -50,18 +50,17 @@ def clear_and_rerun(dag_run: Any, tasks: list[str | tuple[str, int]], downstream
 
     ``tasks`` are task ids without their group prefix, or ``(task_id, map_index)`` for one mapped task.
     """
-    from airflow.models.dagbag import DBDagBag
     from airflow.models.dagrun import DagRun
-    from airflow.sdk.definitions.dag import _run_task
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState, TaskInstanceState
     from sqlalchemy import select
 
+    from tests.compat import latest_serialized_dag, run_task_as_dag_test, serialization_classes
     from tests.dags import upload_omics
 
     sdk_dag = getattr(upload_omics, dag_run.dag_id)
     with create_session() as session:
-        dag = DBDagBag().get_latest_version_of_dag(dag_run.dag_id, session=session)
+        dag = latest_serialized_dag(dag_run.dag_id, session=session)
         assert dag is not None
 
         def full_id(task: str) -> str:
@@ -74,15 +73,14 @@ def clear_and_rerun(dag_run: Any, tasks: list[str | tuple[str, int]], downstream
             plain = {t if isinstance(t, str) else t[0] for t in selected}
             subset = dag.partial_subset(task_ids=plain, include_downstream=True, include_upstream=False)
             selected += [tid for tid in subset.task_dict if tid not in plain]
-        from airflow.serialization.serialized_objects import DagSerialization, OperatorSerialization
-
+        dag_serialization, operator_serialization = serialization_classes()
         # Clearing loads DAGs without operator links and leaves that switch set for the whole process: put it
         # back, or DAGs deserialized later in this process (tests/test_links.py) lose their links.
-        load_links = DagSerialization._load_operator_extra_links, OperatorSerialization._load_operator_extra_links
+        load_links = dag_serialization._load_operator_extra_links, operator_serialization._load_operator_extra_links
         try:
             dag.clear(task_ids=selected, run_id=dag_run.run_id, session=session)
         finally:
-            DagSerialization._load_operator_extra_links, OperatorSerialization._load_operator_extra_links = load_links
+            dag_serialization._load_operator_extra_links, operator_serialization._load_operator_extra_links = load_links
     stalled = 0
     while True:
         with create_session() as session:
@@ -109,7 +107,7 @@ def clear_and_rerun(dag_run: Any, tasks: list[str | tuple[str, int]], downstream
                 continue
             stalled = 0
         for ti in scheduled:
-            _run_task(ti=ti, task=sdk_dag.task_dict[ti.task_id], run_triggerer=True)
+            run_task_as_dag_test(ti, sdk_dag.task_dict[ti.task_id])
 
 
 def tries(dag_run: Any, task_id: str) -> list[int]:
@@ -171,14 +169,17 @@ def assert_uploaded(client: Any, store_id: str, originals: dict[str, bytes]) -> 
 
 def asset_events(dag_run: Any) -> list[tuple[str, dict[str, Any]]]:
     """The asset events the run emitted: (asset URI, extra) each."""
-    from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
+
+    from tests.compat import asset_event_models
+
+    AssetEvent, AssetModel, event_asset_id = asset_event_models()
 
     with create_session() as session:
         rows = session.execute(
             select(AssetModel.uri, AssetEvent.extra)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .join(AssetModel, event_asset_id == AssetModel.id)
             .where(AssetEvent.source_dag_id == dag_run.dag_id, AssetEvent.source_run_id == dag_run.run_id)
         ).all()
     return [(uri, dict(extra)) for uri, extra in rows]

@@ -13,9 +13,9 @@ EXAMPLES = Path(__file__).parents[1] / "example_dags"
 
 @pytest.fixture(scope="module")
 def dagbag(airflow_db: Path) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.compat import dag_bag
 
-    return DagBag(dag_folder=str(EXAMPLES))
+    return dag_bag(dag_folder=str(EXAMPLES))
 
 
 def test_every_example_dag_imports_without_errors(dagbag: Any) -> None:
@@ -83,7 +83,7 @@ def test_the_form_accepts_a_paired_fastq_and_a_bam(dagbag: Any) -> None:
     ],
 )
 def test_the_form_refuses_bad_values(dagbag: Any, field: str, value: Any) -> None:
-    from airflow.sdk.exceptions import ParamValidationError
+    from airflow.providers.common.compat.sdk import ParamValidationError
 
     with pytest.raises(ParamValidationError):
         validate(dagbag, {**GOOD, field: value})

@@ -22,9 +22,9 @@ GOOD = {
 
 @pytest.fixture(scope="module")
 def dag(airflow_db: Path) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.compat import dag_bag
 
-    dagbag = DagBag(dag_folder=str(EXAMPLE))
+    dagbag = dag_bag(dag_folder=str(EXAMPLE))
     assert dagbag.import_errors == {}
     return dagbag.get_dag("omics_upload_sequencing_run")
 
@@ -77,7 +77,7 @@ def test_the_form_accepts_a_run_and_has_titles(dag: Any) -> None:
     ],
 )
 def test_the_form_refuses_bad_values(dag: Any, field: str, value: Any) -> None:
-    from airflow.sdk.exceptions import ParamValidationError
+    from airflow.providers.common.compat.sdk import ParamValidationError
 
     with pytest.raises(ParamValidationError):
         validate(dag, {**GOOD, field: value})

@@ -100,7 +100,10 @@ def test_link_is_registered_with_airflow() -> None:
 def test_serialized_dag_keeps_the_link_for_the_ui() -> None:
     """The API server knows links only from the serialized DAG: name and the XCom key of the URL."""
     from airflow.sdk import DAG
-    from airflow.serialization.serialized_objects import DagSerialization
+
+    from tests.compat import serialization_classes
+
+    DagSerialization, _ = serialization_classes()
 
     with DAG(dag_id="omics_link_serialization", schedule=None) as dag:
         sensor(aws_conn_id="omics_test")

@@ -259,9 +259,12 @@ def test_no_secret_reaches_logs_xcoms_or_rendered_fields(
     airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
+
+    from tests.compat import xcom_model
+
+    XComModel = xcom_model()
 
     marker = "s3cr3t-MARKER-6f1c2b"
     fastq = write_fastq(tmp_path / "reads.fastq", 300, seed=19)
@@ -297,9 +300,12 @@ def test_thousands_of_parts_in_one_run(
 ) -> None:
     import resource
 
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import func, select
+
+    from tests.compat import xcom_model
+
+    XComModel = xcom_model()
 
     fastq = write_fastq(tmp_path / "reads.fastq", 12000, read_length=100, seed=20)
     part_size = 1024

@@ -72,9 +72,12 @@ def _stage(tmp_path: Path) -> Path:
 
 def _xcom_sizes(dag_run: Any) -> dict[tuple[str, int, str], int]:
     """Bytes of each XCom value the run wrote, as the metadata database holds it."""
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import func, select
+
+    from tests.compat import xcom_model
+
+    XComModel = xcom_model()
 
     with create_session() as session:
         rows = session.execute(

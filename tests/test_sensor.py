@@ -229,7 +229,7 @@ def test_waiter_parameters_set_the_blocking_cadence_and_patience() -> None:
 
 
 def test_deferrable_execute_defers_to_the_trigger_while_processing(emulator: OmicsEmulator, store_id: str) -> None:
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     with first_look_sees_processing(emulator):
         read_set_id = new_read_set(emulator, store_id, GOOD_FASTQ)
@@ -386,8 +386,11 @@ def sensor_dags_synced(airflow_db: Path, omics_conn: None, store_id: str, settle
 
 def xcom_value(ti: Any, key: str) -> Any:
     """An XCom of the task instance as the API server reads it from the metadata database."""
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+
+    from tests.compat import xcom_model
+
+    XComModel = xcom_model()
 
     with create_session() as session:
         row = session.execute(

@@ -532,11 +532,13 @@ def test_a_permanent_service_error_on_one_samples_part_fails_that_sample_alone(
 def test_uploads_are_aborted_by_their_tokens_when_creates_records_are_gone(
     airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, store_id: str, tmp_path: Path
 ) -> None:
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import delete
 
+    from tests.compat import xcom_model
     from tests.dags import upload_run
+
+    XComModel = xcom_model()
 
     rows = []
     for n in (1, 2, 3):

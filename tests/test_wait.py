@@ -212,7 +212,7 @@ def run_sample(key: str, read_set_id: str, upload_created: str | None) -> RunSam
 def test_the_run_wait_defers_on_the_read_sets_still_on_their_way_and_decides_when_resumed(
     held: OmicsEmulator, store_id: str, omics_conn: str
 ) -> None:
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     good, good_time = new_read_set(held, store_id, GOOD, "good")
     bad, bad_time = new_read_set(held, store_id, BAD, "bad")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_omics.operators.omics_import import OmicsStartReadSetImportJobOperator
 from airflow_provider_omics.sensors.omics import OmicsReadSetImportJobSensor

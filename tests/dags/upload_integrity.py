@@ -11,8 +11,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
+from airflow.providers.common.compat.standard.operators import PythonOperator
 
 from airflow_provider_omics.task_groups import upload_read_set, upload_sequencing_run
 

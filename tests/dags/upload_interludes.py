@@ -11,8 +11,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, XComArg
+from airflow.providers.common.compat.sdk import DAG, XComArg
+from airflow.providers.common.compat.standard.operators import PythonOperator
 
 from airflow_provider_omics.operators.omics import (
     OmicsAbortReadSetUploadOperator,

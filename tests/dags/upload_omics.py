@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, XComArg
+from airflow.providers.common.compat.sdk import DAG, XComArg
 
 from airflow_provider_omics.operators.omics import (
     OmicsAbortReadSetUploadOperator,
