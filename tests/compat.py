@@ -20,15 +20,20 @@ def dag_bag(**kwargs: Any) -> Any:
     return DagBag(**kwargs)
 
 
-def latest_serialized_dag(dag_id: str, session: Any) -> Any:
-    """The scheduler's view of a DAG: its latest serialized version in the database."""
+def latest_serialized_dag(dag: Any, session: Any) -> Any:
+    """The scheduler's view of a DAG: its latest serialized version in the database, or (``dag.test()`` of Airflow
+    3.0 and 2 does not write it there) the DAG serialized and read back as the scheduler would."""
     try:
         from airflow.models.dagbag import DBDagBag
     except ImportError:
         from airflow.models.serialized_dag import SerializedDagModel
 
-        return SerializedDagModel.get_dag(dag_id, session=session)
-    return DBDagBag().get_latest_version_of_dag(dag_id, session=session)
+        stored = SerializedDagModel.get_dag(dag.dag_id, session=session)
+        if stored is not None:
+            return stored
+        dag_serialization, _ = serialization_classes()
+        return dag_serialization.from_dict(dag_serialization.to_dict(dag))
+    return DBDagBag().get_latest_version_of_dag(dag.dag_id, session=session)
 
 
 def serialization_classes() -> tuple[Any, Any]:

@@ -60,7 +60,7 @@ def clear_and_rerun(dag_run: Any, tasks: list[str | tuple[str, int]], downstream
 
     sdk_dag = getattr(upload_omics, dag_run.dag_id)
     with create_session() as session:
-        dag = latest_serialized_dag(dag_run.dag_id, session=session)
+        dag = latest_serialized_dag(sdk_dag, session=session)
         assert dag is not None
 
         def full_id(task: str) -> str:
