@@ -7,6 +7,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _INTEGRATION = "AWS HealthOmics"
+# The Airflow releases this package runs on: the Amazon provider's range (pyproject.toml declares the same).
+SUPPORTED_AIRFLOW = "2.11 to 3.3"
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -15,7 +17,8 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-provider-omics",
         "name": "AWS HealthOmics",
         "description": "Upload FASTQ, BAM, CRAM and uBAM files to AWS HealthOmics sequence stores as "
-        "mapped, resumable part uploads, then wait for the read set and verify its ETag.",
+        "mapped, resumable part uploads, then wait for the read set and verify its ETag. "
+        f"Runs on Apache Airflow {SUPPORTED_AIRFLOW}.",
         "versions": [__version__],
         "integrations": [
             {

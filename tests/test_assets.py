@@ -18,6 +18,9 @@ from airflow_provider_omics.assets.omics import (
     sequence_store_uri,
 )
 
+# In the compat suite (`make test-compat`): what every supported Airflow must do.
+pytestmark = pytest.mark.compat
+
 STORE_ARN = "arn:aws:omics:us-east-1:123456789012:sequenceStore/1234567890"
 URI = "omics://us-east-1/123456789012/sequence-store/1234567890"
 

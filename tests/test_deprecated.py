@@ -15,6 +15,9 @@ from airflow_provider_omics.readsets import request, run
 from airflow_provider_omics.sensors.omics import OmicsReadSetStatusSensor
 from airflow_provider_omics.utils import payloads
 
+# In the compat suite (`make test-compat`): what every supported Airflow must do.
+pytestmark = pytest.mark.compat
+
 
 def test_the_omics_run_module_warns_and_gives_the_same_operators_and_steps() -> None:
     sys.modules.pop("airflow_provider_omics.operators.omics_run", None)

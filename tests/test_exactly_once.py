@@ -41,6 +41,7 @@ def read_sets(emulator: OmicsEmulator, store_id: str) -> list[dict[str, Any]]:
     return emulator.client().list_read_sets(sequenceStoreId=store_id)["readSets"]
 
 
+@pytest.mark.compat
 def test_lost_complete_answer_is_recovered_into_the_one_read_set(
     airflow_db: Path, own_emulator: OmicsEmulator, store: str, tmp_path: Path
 ) -> None:
@@ -58,6 +59,7 @@ def test_lost_complete_answer_is_recovered_into_the_one_read_set(
     assert own_emulator.fault_counts.get("drop_response") == 1
 
 
+@pytest.mark.compat
 def test_create_whose_every_answer_is_lost_finds_its_upload_by_token(
     airflow_db: Path, own_emulator: OmicsEmulator, store: str, tmp_path: Path
 ) -> None:
@@ -88,6 +90,7 @@ def test_create_that_may_have_committed_is_aborted_by_the_teardown(
     assert read_sets(own_emulator, store) == []
 
 
+@pytest.mark.compat
 def test_rerun_of_a_run_that_stored_its_read_set_reuses_it(
     airflow_db: Path, own_emulator: OmicsEmulator, store: str, tmp_path: Path
 ) -> None:
@@ -109,6 +112,7 @@ def test_rerun_of_a_run_that_stored_its_read_set_reuses_it(
     assert_no_upload_left(own_emulator.client(), store)
 
 
+@pytest.mark.compat
 def test_clearing_the_part_tasks_and_downstream_reuses_the_read_set(
     airflow_db: Path, own_emulator: OmicsEmulator, store: str, tmp_path: Path
 ) -> None:

@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+# In the compat suite (`make test-compat`): what every supported Airflow must do.
+pytestmark = pytest.mark.compat
+
 EXAMPLES = Path(__file__).parents[1] / "example_dags"
 
 

@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+# In the compat suite (`make test-compat`): what every supported Airflow must do.
+pytestmark = pytest.mark.compat
+
 EXAMPLE = Path(__file__).parents[1] / "example_dags" / "omics_upload_sequencing_run.py"
 GOOD = {
     "sequence_store_id": "1234567890",

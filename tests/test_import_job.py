@@ -62,6 +62,7 @@ def _jobs(client: Any, store_id: str) -> list[dict[str, Any]]:
     return client.list_read_set_import_jobs(sequenceStoreId=store_id)["importJobs"]
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("dag_id", ["omics_import", "omics_import_deferrable"])
 def test_paired_fastq_and_a_bam_are_imported_from_s3(
     airflow_db: Path,
@@ -164,6 +165,7 @@ def test_a_source_that_fails_fails_the_task_by_name_and_the_others_are_reported(
     assert f"Imported: S1/S1-reads -> {imported[0]['read_set_id']}" in log
 
 
+@pytest.mark.compat
 def test_a_rerun_of_the_task_gets_back_its_job_instead_of_starting_another(
     airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, store_id: str, s3_staging: Any, tmp_path: Path
 ) -> None:

@@ -474,6 +474,7 @@ def _count_triggers(monkeypatch: pytest.MonkeyPatch, first: Any = None) -> list[
     return triggered
 
 
+@pytest.mark.compat
 def test_a_deferrable_import_waits_in_the_triggerer_and_resumes_with_its_job(
     airflow_db: Path,
     emulator: OmicsEmulator,

@@ -22,6 +22,7 @@ REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/
 # -- local sources -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("dag_id", ["omics_upload_operators", "omics_upload_group"])
 def test_local_gzipped_fastq_in_many_parts(
     airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, store_id: str, tmp_path: Path, dag_id: str
@@ -67,6 +68,7 @@ def test_local_gzipped_fastq_in_many_parts(
         assert asset_events(dag_run) == []
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("dag_id", ["omics_upload_operators", "omics_upload_group"])
 def test_paired_fastq_staged_on_s3(
     airflow_db: Path,
@@ -195,6 +197,7 @@ def test_part_task_that_fails_once_retries_into_a_correct_read_set(
     assert_uploaded(emulator.client(), store_id, {"SOURCE1": data})
 
 
+@pytest.mark.compat
 def test_run_that_fails_for_good_leaves_no_upload(
     airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, store_id: str, tmp_path: Path
 ) -> None:

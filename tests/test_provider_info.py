@@ -7,8 +7,13 @@ import inspect
 import json
 import pkgutil
 
+import pytest
+
 import airflow_provider_omics
 from airflow_provider_omics import get_provider_info
+
+# In the compat suite (`make test-compat`): what every supported Airflow must do.
+pytestmark = pytest.mark.compat
 
 
 def _classes(module_name: str, base: type) -> set[str]:
@@ -67,3 +72,22 @@ def test_airflow_discovers_the_provider_and_its_config() -> None:
     from airflow.configuration import conf
 
     assert conf.get("omics", "allowed_local_roots") == ""
+
+
+def test_the_supported_airflow_range_is_the_one_the_package_declares() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from airflow import __version__ as airflow_version
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    (airflow,) = [
+        Requirement(r) for r in pyproject["project"]["dependencies"] if Requirement(r).name == "apache-airflow"
+    ]
+    assert str(airflow.specifier) == "<4,>=2.11"
+    assert airflow_provider_omics.SUPPORTED_AIRFLOW == "2.11 to 3.3"
+    assert "Runs on Apache Airflow 2.11 to 3.3." in get_provider_info()["description"]
+    # The Airflow this suite runs on is one of them.
+    assert Version(airflow_version) in airflow.specifier

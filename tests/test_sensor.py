@@ -417,6 +417,7 @@ def deferred_to_triggers(read_set_id: str) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("deferrable", [False, True], ids=["blocking", "deferrable"])
 def test_dag_run_succeeds_once_the_read_set_is_active(
     sensor_dags_synced: None,
@@ -440,6 +441,7 @@ def test_dag_run_succeeds_once_the_read_set_is_active(
     )
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("deferrable", [False, True], ids=["blocking", "deferrable"])
 def test_dag_run_fails_without_retry_on_upload_failed(
     sensor_dags_synced: None,

@@ -207,6 +207,7 @@ def test_a_part_task_of_a_run_is_named_by_its_first_range_and_what_else_it_carri
     assert label(("S5/a", "SOURCE1", 1, 1, 1), ("S6/b", "SOURCE1", 1, 1, 1)) == "S5 read 1 part 1 of 1 (+1 sample)"
 
 
+@pytest.mark.compat
 def test_twelve_samples_from_a_manifest_on_s3_within_the_budget(
     airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, store_id: str, s3_staging: Any, tmp_path: Path
 ) -> None:
@@ -317,6 +318,7 @@ def test_checksums_too_many_for_xcom_are_read_back_from_the_service(
     assert_no_upload_left(client, store_id)
 
 
+@pytest.mark.compat
 def test_a_manifest_with_problems_fails_once_listing_every_row_and_creates_nothing(
     airflow_db: Path,
     emulator: OmicsEmulator,
@@ -354,6 +356,7 @@ def test_a_manifest_with_problems_fails_once_listing_every_row_and_creates_nothi
     assert_no_upload_left(client, store_id)
 
 
+@pytest.mark.compat
 def test_a_read_set_given_inline_is_a_run_of_one_sample(
     airflow_db: Path, emulator: OmicsEmulator, omics_conn: str, store_id: str, tmp_path: Path
 ) -> None:
@@ -420,6 +423,7 @@ def test_a_read_set_given_inline_is_checked_as_a_manifest_row_before_anything_ex
     assert_no_upload_left(client, store_id)
 
 
+@pytest.mark.compat
 def test_failing_samples_fail_alone_and_a_second_run_uploads_only_them(
     airflow_db: Path,
     emulator: OmicsEmulator,

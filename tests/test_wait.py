@@ -266,6 +266,7 @@ def test_the_list_looks_far_enough_back_for_clocks_that_disagree() -> None:
 # -- a run, its wait in the triggerer -------------------------------------------------------------------------------
 
 
+@pytest.mark.compat
 def test_a_deferrable_runs_wait_resumes_from_the_trigger_and_a_run_after_it_completes(
     airflow_db: Any,
     held: OmicsEmulator,
