@@ -387,6 +387,7 @@ def sensor_dags_synced(airflow_db: Path, omics_conn: None, store_id: str, settle
 def xcom_value(ti: Any, key: str) -> Any:
     """An XCom of the task instance as the API server reads it from the metadata database."""
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     from tests.compat import xcom_model
 
@@ -394,9 +395,13 @@ def xcom_value(ti: Any, key: str) -> Any:
 
     with create_session() as session:
         row = session.execute(
-            XComModel.get_many(
-                key=key, run_id=ti.run_id, dag_ids=ti.dag_id, task_ids=ti.task_id, map_indexes=ti.map_index
-            ).with_only_columns(XComModel.value)
+            select(XComModel.value).where(
+                XComModel.key == key,
+                XComModel.run_id == ti.run_id,
+                XComModel.dag_id == ti.dag_id,
+                XComModel.task_id == ti.task_id,
+                XComModel.map_index == ti.map_index,
+            )
         ).first()
     assert row is not None, f"no XCom {key!r}"
     return XComModel.deserialize_value(row)
