@@ -130,7 +130,11 @@ def test_short_reads(fastq: bytes, limit: int, compress: bool) -> None:
         (b"@r\nA\n+\nF\n", False, b"@r\nA\n+\nF\n"),
         (gzip.compress(b"", mtime=0), True, b""),
         (gzip.compress(b"@r\nA\n+\nF\n", mtime=0), True, b"@r\nA\n+\nF\n"),
-        (gzip.compress(b"@r\nA\n", mtime=0) + gzip.compress(b"", mtime=0) + gzip.compress(b"+\nF\n", mtime=0), True, b"@r\nA\n+\nF\n"),
+        (
+            gzip.compress(b"@r\nA\n", mtime=0) + gzip.compress(b"", mtime=0) + gzip.compress(b"+\nF\n", mtime=0),
+            True,
+            b"@r\nA\n+\nF\n",
+        ),
     ],
     ids=["empty", "one-byte", "lone-1f", "one-read", "gzip-of-nothing", "gzip-one-read", "with-empty-member"],
 )

@@ -405,7 +405,11 @@ def test_a_local_manifest_obeys_the_allow_lists(staging: Path, tmp_path: Path) -
 @pytest.mark.parametrize(
     ("name", "content", "expected"),
     [
-        ("m.csv", gzip.compress(b"sample_id,name\n", mtime=0), "is gzip-compressed (a .fastq.gz or a BAM?), not a manifest"),
+        (
+            "m.csv",
+            gzip.compress(b"sample_id,name\n", mtime=0),
+            "is gzip-compressed (a .fastq.gz or a BAM?), not a manifest",
+        ),
         ("m.csv", b"CRAM\x03\x00" + b"\0" * 20, "is a CRAM file, not a manifest"),
         ("m.csv", b"PK\x03\x04rest", "is a ZIP file (an Excel workbook?), not a manifest: save the sheet as 'CSV"),
         ("m.csv", "sample_id,subject_id\n".encode("utf-16"), "is UTF-16 text, not a manifest: save it as UTF-8"),
