@@ -4,6 +4,7 @@ service stored."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -30,6 +31,16 @@ class RecordingTaskInstance:
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
+
+
+# A terminal colour code: Airflow 3.0's dag.test() prints a task's error through rich.
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def console_words(capfd: pytest.CaptureFixture[str]) -> str:
+    """What the test printed so far, without terminal colours and with every run of whitespace one space: the words
+    of a task's error as each Airflow prints it (Airflow 3.0 colours the numbers and wraps long lines)."""
+    return " ".join(_COLOUR.sub("", "".join(capfd.readouterr())).split())
 
 
 def run_dag(dag_id: str, sources: list[str], logical_date: Any = None, **conf: Any) -> Any:

@@ -20,7 +20,7 @@ from airflow_provider_omics.task_groups import RUN_MAP_INDEX_TEMPLATE
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
 from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSource, RunSample
-from tests.helpers import assert_no_upload_left, asset_events, stored_bytes, task_states
+from tests.helpers import assert_no_upload_left, asset_events, console_words, stored_bytes, task_states
 
 REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"
 GROUP = "upload_sequencing_run"
@@ -459,7 +459,7 @@ def test_failing_samples_fail_alone_and_a_second_run_uploads_only_them(
     assert dag_run.state == "failed", states
     summary = _summary_of_failed(dag_run)
     assert summary["failed"] == {removed, invalid}, summary
-    log = "".join(capfd.readouterr())
+    log = console_words(capfd)
     assert "2 of 12 sample(s) failed" in log and removed in log and invalid in log
     reasons = {key: summary["samples"][key]["reason"] for key in (removed, invalid)}
     assert "UPLOAD_FAILED" in reasons[invalid] and "no longer exists" in reasons[removed], reasons

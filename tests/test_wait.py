@@ -276,6 +276,7 @@ def test_a_deferrable_runs_wait_resumes_from_the_trigger_and_a_run_after_it_comp
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     from tests.dags import upload_run
+    from tests.helpers import console_words
 
     lines = ["sample_id,subject_id,name,read1"]
     for name in ("W1", "W2"):
@@ -288,7 +289,7 @@ def test_a_deferrable_runs_wait_resumes_from_the_trigger_and_a_run_after_it_comp
     # Held in PROCESSING_UPLOAD: wait_active looks once, defers, the trigger gives up after its two rounds and the
     # resumed task (execute_complete, the only place that says so) fails retryably, naming the read sets.
     first = upload_run.omics_upload_run_deferrable.test(run_conf=conf)
-    log = "".join(capfd.readouterr())
+    log = console_words(capfd)
     states = {ti.task_id.rsplit(".", 1)[-1]: ti.state for ti in first.get_task_instances()}
     assert first.state == "failed" and states["wait_active"] == "failed", states
     client = held.client()

@@ -105,6 +105,13 @@ class OmicsUploadReadSetPartOperator(StagedSourceOperator):
     )
     ui_color = "#b9d7f0"
 
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """As ``BaseOperator.partial``, with this operator's labels unless told otherwise: Airflow 3.3 reads the
+        default from ``__init__``'s signature, earlier releases map with ``map_index_template=None``."""
+        kwargs.setdefault("map_index_template", DEFAULT_MAP_INDEX_TEMPLATE)
+        return super().partial(**kwargs)
+
     def __init__(
         self,
         *,
@@ -127,7 +134,6 @@ class OmicsUploadReadSetPartOperator(StagedSourceOperator):
         map_index_template: str | None = DEFAULT_MAP_INDEX_TEMPLATE,
         **kwargs: Any,
     ) -> None:
-        # A default in the signature is what reaches `.partial()`: Airflow reads operator defaults from it.
         super().__init__(map_index_template=map_index_template, **kwargs)
         self.sequence_store_id = sequence_store_id
         self.upload_id = upload_id
