@@ -27,8 +27,6 @@ AIRFLOW_V_3_1_PLUS: bool = get_base_airflow_version_tuple() >= (3, 1, 0)
 # Airflow 3.1.3 stores an asset event whose extra nests lists and dicts (apache/airflow#57352). Before it, an event
 # emitted through an asset alias with such an extra fails the task when it ends (apache/airflow#56882).
 AIRFLOW_V_3_1_3_PLUS: bool = get_base_airflow_version_tuple() >= (3, 1, 3)
-AIRFLOW_V_3_2_PLUS: bool = get_base_airflow_version_tuple() >= (3, 2, 0)
-AIRFLOW_V_3_3_PLUS: bool = get_base_airflow_version_tuple() >= (3, 3, 0)
 
 # An asset event's extra may hold lists and dicts (JSON); before Airflow 3.1.3 its values must be hashable.
 NESTED_ASSET_EVENT_EXTRA: bool = AIRFLOW_V_3_1_3_PLUS
@@ -43,8 +41,6 @@ __all__ = [
     "AIRFLOW_V_3_0_PLUS",
     "AIRFLOW_V_3_1_3_PLUS",
     "AIRFLOW_V_3_1_PLUS",
-    "AIRFLOW_V_3_2_PLUS",
-    "AIRFLOW_V_3_3_PLUS",
     "NESTED_ASSET_EVENT_EXTRA",
     "Asset",
     "AssetAlias",
