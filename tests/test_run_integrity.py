@@ -732,6 +732,9 @@ def test_an_import_run_retriggered_while_its_read_sets_are_processing_upload_sta
     try:
         first = _run("omics_integrity_import", **conf, wait_attempts=1)
         assert first.state == "failed"
+        # The first run gave up on its job; the job goes on reading its sources meanwhile.
+        (job,) = client.list_read_set_import_jobs(sequenceStoreId=store_id)["importJobs"]
+        emulator.wait_for_import_job_read_sets(job["id"])
         assert {rs["status"] for rs in _read_sets(client, store_id)} == {"PROCESSING_UPLOAD"}
         emulator.hold_activations(release_after_reads=1)
         second = _run("omics_integrity_import", **conf)

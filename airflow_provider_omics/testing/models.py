@@ -1026,6 +1026,11 @@ class OmicsBackend:
         """
         return self.import_job_worker.wait_for_status(job_id, statuses, timeout)
 
+    def wait_for_import_job_read_sets(self, job_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Block until import job ``job_id`` has written the read set of each source (or failed the source), in
+        whatever status their activations have reached; returns its GetReadSetImportJob answer (for tests)."""
+        return self.import_job_worker.wait_for_read_sets(job_id, timeout)
+
     def wait_for_import_jobs(self, timeout: float = 30.0) -> None:
         """Block until no import job is running (for tests); held jobs count as running."""
         self.import_job_worker.wait_idle(timeout)

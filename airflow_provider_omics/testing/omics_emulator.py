@@ -321,6 +321,13 @@ class OmicsEmulator:
         sleep; ``timeout`` only catches a hang (:class:`TimeoutError`)."""
         return self.model.wait_for_import_job(job_id, statuses, timeout)
 
+    def wait_for_import_job_read_sets(self, job_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Block until import job ``job_id`` has written the read set of each source (or failed the source), in
+        whatever status their activations have reached (:meth:`hold_activations` keeps them PROCESSING_UPLOAD);
+        returns its GetReadSetImportJob answer. It waits on the job's own changes; ``timeout`` only catches a
+        hang (:class:`TimeoutError`)."""
+        return self.model.wait_for_import_job_read_sets(job_id, timeout)
+
     def hold_requests(self, operation: str) -> None:
         """Hold every request of ``operation`` from now on, once its headers are read and before its body is,
         until :meth:`release_request`, :meth:`release_requests` or :meth:`open_requests` lets it through.

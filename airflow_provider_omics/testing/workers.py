@@ -443,6 +443,25 @@ class ImportJobWorker:
                 raise TimeoutError(f"import job {job_id} is {job.status}, not {' or '.join(sorted(wanted))}")
             return job.describe(state.read_sets)
 
+    def wait_for_read_sets(self, job_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Block until import job ``job_id`` has read every source: each one has its read set written (in
+        whatever status its activation has reached) or has FAILED. Returns its GetReadSetImportJob answer.
+
+        Waits on the job's changes, not on a clock (``timeout`` only catches a hang, as :class:`TimeoutError`).
+        """
+        state = self._state
+        with state.condition:
+            job = state.import_jobs[job_id]
+
+            def read() -> bool:
+                return all(
+                    source.status == "FAILED" or source.read_set_id in state.read_sets for source in job.sources
+                )
+
+            if not state.condition.wait_for(read, timeout):
+                raise TimeoutError(f"import job {job_id} ({job.status}) has not read all its sources")
+            return job.describe(state.read_sets)
+
     def wait_idle(self, timeout: float = 30.0) -> None:
         """Block until no import job is running; held jobs count as running."""
         _wait_for_threads(self.threads, self._state.condition, timeout, "read set import jobs")

@@ -348,8 +348,11 @@ def test_a_job_waits_for_held_activations(importer: OmicsEmulator, client: Any, 
     importer.hold_activations()
     job_id = start(client, store_id, [fastq_source(bucket.put("r.fq", fastq(10)))])
     # The read set exists, PROCESSING_UPLOAD; its job stays IN_PROGRESS until it settles.
-    source = importer.wait_for_import_job(job_id, "IN_PROGRESS")["sources"][0]
-    assert source["status"] == "IN_PROGRESS"
+    job = importer.wait_for_import_job_read_sets(job_id)
+    (source,) = job["sources"]
+    assert (job["status"], source["status"]) == ("IN_PROGRESS", "IN_PROGRESS")
+    meta = client.get_read_set_metadata(sequenceStoreId=store_id, id=source["readSetId"])
+    assert meta["status"] == "PROCESSING_UPLOAD"
     importer.release_activations()
     job = importer.wait_for_import_job(job_id, DONE)
     assert job["status"] == "COMPLETED"
