@@ -76,3 +76,13 @@ def asset_event_models() -> tuple[Any, Any, Any]:
     from airflow.models.dataset import DatasetEvent, DatasetModel
 
     return DatasetEvent, DatasetModel, DatasetEvent.dataset_id
+
+
+def dag_test(dag: Any, run_conf: dict[str, Any], logical_date: Any = None) -> Any:
+    """``dag.test()`` with ``run_conf``, at ``logical_date`` when given (a run there before is replaced): Airflow 3
+    takes the run's ``logical_date`` and ``run_after``, Airflow 2 its ``execution_date``."""
+    if logical_date is None:
+        return dag.test(run_conf=run_conf)
+    if AIRFLOW_V_3_0_PLUS:
+        return dag.test(run_conf=run_conf, logical_date=logical_date, run_after=logical_date)
+    return dag.test(run_conf=run_conf, execution_date=logical_date)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 TESTS_DIR = Path(__file__).parent
 DAGS_DIR = TESTS_DIR / "dags"
+EXAMPLE_DAGS_DIR = TESTS_DIR.parent / "example_dags"
 
 _home = Path(tempfile.mkdtemp(prefix="omics-airflow-home-"))
 os.environ["AIRFLOW_HOME"] = str(_home)
@@ -46,8 +47,33 @@ def airflow_db() -> Path:
     """Migrate the sqlite metadata database once per session; returns AIRFLOW_HOME."""
     from airflow.utils.db import resetdb
 
+    from airflow_provider_omics.version_compat import AIRFLOW_V_3_0_PLUS
+
     resetdb(skip_init=False)
+    if not AIRFLOW_V_3_0_PLUS:
+        # Airflow 2's dag.test() does not write the DAG to the database, and an event emitted through a dataset
+        # alias needs the alias there: record the DAG files once, as the scheduler's DAG processor would.
+        from tests.compat import dag_bag
+
+        for folder in (DAGS_DIR, EXAMPLE_DAGS_DIR):
+            bag = dag_bag(dag_folder=str(folder), include_examples=False)
+            assert not bag.import_errors, bag.import_errors
+            bag.sync_to_db()
     return _home
+
+
+@pytest.fixture(autouse=True)
+def _task_logs_reach_this_tests_output() -> Iterator[None]:
+    """Airflow 2's ``dag.test()`` prints task logs through a handler it adds to the ``airflow.task`` logger once per
+    process, bound to ``sys.stdout`` as it is then (one test's captured output): the handlers a test's runs added go
+    with the test, so that the next test's ``dag.test()`` prints into that test's own output."""
+    import logging
+
+    logger = logging.getLogger("airflow.task")
+    before = list(logger.handlers)
+    yield
+    for handler in [h for h in logger.handlers if h not in before]:
+        logger.removeHandler(handler)
 
 
 # The emulator every test gets unless it asks otherwise: a short activation, so read sets become ACTIVE quickly.

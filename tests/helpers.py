@@ -45,14 +45,13 @@ def console_words(capfd: pytest.CaptureFixture[str]) -> str:
 
 def run_dag(dag_id: str, sources: list[str], logical_date: Any = None, **conf: Any) -> Any:
     """Run a DAG of tests/dags/upload_omics.py; a ``logical_date`` run before is replaced (same run id)."""
+    from tests.compat import dag_test
     from tests.dags import upload_omics
 
     dag = getattr(upload_omics, dag_id)
     # Every param given every time: a run must not inherit the conf of the run before it.
     run_conf = {**upload_omics.PARAMS, "read1": sources[0], "read2": sources[1] if len(sources) > 1 else "", **conf}
-    if logical_date is not None:
-        return dag.test(run_conf=run_conf, logical_date=logical_date, run_after=logical_date)
-    return dag.test(run_conf=run_conf)
+    return dag_test(dag, run_conf, logical_date)
 
 
 def clear_and_rerun(dag_run: Any, tasks: list[str | tuple[str, int]], downstream: bool) -> Any:

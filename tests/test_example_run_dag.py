@@ -52,7 +52,9 @@ def test_the_run_is_one_task_per_step_and_one_mapped_upload(dag: Any) -> None:
         "summary",
         "import",
     }
-    mapped = [t.task_id for t in dag.tasks if getattr(t, "is_mapped", False)]
+    from airflow.providers.common.compat.sdk import MappedOperator
+
+    mapped = [t.task_id for t in dag.tasks if isinstance(t, MappedOperator)]
     assert [m.rsplit(".", 1)[-1] for m in mapped] == ["upload_parts"]
 
 

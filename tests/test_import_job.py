@@ -27,13 +27,12 @@ pytestmark = pytest.mark.emulator_reads_s3
 
 
 def _run(dag_id: str, logical_date: datetime | None = None, **conf: Any) -> Any:
+    from tests.compat import dag_test
     from tests.dags import import_s3
 
     dag = getattr(import_s3, dag_id)
     run_conf = {**import_s3.PARAMS, **conf}
-    if logical_date is not None:
-        return dag.test(run_conf=run_conf, logical_date=logical_date, run_after=logical_date)
-    return dag.test(run_conf=run_conf)
+    return dag_test(dag, run_conf, logical_date)
 
 
 def _stage(s3_staging: Any, path: Path, key: str) -> str:

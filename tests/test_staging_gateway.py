@@ -333,11 +333,12 @@ def test_an_s3_summary_goes_to_the_canonical_key_within_the_allowed_prefixes(
 
 
 def _run(dag_id: str, logical_date: datetime, **conf: Any) -> Any:
+    from tests.compat import dag_test
     from tests.dags import upload_run
 
     dag = getattr(upload_run, dag_id)
     # A manual run's id is made of the date it runs after: the same date gives two DAGs the same run id.
-    return dag.test(run_after=logical_date, logical_date=logical_date, run_conf={**upload_run.PARAMS, **conf})
+    return dag_test(dag, {**upload_run.PARAMS, **conf}, logical_date)
 
 
 def _stage(tmp_path: Path, sample_id: str = "S1", name: str = "S1") -> Path:
