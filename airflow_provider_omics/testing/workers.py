@@ -454,9 +454,7 @@ class ImportJobWorker:
             job = state.import_jobs[job_id]
 
             def read() -> bool:
-                return all(
-                    source.status == "FAILED" or source.read_set_id in state.read_sets for source in job.sources
-                )
+                return all(source.status == "FAILED" or source.read_set_id in state.read_sets for source in job.sources)
 
             if not state.condition.wait_for(read, timeout):
                 raise TimeoutError(f"import job {job_id} ({job.status}) has not read all its sources")
