@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
 import socket
@@ -31,6 +32,12 @@ os.environ["AIRFLOW_HOME"] = str(_home)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_DIR)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+# Read without importing Airflow: its configuration is read at import, from the variables set here.
+AIRFLOW_2 = int(importlib.metadata.version("apache-airflow").split(".")[0]) < 3
+if AIRFLOW_2:
+    # Airflow 2's unit-test configuration names the LocalExecutor, which refuses sqlite (a sensor in reschedule
+    # mode asks the executor); Airflow 3 runs the LocalExecutor on sqlite.
+    os.environ["AIRFLOW__CORE__EXECUTOR"] = "SequentialExecutor"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_home}/airflow.db"
 os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(_home / "logs")
 # Clients built by libraries we do not configure (AWS's uploader) must not prepend host prefixes.
@@ -64,16 +71,23 @@ def airflow_db() -> Path:
 
 @pytest.fixture(autouse=True)
 def _task_logs_reach_this_tests_output() -> Iterator[None]:
-    """Airflow 2's ``dag.test()`` prints task logs through a handler it adds to the ``airflow.task`` logger once per
-    process, bound to ``sys.stdout`` as it is then (one test's captured output): the handlers a test's runs added go
-    with the test, so that the next test's ``dag.test()`` prints into that test's own output."""
+    """Airflow 2's ``dag.test()`` prints task logs through a plain StreamHandler it adds to the ``airflow.task``
+    logger once per process, bound to ``sys.stdout`` as it is then (one test's captured output, or a module
+    fixture's): each test starts without one, so that its ``dag.test()`` prints into the test's own output."""
     import logging
 
     logger = logging.getLogger("airflow.task")
-    before = list(logger.handlers)
+
+    def drop_dag_test_handlers() -> None:
+        for handler in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
+            logger.removeHandler(handler)
+
+    if not AIRFLOW_2:
+        yield
+        return
+    drop_dag_test_handlers()
     yield
-    for handler in [h for h in logger.handlers if h not in before]:
-        logger.removeHandler(handler)
+    drop_dag_test_handlers()
 
 
 # The emulator every test gets unless it asks otherwise: a short activation, so read sets become ACTIVE quickly.

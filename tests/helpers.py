@@ -65,7 +65,7 @@ def clear_and_rerun(dag_run: Any, tasks: list[str | tuple[str, int]], downstream
     from airflow.utils.state import DagRunState, TaskInstanceState
     from sqlalchemy import select
 
-    from tests.compat import latest_serialized_dag, run_task_as_dag_test, serialization_classes
+    from tests.compat import clear_dag_run_tasks, latest_serialized_dag, run_task_as_dag_test, serialization_classes
     from tests.dags import upload_omics
 
     sdk_dag = getattr(upload_omics, dag_run.dag_id)
@@ -81,14 +81,15 @@ def clear_and_rerun(dag_run: Any, tasks: list[str | tuple[str, int]], downstream
         ]
         if downstream:
             plain = {t if isinstance(t, str) else t[0] for t in selected}
-            subset = dag.partial_subset(task_ids=plain, include_downstream=True, include_upstream=False)
+            # The task ids go first and unnamed: Airflow 2 names them task_ids_or_regex.
+            subset = dag.partial_subset(plain, include_downstream=True, include_upstream=False)
             selected += [tid for tid in subset.task_dict if tid not in plain]
         dag_serialization, operator_serialization = serialization_classes()
         # Clearing loads DAGs without operator links and leaves that switch set for the whole process: put it
         # back, or DAGs deserialized later in this process (tests/test_links.py) lose their links.
         load_links = dag_serialization._load_operator_extra_links, operator_serialization._load_operator_extra_links
         try:
-            dag.clear(task_ids=selected, run_id=dag_run.run_id, session=session)
+            clear_dag_run_tasks(dag, selected, dag_run, session)
         finally:
             dag_serialization._load_operator_extra_links, operator_serialization._load_operator_extra_links = load_links
     stalled = 0

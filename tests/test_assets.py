@@ -48,12 +48,23 @@ def test_anything_else_than_a_store_arn_is_refused_with_the_expected_form(arn: s
         sequence_store_asset(arn)
 
 
+def _refusal(uri: str) -> str:
+    """What Airflow says of a URI the scheme's normalizer refuses. Airflow 3 raises it; Airflow 2 warns with it (and
+    raises only with ``[core] strict_dataset_uri_validation``)."""
+    if AIRFLOW_V_3_0_PLUS:
+        with pytest.raises(ValueError) as refused:
+            Asset(uri)
+        return str(refused.value)
+    with pytest.warns(UserWarning, match="is not AIP-60 compliant") as warned:
+        Asset(uri)
+    return next(str(w.message) for w in warned if "AIP-60" in str(w.message))
+
+
 def test_airflow_normalizes_the_scheme_through_the_provider(airflow_db: Path) -> None:
     assert Asset("omics://US-EAST-1/123456789012/sequence-store/1234567890/").uri == URI
-    with pytest.raises(ValueError, match="the path must be /<12-digit account>/sequence-store/"):
-        Asset("omics://us-east-1/1234/sequence-store/1234567890")
-    with pytest.raises(ValueError, match="the host must be an AWS region"):
-        Asset("omics://bucket/123456789012/sequence-store/1234567890")
+    refusal = _refusal("omics://us-east-1/1234/sequence-store/1234567890")
+    assert "the path must be /<12-digit account>/sequence-store/" in refusal
+    assert "the host must be an AWS region" in _refusal("omics://bucket/123456789012/sequence-store/1234567890")
 
 
 def test_the_event_extra_lists_each_read_set_with_its_etags() -> None:

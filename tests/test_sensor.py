@@ -30,6 +30,7 @@ from airflow_provider_omics.sensors.omics import OmicsReadSetStatusSensor
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.triggers.omics import OmicsReadSetActiveTrigger
 from airflow_provider_omics.version_compat import AIRFLOW_V_3_1_PLUS
+from tests.compat import dag_test, rendered_link
 from tests.helpers import CONN_ID, console_words, use_omics_connection
 
 WAITER_JSON = Path(airflow_provider_omics.__file__).parent / "waiters" / "omics.json"
@@ -372,9 +373,14 @@ def run_sensor_dag(deferrable: bool, store_id: str, read_set_id: str) -> tuple[A
     """Run the sensor DAG with ``dag.test()``; returns the DAG run and the sensor's task instance."""
     module = load_dag_module()
     dag = getattr(module, module.SENSOR_DAG_IDS[deferrable])
-    dag_run = dag.test(run_conf={"sequence_store_id": store_id, "read_set_id": read_set_id})
+    dag_run = dag_test(dag, {"sequence_store_id": store_id, "read_set_id": read_set_id})
     (ti,) = dag_run.get_task_instances()
     return dag_run, ti
+
+
+def sensor_task(deferrable: bool) -> Any:
+    module = load_dag_module()
+    return getattr(module, module.SENSOR_DAG_IDS[deferrable]).get_task("wait_active")
 
 
 @pytest.fixture(scope="module")
@@ -385,40 +391,13 @@ def sensor_dags_synced(airflow_db: Path, omics_conn: None, store_id: str, settle
     assert dag_run.state == "success"
 
 
-def xcom_value(ti: Any, key: str) -> Any:
-    """An XCom of the task instance as the API server reads it from the metadata database."""
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    from tests.compat import xcom_model
-
-    XComModel = xcom_model()
-
-    with create_session() as session:
-        row = session.execute(
-            select(XComModel.value).where(
-                XComModel.key == key,
-                XComModel.run_id == ti.run_id,
-                XComModel.dag_id == ti.dag_id,
-                XComModel.task_id == ti.task_id,
-                XComModel.map_index == ti.map_index,
-            )
-        ).first()
-    assert row is not None, f"no XCom {key!r}"
-    return XComModel.deserialize_value(row)
-
-
 def deferred_to_triggers(read_set_id: str) -> list[dict[str, Any]]:
     """The read set's part of each OmicsReadSetActiveTrigger that a task deferred to for ``read_set_id``."""
-    from airflow.models.trigger import Trigger
-    from airflow.utils.session import create_session
+    from tests.compat import deferred_triggers
 
-    classpath = f"{OmicsReadSetActiveTrigger.__module__}.{OmicsReadSetActiveTrigger.__qualname__}"
-    with create_session() as session:
-        kwargs = [trigger.kwargs for trigger in session.query(Trigger).filter(Trigger.classpath == classpath)]
     return [
         {"sequence_store_id": kw["sequence_store_id"], "read_set_id": kw["read_set_id"]}
-        for kw in kwargs
+        for kw in deferred_triggers(OmicsReadSetActiveTrigger)
         if kw["read_set_id"] == read_set_id
     ]
 
@@ -441,8 +420,8 @@ def test_dag_run_succeeds_once_the_read_set_is_active(
     assert ti.try_number == 1
     if deferrable:
         assert deferred_to_triggers(read_set_id) == [{"sequence_store_id": store_id, "read_set_id": read_set_id}]
-    # What the UI shows: the task runner renders the link into this XCom when the task finishes.
-    assert xcom_value(ti, OmicsReadSetLink().xcom_key) == (
+    # What the UI shows.
+    assert rendered_link(OmicsReadSetLink(), sensor_task(deferrable), ti) == (
         f"https://console.aws.amazon.com/omics/home?region=us-east-1#/sequenceStore/{store_id}/readSet/{read_set_id}"
     )
 
