@@ -92,7 +92,8 @@ def child_env(endpoint_url: str, workdir: Path) -> dict[str, str]:
     env = dict(os.environ)
     home = workdir / "airflow-home"
     home.mkdir(parents=True, exist_ok=True)
-    extra = {"endpoint_url": endpoint_url, "region_name": REGION}
+    # The emulator enforces no quotas here: no client-side pacing either (hooks/pacing.py).
+    extra = {"endpoint_url": endpoint_url, "region_name": REGION, "omics_quotas": "off"}
     env.update(
         {
             "AIRFLOW_HOME": str(home),

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_omics.testing import emulator_client
+from airflow_provider_omics.testing import emulator_admin, emulator_client
 from airflow_provider_omics.testing.cli import spawn
 from airflow_provider_omics.testing.samples import write_fastq
 from airflow_provider_omics.version_compat import AIRFLOW_V_3_0_PLUS
@@ -67,8 +67,8 @@ def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     staging = WORK / "staging"
     staging.mkdir(parents=True)
-    print("1. Starting the HealthOmics emulator in its own process ...")
-    emulator, endpoint = spawn(WORK / "emulator", activation_delay=0.2)
+    print("1. Starting the HealthOmics emulator in its own process, with the service's API quotas ...")
+    emulator, endpoint = spawn(WORK / "emulator", activation_delay=0.2, extra_args=["--quotas", "default"])
     try:
         print(f"   {endpoint}")
         client = emulator_client(endpoint)
@@ -143,6 +143,10 @@ def main() -> int:
             print(f"   {source} ETag {stored} " + verdict.format(path.name))
         uploads = client.list_multipart_read_set_uploads(sequenceStoreId=store_id)["uploads"]
         print(f"   uploads left in progress: {len(uploads)}")
+        counts = emulator_admin(endpoint, "quotas")["counts"]
+        calls = sum(c["calls"] for c in counts.values())
+        throttled = {operation: c["throttled"] for operation, c in counts.items() if c["throttled"]}
+        print(f"   API calls: {calls}, throttled by the quotas: {sum(throttled.values())} {throttled or ''}".rstrip())
         success = runs[0]["state"] == "success" and metadata["status"] == "ACTIVE" and matched and not uploads
         print("Demo " + ("succeeded: the stored read set is the staged data." if success else "FAILED."))
         return 0 if success else 1

@@ -13,10 +13,17 @@ import pytest
 CONN_ID = "omics_test"
 
 
+# The extra of a connection to an emulator without quotas: no client-side pacing (hooks/pacing.py).
+UNPACED: dict[str, Any] = {"omics_quotas": "off"}
+
+
 def use_omics_connection(monkeypatch: pytest.MonkeyPatch, endpoint_url: str, **conn: Any) -> str:
     """Define the ``omics_test`` connection as users do (an AIRFLOW_CONN_ variable, the endpoint in its extra) for
-    the test; ``conn`` adds fields (``login``, ``password``) and ``extra`` entries. Returns the connection id."""
-    extra = {"endpoint_url": endpoint_url, "region_name": "us-east-1", **conn.pop("extra", {})}
+    the test; ``conn`` adds fields (``login``, ``password``) and ``extra`` entries. Returns the connection id.
+
+    The test emulators enforce no quotas, so the connection does not pace its calls (``omics_quotas`` off) unless
+    ``extra`` says otherwise."""
+    extra = {"endpoint_url": endpoint_url, "region_name": "us-east-1", **UNPACED, **conn.pop("extra", {})}
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({"conn_type": "aws", "extra": extra, **conn}))
     return CONN_ID
 

@@ -17,7 +17,15 @@ import pytest
 
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
-from tests.helpers import assert_no_upload_left, clear_and_rerun, run_dag, stored_bytes, summary_row, task_states
+from tests.helpers import (
+    UNPACED,
+    assert_no_upload_left,
+    clear_and_rerun,
+    run_dag,
+    stored_bytes,
+    summary_row,
+    task_states,
+)
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/omics-import"
 REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"
@@ -181,7 +189,7 @@ def test_a_path_switch_between_tries_reuses_the_read_set_the_other_path_stored(
 ) -> None:
     """The role comes from the connection's extra; it is removed and the whole group cleared: the plan now chooses
     a direct upload, whose create finds the read set the import stored (the same request token) and reuses it."""
-    extra = {"endpoint_url": emulator.endpoint_url, "region_name": "us-east-1"}
+    extra = {"endpoint_url": emulator.endpoint_url, "region_name": "us-east-1", **UNPACED}
     monkeypatch.setenv(
         "AIRFLOW_CONN_OMICS_TEST",
         json.dumps({"conn_type": "aws", "extra": {**extra, "omics_import_role_arn": ROLE_ARN}}),

@@ -14,7 +14,7 @@ import pytest
 from airflow_provider_omics.assets.omics import event_read_sets
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
-from tests.helpers import assert_no_upload_left, assert_uploaded, asset_events, run_dag, task_states
+from tests.helpers import UNPACED, assert_no_upload_left, assert_uploaded, asset_events, run_dag, task_states
 
 REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"
 
@@ -175,6 +175,7 @@ def test_part_task_that_fails_once_retries_into_a_correct_read_set(
         "endpoint_url": emulator.endpoint_url,
         "region_name": "us-east-1",
         "config_kwargs": {"retries": {"mode": "standard", "total_max_attempts": 1}},
+        **UNPACED,
     }
     monkeypatch.setenv("AIRFLOW_CONN_OMICS_TEST", json.dumps({"conn_type": "aws", "extra": extra}))
     monkeypatch.setattr(omics_hook, "PART_RETRY_DELAY", 0.0)

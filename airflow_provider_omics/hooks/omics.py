@@ -21,6 +21,7 @@ import botocore.config
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.exceptions import ClientError, HTTPClientError, WaiterError
 
+from airflow_provider_omics.hooks.pacing import HostPacer, host_pacers, pace_client, quotas_from_extra
 from airflow_provider_omics.staging.reports import write_report
 from airflow_provider_omics.staging.sources import (
     Fingerprint,
@@ -182,6 +183,10 @@ class OmicsHook(AwsBaseHook):
     ``inject_host_prefix=False``: botocore would otherwise prepend ``storage-``/``control-storage-`` to the
     endpoint's host name.
 
+    Its clients pace their calls within the service's API quotas, shared with every process of the host
+    (:mod:`~airflow_provider_omics.hooks.pacing`); the connection's extra ``omics_quotas`` gives raised quotas
+    (``{"UploadReadSetPart": 50}``) or turns the pacing off (``"off"``).
+
     :param source_aws_conn_id: connection used to read ``s3://`` staged sources; defaults to ``aws_conn_id``.
     """
 
@@ -211,6 +216,25 @@ class OmicsHook(AwsBaseHook):
         if self.endpoint_url:
             config = config.merge(botocore.config.Config(inject_host_prefix=False))
         return config
+
+    def get_client_type(
+        self, region_name: str | None = None, config: botocore.config.Config | None = None, deferrable: bool = False
+    ) -> Any:
+        """The client :class:`AwsBaseHook` builds, its calls paced (not a trigger's asynchronous client)."""
+        pacers = self.pacers
+        client = super().get_client_type(region_name=region_name, config=config, deferrable=deferrable)
+        if not deferrable:
+            pace_client(client, pacers)
+        return client
+
+    @cached_property
+    def pacers(self) -> dict[str, HostPacer]:
+        """The host's pacer of each operation with a quota, by the connection's ``omics_quotas`` (none when
+        ``"off"``). A bad ``omics_quotas`` raises ValueError here, before any call."""
+        quotas = quotas_from_extra(self.conn_config.extra_config)
+        if quotas is None:
+            return {}
+        return host_pacers(self.endpoint_url or f"omics.{self.region_name}", quotas)
 
     def get_upload_client(self, max_concurrency: int) -> OmicsClient:
         """A client whose connection pool fits ``max_concurrency`` parts in flight at once.

@@ -7,7 +7,9 @@ prints ``OmicsEmulator listening on http://127.0.0.1:8787`` once it accepts requ
 SIGTERM or SIGINT. ``--hold-activations`` starts it with read sets held in PROCESSING_UPLOAD (release them
 with ``POST /_emulator/activations {"hold": false}``). ``--s3-endpoint-url`` names the S3 endpoint that read set
 import jobs read from; ``--hold-import-jobs`` starts it with import jobs held at SUBMITTED (release them with
-``POST /_emulator/importjobs {"hold": false}``).
+``POST /_emulator/importjobs {"hold": false}``). ``--quotas default`` enforces the service's API quotas
+(ThrottlingException above them), ``--quota UploadReadSetPart=20`` raises one, ``--quota-time-scale 10`` runs them
+ten times faster.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
 from airflow_provider_omics.testing.omics_emulator import OmicsEmulator
+from airflow_provider_omics.testing.quotas import QuotaConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +68,26 @@ def main(argv: list[str] | None = None) -> int:
         metavar="STATUS",
         help="keep import jobs at SUBMITTED (or the STATUS given) until released (POST /_emulator/importjobs)",
     )
+    parser.add_argument(
+        "--quotas",
+        choices=("off", "default"),
+        default="off",
+        help="enforce the service's API quotas per operation (default: off)",
+    )
+    parser.add_argument(
+        "--quota",
+        action="append",
+        default=[],
+        metavar="OPERATION=TPS",
+        help="with --quotas default: this operation's quota instead of the service's (repeatable)",
+    )
+    parser.add_argument(
+        "--quota-time-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="with --quotas default: every quota X times higher (a benchmark's time scale)",
+    )
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     if (args.access_key is None) != (args.secret_key is None):
@@ -72,6 +96,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--release-after-reads takes a positive number and goes with --hold-activations")
     if (args.s3_access_key is None) != (args.s3_secret_key is None):
         parser.error("give both --s3-access-key and --s3-secret-key, or neither")
+    quotas = None
+    if args.quotas == "default":
+        try:
+            overrides = {op: float(tps) for op, _, tps in (item.partition("=") for item in args.quota)}
+            quotas = QuotaConfig.default(overrides, time_scale=args.quota_time_scale)
+        except ValueError as err:
+            parser.error(f"--quota takes OPERATION=TPS: {err}")
+    elif args.quota or args.quota_time_scale != 1.0:
+        parser.error("--quota and --quota-time-scale go with --quotas default")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     emulator = OmicsEmulator(
@@ -86,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         s3_region=args.s3_region,
         s3_access_key=args.s3_access_key,
         s3_secret_key=args.s3_secret_key,
+        quotas=quotas,
     )
     if args.hold_activations:
         emulator.hold_activations(release_after_reads=args.release_after_reads)
@@ -116,17 +150,20 @@ def spawn(
     activation_delay: float = 0.2,
     start_new_session: bool = False,
     s3_endpoint_url: str | None = None,
+    extra_args: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[str], str]:
     """Start this command line in its own process and wait until it serves; returns the process and its URL.
 
     For demos and benchmarks whose Airflow workers (or measurements) must see the emulator as another process.
     ``s3_endpoint_url``: where its read set import jobs read from (S3 keys come from the environment).
+    ``extra_args``: more of this command line's options (``["--quotas", "default"]``, say).
     """
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "airflow_provider_omics.testing.emulator", "--host", host, "--port", str(port)),
             *("--data-dir", str(data_dir), "--activation-delay", str(activation_delay)),
             *(("--s3-endpoint-url", s3_endpoint_url) if s3_endpoint_url else ()),
+            *extra_args,
         ],
         stdout=subprocess.PIPE,
         text=True,

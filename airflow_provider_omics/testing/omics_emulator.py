@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import threading
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -39,6 +39,7 @@ from airflow_provider_omics.testing.auth import SigV4Verifier
 from airflow_provider_omics.testing.faults import FaultConfig, FaultInjector, HeldRequest
 from airflow_provider_omics.testing.gates import check_import_hold, check_release_after_reads
 from airflow_provider_omics.testing.models import OmicsBackend
+from airflow_provider_omics.testing.quotas import QuotaConfig, QuotaEnforcer
 from airflow_provider_omics.testing.responses import OmicsHTTPServer
 
 DUMMY_ACCESS_KEY = "testing"
@@ -103,6 +104,9 @@ class OmicsEmulator:
     :param s3_region: the region of the S3 client (default: ``region``).
     :param s3_access_key: with ``s3_secret_key``, the S3 client's keys; without them, boto3's credential chain
         (moto's server takes any keys).
+    :param quotas: the service's API quotas, answered with ThrottlingException above them (:mod:`.quotas`):
+        ``"default"`` (the service's defaults), a mapping of operation to TPS (the defaults with those
+        overrides), a :class:`~.quotas.QuotaConfig` (a time scale, say), or ``None`` (the default: no quotas).
     """
 
     def __init__(
@@ -120,6 +124,7 @@ class OmicsEmulator:
         s3_region: str | None = None,
         s3_access_key: str | None = None,
         s3_secret_key: str | None = None,
+        quotas: str | Mapping[str, float] | QuotaConfig | None = None,
     ) -> None:
         if (access_key is None) != (secret_key is None):
             raise ValueError("give both access_key and secret_key, or neither")
@@ -137,6 +142,7 @@ class OmicsEmulator:
         self.s3_region = s3_region
         self._s3_keys = (s3_access_key, s3_secret_key)
         self._faults = FaultInjector(faults)
+        self._quotas = QuotaEnforcer(QuotaConfig.of(quotas))
         self._server: OmicsHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._backend: OmicsBackend | None = None
@@ -167,7 +173,7 @@ class OmicsEmulator:
         verifier = None
         if self.access_key is not None and self.secret_key is not None:
             verifier = SigV4Verifier(self.access_key, self.secret_key)
-        self._server = OmicsHTTPServer((self.host, self._port), backend, self._faults, verifier)
+        self._server = OmicsHTTPServer((self.host, self._port), backend, self._faults, verifier, self._quotas)
         self._backend = backend
         if self._hold_at_start is not None:
             backend.hold_activations(release_after_reads=self._hold_at_start[0])
@@ -265,6 +271,21 @@ class OmicsEmulator:
     def fault_counts(self) -> dict[str, int]:
         """How many of each fault were injected: error names, ``"drop"``, ``"drop_response"`` and ``"latency"``."""
         return self._faults.counts
+
+    def set_quotas(self, quotas: str | Mapping[str, float] | QuotaConfig | None) -> None:
+        """Enforce these quotas from now on (see the ``quotas`` parameter); ``None`` turns them off."""
+        self._quotas.set_config(QuotaConfig.of(quotas))
+
+    @property
+    def quotas(self) -> QuotaConfig | None:
+        return self._quotas.config
+
+    def quota_counts(self) -> dict[str, dict[str, int]]:
+        """``{operation: {"calls": n, "throttled": m}}``: every call served so far, quotas on or off."""
+        return self._quotas.counts()
+
+    def reset_quota_counts(self) -> None:
+        self._quotas.reset_counts()
 
     def inject(self, error: str, operation: str | None = None, count: int = 1) -> None:
         """Answer the next ``count`` requests (of ``operation``, or any) with ``error``, or ``"drop"`` them

@@ -23,6 +23,10 @@ nor subject to faults nor held:
 - ``GET``/``POST /_emulator/importjobs``: the import job hold, ``{"hold": true, "at": "SUBMITTED" |
   "IN_PROGRESS", "release_after_reads": n}`` (``at`` SUBMITTED unless given) or ``{"hold": false}``; answers
   ``{"hold", "at", "release_after_reads"}``.
+- ``GET``/``POST /_emulator/quotas``: the API quotas (:mod:`.quotas`) and the calls and throttled calls per
+  operation, ``{"quotas": {"rates", "time_scale", "burst_seconds"} | null, "counts": {...}}``; ``POST`` takes
+  ``{"quotas": "default" | "off" | {"rates": {operation: tps}, "time_scale": x}}`` and/or ``{"reset_counts":
+  true}``.
 - ``GET``/``POST /_emulator/requests``: the request gate (:class:`~.faults.RequestGate`). ``GET`` answers
   ``{"holding": [operation, ...], "held": [{"id", "operation", "client_host", "client_port", "path",
   "query", "held_at"}, ...]}``; ``POST`` takes ``{"action": "hold", "operation": op}`` (close the gate for
@@ -57,6 +61,7 @@ from airflow_provider_omics.testing.exceptions import (
     InternalServerException,
     NotSupportedOperationException,
     OmicsError,
+    ThrottlingException,
     ValidationException,
     error_for,
 )
@@ -72,6 +77,8 @@ from airflow_provider_omics.testing.models import (
     ReadSetUploadPartFilter,
     SequenceStoreFilter,
 )
+from airflow_provider_omics.testing.quotas import QuotaConfig, QuotaEnforcer
+from airflow_provider_omics.testing.shapes import ACCOUNT_ID
 
 log = logging.getLogger(__name__)
 
@@ -386,10 +393,12 @@ class OmicsHTTPServer(ThreadingHTTPServer):
         backend: OmicsBackend,
         faults: FaultInjector,
         verifier: SigV4Verifier | None,
+        quotas: QuotaEnforcer | None = None,
     ) -> None:
         self.backend = backend
         self.faults = faults
         self.verifier = verifier
+        self.quotas = quotas if quotas is not None else QuotaEnforcer()
         self._connections: set[socket.socket] = set()
         super().__init__(address, OmicsRequestHandler)
 
@@ -590,6 +599,8 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
         raw = None if streaming else body.read_all()
         if self.server.verifier is not None:
             self._authenticate(self.server.verifier, body, raw, streaming)
+        if not self.server.quotas.admit(ACCOUNT_ID, route.operation):
+            raise ThrottlingException("Rate exceeded")
         fault = self.server.faults.decide(route.operation)
         if fault.latency:
             time.sleep(fault.latency)
@@ -792,6 +803,16 @@ class OmicsRequestHandler(BaseHTTPRequestHandler):
             elif path == "/_emulator/importjobs" and self.command == "POST":
                 self._set_import_job_hold(data)
                 self._send_json(self.server.backend.import_job_hold)
+            elif path == "/_emulator/quotas" and self.command == "GET":
+                self._send_json(self.server.quotas.state())
+            elif path == "/_emulator/quotas" and self.command == "POST":
+                if "quotas" in data:
+                    quotas = data["quotas"]
+                    config = QuotaConfig.from_dict(quotas) if isinstance(quotas, dict) else QuotaConfig.of(quotas)
+                    self.server.quotas.set_config(config)
+                if data.get("reset_counts"):
+                    self.server.quotas.reset_counts()
+                self._send_json(self.server.quotas.state())
             elif path == "/_emulator/requests" and self.command == "GET":
                 self._send_json(self._gate_state())
             elif path == "/_emulator/requests" and self.command == "POST":
