@@ -66,7 +66,8 @@ from typing import Any
 
 import psutil
 
-from airflow_provider_omics.testing import emulator_client
+from airflow_provider_omics.hooks.pacing import SERVICE_QUOTAS
+from airflow_provider_omics.testing import emulator_admin, emulator_client
 from airflow_provider_omics.testing.deployment import REGION, AirflowDeployment
 from airflow_provider_omics.testing.samples import fastq_records
 
@@ -86,6 +87,9 @@ CACHE_VERSION = 1
 TARGET_EXTRA_TASKS = 12
 TARGET_RATIO = 2.0
 TARGET_DIGEST_RATIO = 1.15
+# --quotas: files of at least 50 parts of 1 MiB, so that two cores can drive the part quota.
+QUOTA_FILE_MIB = 52
+TARGET_QUOTA_RATIO = 1.25
 
 # The LocalExecutor's supervisor logs how long each workload held its worker slot, task process included.
 _WORKLOAD_FINISHED = "Workload finished"
@@ -325,7 +329,15 @@ def wait_for_quiet(
 class Deployment(AirflowDeployment):
     """The emulator and Airflow's api-server, dag-processor and scheduler, each a process group of its own."""
 
-    def __init__(self, workdir: Path, parallelism: int, staging: Path, settings: dict[str, str]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        parallelism: int,
+        staging: Path,
+        settings: dict[str, str],
+        quota_time_scale: float | None = None,
+    ) -> None:
+        self.quota_time_scale = quota_time_scale
         super().__init__(
             workdir,
             [DAG_FILE],
@@ -344,8 +356,22 @@ class Deployment(AirflowDeployment):
 
     def start_all(self) -> None:
         started = time.monotonic()
-        self.start_emulator(self.emulator_dir, activation_delay=0)
-        conn = {"conn_type": "aws", "extra": {"endpoint_url": self.endpoint_url, "region_name": REGION}}
+        extra: dict[str, Any] = {"region_name": REGION}
+        if self.quota_time_scale is None:
+            # No quotas: the emulator enforces none, the provider paces nothing (hooks/pacing.py).
+            self.start_emulator(self.emulator_dir, activation_delay=0)
+            extra["omics_quotas"] = "off"
+        else:
+            # The service's quotas, time-scaled; the provider paces at the same scale.
+            scale = self.quota_time_scale
+            self.start_emulator(
+                self.emulator_dir,
+                activation_delay=0,
+                extra_args=["--quotas", "default", "--quota-time-scale", str(scale)],
+            )
+            extra["omics_quotas"] = {operation: rate * scale for operation, rate in SERVICE_QUOTAS.items()}
+        extra["endpoint_url"] = self.endpoint_url
+        conn = {"conn_type": "aws", "extra": extra}
         self.env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(conn)
         self.start(dag_id=DAG_ID, api_timeout=180, dag_timeout=240)
         print(f"  Airflow up: api-server, dag-processor, scheduler ({time.monotonic() - started:.0f} s)", flush=True)
@@ -610,6 +636,20 @@ def run_dag(
         deployment.trigger(DAG_ID, run_id, conf)
         state = deployment.wait_run(DAG_ID, run_id, timeout)
     code_changed = code_fingerprint() != code_before
+    return read_run(deployment, run_id, store_id, state, triggered, window, graph, code_changed)
+
+
+def read_run(
+    deployment: Deployment,
+    run_id: str,
+    store_id: str,
+    state: str,
+    triggered: float,
+    window: CpuWindow,
+    graph: dict[str, list[str]],
+    code_changed: bool = False,
+) -> DagReport:
+    """What a finished run did, from the metadata database, its task logs, the scheduler's log and the store."""
     (queued_at, run_start, run_end), *_ = deployment.query(
         "SELECT queued_at, start_date, end_date FROM dag_run WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id
     )
@@ -1042,13 +1082,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--samples", type=int, default=48, help="paired samples in the manifest (default 48)")
     parser.add_argument(
-        "--file-mib", type=int, default=20, help="MiB per gzipped FASTQ file, in steps of about 2 MiB (default 20)"
+        "--file-mib", type=int, default=None, help="MiB per gzipped FASTQ file, in steps of about 2 MiB (default 20)"
     )
     parser.add_argument(
         "--sizes", default="", help="more MiB-per-file sizes to measure after --file-mib, comma-separated (e.g. 80,200)"
     )
     parser.add_argument("--max-tasks", type=int, default=32, help="the run's task budget (the form's default, 32)")
-    parser.add_argument("--part-size-mib", type=int, default=100, help="part size (the form's default, 100)")
+    parser.add_argument(
+        "--part-size-mib", type=int, default=None, help="part size (the form's default, 100; with --quotas 1)"
+    )
     parser.add_argument(
         "--max-concurrency", type=int, default=4, help="parts in flight per upload task, and the reference's (4)"
     )
@@ -1074,12 +1116,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-warmup", action="store_true", help="skip the uncounted one-sample run that warms the deployment up"
     )
+    parser.add_argument(
+        "--quotas",
+        action="store_true",
+        help="the run under the service's API quotas (the emulator's --quotas default) instead of the reference: "
+        "failed samples, the part rate, throttled calls, the ratio to the quota floor; files of 50 parts of 1 MiB "
+        "unless --file-mib and --part-size-mib say otherwise",
+    )
+    parser.add_argument(
+        "--quota-time-scale", type=float, default=1.0, help="with --quotas: every quota this many times higher (1)"
+    )
+    parser.add_argument(
+        "--concurrent", action="store_true", help="with --quotas: also two runs of two manifests into one store at once"
+    )
     parser.add_argument("--digest-only", action="store_true", help="only the digest of a pair")
     parser.add_argument("--skip-digest", action="store_true", help="leave the digest of a pair out")
     parser.add_argument("--digest-mb", type=int, default=500, help="uncompressed MB per source of the pair (500)")
     parser.add_argument("--digest-repeat", type=int, default=5, help="runs of each digest; the median counts (5)")
     parser.add_argument("--digest-concurrency", type=int, default=4, help="the digest task's threads (default 4)")
     args = parser.parse_args(argv)
+    if args.file_mib is None:
+        args.file_mib = QUOTA_FILE_MIB if args.quotas else 20
+    if args.part_size_mib is None:
+        args.part_size_mib = 1 if args.quotas else 100
+    if (args.concurrent or args.quota_time_scale != 1.0) and not args.quotas:
+        parser.error("--concurrent and --quota-time-scale go with --quotas")
     if args.digest_only and args.skip_digest:
         parser.error("--digest-only and --skip-digest exclude each other")
     if any("=" not in item for item in args.airflow_setting):
@@ -1089,7 +1150,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     print(f"{os.cpu_count()} CPUs; workdir {workdir}; code: {code_version()}", flush=True)
-    if not args.digest_only:
+    if args.quotas:
+        run_quota_benchmark(args, workdir)
+    elif not args.digest_only:
         run_benchmark(args, workdir)
     if not args.skip_digest:
         bench_digest_pair(workdir, args.digest_mb, args.digest_repeat, args.digest_concurrency, args.quiet_wait)
@@ -1178,6 +1241,136 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> None:
         if not args.keep:
             shutil.rmtree(deployment.home, ignore_errors=True)
     print_sizes(points)
+
+
+# -- under the service's quotas -------------------------------------------------------------------------------
+
+
+def quota_floor(calls: dict[str, dict[str, int]], scale: float) -> float:
+    """The seconds the quotas force on the calls a run made that the service admitted: the largest of creates at
+    1 TPS, completes at 1 TPS and parts at 10 TPS, plus one create and one complete (the first part follows a
+    create; the last complete follows the last part)."""
+
+    def admitted(operation: str) -> int:
+        counts = calls.get(operation, {"calls": 0, "throttled": 0})
+        return counts["calls"] - counts["throttled"]
+
+    create, complete, part = (
+        SERVICE_QUOTAS[op] * scale
+        for op in ("CreateMultipartReadSetUpload", "CompleteMultipartReadSetUpload", "UploadReadSetPart")
+    )
+    spans = (
+        admitted("CreateMultipartReadSetUpload") / create,
+        admitted("CompleteMultipartReadSetUpload") / complete,
+        admitted("UploadReadSetPart") / part,
+    )
+    return max(spans) + 1 / create + 1 / complete
+
+
+def print_quota_report(
+    label: str, reports: Sequence[DagReport], samples: int, calls: dict[str, dict[str, int]], scale: float
+) -> float:
+    """Print a run's (or concurrent runs') outcome under the quotas; returns the ratio to the quota floor."""
+    statuses: dict[str, int] = {}
+    for report in reports:
+        for status, count in report.statuses.items():
+            statuses[status] = max(statuses.get(status, 0), count)  # runs into one store see the same read sets
+    active = statuses.get("ACTIVE", 0)
+    seconds = max(r.run_end or time.time() for r in reports) - min(r.triggered for r in reports)
+    floor = quota_floor(calls, scale)
+    uploads = [row for r in reports for row in r.rows if row.task_id == UPLOAD_TASK and row.start and row.end]
+    parts = calls.get("UploadReadSetPart", {"calls": 0, "throttled": 0})
+    admitted_parts = parts["calls"] - parts["throttled"]
+    span = (max(r.end for r in uploads if r.end) - min(r.start for r in uploads if r.start)) if uploads else 0.0
+    rate = admitted_parts / span if span else 0.0
+    part_quota = SERVICE_QUOTAS["UploadReadSetPart"] * scale
+    print(f"\n== {label}")
+    print(f"  runs: {', '.join(f'{r.run_id} {r.state}' for r in reports)}; read sets {statuses}")
+    print(f"  failed samples: {samples - active}")
+    print(
+        f"  part rate: {admitted_parts} parts in {span:.1f} s of upload tasks = {rate:.2f} parts/s against the "
+        f"quota's {part_quota:g}/s ({rate / part_quota:.2f} of it)"
+    )
+    print("  calls per operation (throttled):")
+    for operation, counts in calls.items():
+        print(f"    {operation:34} {counts['calls']:6} ({counts['throttled']})")
+    ratio = seconds / floor
+    print(f"  run {seconds:.1f} s; quota floor {floor:.1f} s")
+    print(f"  ratio to the quota floor: {ratio:.2f} (target at most {TARGET_QUOTA_RATIO})")
+    return ratio
+
+
+def run_quota_benchmark(args: argparse.Namespace, workdir: Path) -> None:
+    """One run of ``--samples`` under the service's quotas and, with ``--concurrent``, two runs of two manifests
+    (half the samples each) into one store at once."""
+    scale = args.quota_time_scale
+    staging = workdir / "staging"
+    print(
+        f"under the service's API quotas (time scale {scale:g}): {args.samples} paired samples x 2 x "
+        f"{args.file_mib} MiB, {args.part_size_mib} MiB parts; budget {args.max_tasks} upload tasks, "
+        f"{args.max_concurrency} in flight per task; LocalExecutor, parallelism {args.parallelism}",
+        flush=True,
+    )
+    samples = make_samples(staging, args.samples, args.file_mib)
+    settings = dict(item.split("=", 1) for item in args.airflow_setting)
+    deployment = Deployment(workdir, args.parallelism, staging, settings, quota_time_scale=scale)
+    try:
+        deployment.start_all()
+        client = deployment.client()
+        graph = task_graph(deployment)
+        if not args.no_warmup:
+            warm = write_manifest(staging / "manifest-warmup.csv", samples[:1])
+            store = client.create_sequence_store(name="bench-quotas-warmup")["id"]
+            report = run_dag(
+                deployment,
+                f"bench_quotas_warmup_{int(time.time())}",
+                dag_conf(args, store, warm),
+                args.run_timeout,
+                graph,
+            )
+            print(f"  warm-up run (1 sample, not counted): {report.state} in {report.seconds:.1f} s", flush=True)
+            deployment.drop_stored_parts(report.read_set_ids)
+        warm_page_cache(p for s in samples for p in (s.read1, s.read2))
+        if args.quiet_wait > 0:
+            print(f"  {wait_for_quiet(deployment, args.quiet_wait)}", flush=True)
+        # The store is created before the counts start: what is counted is the run's.
+        store = client.create_sequence_store(name="bench-quotas")["id"]
+        emulator_admin(deployment.endpoint_url, "quotas", {"reset_counts": True})
+        manifest = write_manifest(staging / f"manifest-quotas-{len(samples)}.csv", samples)
+        run_id = f"bench_quotas_{len(samples)}_{int(time.time())}"
+        report = run_dag(deployment, run_id, dag_conf(args, store, manifest), args.run_timeout, graph)
+        calls = emulator_admin(deployment.endpoint_url, "quotas")["counts"]
+        print_dag_report(report, args.parallelism, args.max_tasks)
+        print_quota_report(f"one run of {len(samples)} samples", [report], len(samples), calls, scale)
+        deployment.drop_stored_parts(report.read_set_ids)
+        if args.concurrent:
+            halves = [samples[: len(samples) // 2], samples[len(samples) // 2 :]]
+            store = client.create_sequence_store(name="bench-quotas-concurrent")["id"]
+            emulator_admin(deployment.endpoint_url, "quotas", {"reset_counts": True})
+            manifests = [write_manifest(staging / f"manifest-quotas-half-{i}.csv", h) for i, h in enumerate(halves)]
+            run_ids = [f"bench_quotas_concurrent_{i}_{int(time.time())}" for i in range(2)]
+            with CpuWindow(deployment) as window:
+                triggered = time.time()
+                for run_id, manifest in zip(run_ids, manifests, strict=True):
+                    deployment.trigger(DAG_ID, run_id, dag_conf(args, store, manifest))
+                states = [deployment.wait_run(DAG_ID, run_id, args.run_timeout) for run_id in run_ids]
+            calls = emulator_admin(deployment.endpoint_url, "quotas")["counts"]
+            reports = [
+                read_run(deployment, run_id, store, state, triggered, window, graph)
+                for run_id, state in zip(run_ids, states, strict=True)
+            ]
+            print_quota_report(
+                f"two runs of {len(halves[0])} and {len(halves[1])} samples into one store at once",
+                reports,
+                len(samples),
+                calls,
+                scale,
+            )
+            deployment.drop_stored_parts(reports[0].read_set_ids)
+    finally:
+        deployment.stop()
+        if not args.keep:
+            shutil.rmtree(deployment.home, ignore_errors=True)
 
 
 def dag_conf(args: argparse.Namespace, store_id: str, manifest: Path) -> dict[str, Any]:

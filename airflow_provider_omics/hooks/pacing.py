@@ -17,7 +17,8 @@ turns the pacing off (an endpoint without quotas, such as the local emulator in 
 
 Slots are reserved per endpoint (the endpoint URL, else the region) and operation, not per account: two
 connections to different accounts in one region are paced as one, which is slower than needed, never too fast.
-Calls are paced at each attempt (botocore's ``before-send``), so a retry waits its turn too. Asynchronous
+Calls are paced at each attempt, before it is signed (botocore's ``before-sign``), so a retry waits its turn too
+and a signature is as fresh as the request. Asynchronous
 clients (a trigger's) are not paced: a trigger's polls are seconds apart.
 """
 
@@ -51,8 +52,9 @@ SERVICE_QUOTAS: Mapping[str, float] = {
     "TagResource": 5,
     "ListTagsForResource": 5,
 }
-# Calls are paced at this share of their quota.
-MARGIN = 0.9
+# Calls are paced at this share of their quota: at 1 TPS a call leaves 1.05 s after the last, so that one that
+# arrives up to 50 ms early is not throttled by a bucket of one call.
+MARGIN = 0.95
 # A reservation further ahead than this is stale (the host rebooted and its monotonic clock restarted).
 STALE_SECONDS = 24 * 3600.0
 # The connection extra's key.
@@ -144,12 +146,13 @@ def host_pacers(endpoint: str, quotas: Mapping[str, float], directory: Path | No
 
 
 def pace_client(client: Any, pacers: Mapping[str, HostPacer]) -> None:
-    """Have each attempt of ``client``'s calls of a paced operation wait for its slot (botocore's
-    ``before-send``, which every attempt passes, retries included). Registering twice changes nothing."""
+    """Have each attempt of ``client``'s calls of a paced operation wait for its slot before it is signed
+    (botocore's ``before-sign``, which every attempt passes, retries included). Registering twice changes
+    nothing."""
     for operation, pacer in pacers.items():
 
         def wait(pacer: HostPacer = pacer, **kwargs: Any) -> None:
             with contextlib.suppress(OSError):  # a temporary directory that refuses us: the service's throttling
                 pacer.wait()
 
-        client.meta.events.register(f"before-send.omics.{operation}", wait, unique_id=f"omics-pacing-{operation}")
+        client.meta.events.register(f"before-sign.omics.{operation}", wait, unique_id=f"omics-pacing-{operation}")

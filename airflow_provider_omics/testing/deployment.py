@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,12 +168,14 @@ class AirflowDeployment:
         self.procs[name] = proc
         return proc
 
-    def start_emulator(self, data_dir: Path, *, activation_delay: float = 0.2, timeout: float = 60) -> str:
+    def start_emulator(
+        self, data_dir: Path, *, activation_delay: float = 0.2, timeout: float = 60, extra_args: Sequence[str] = ()
+    ) -> str:
         """The HealthOmics emulator's command line in its own process, logging to ``emulator.log``; returns (and
-        keeps) its URL."""
+        keeps) its URL. ``extra_args``: more of its options (``["--quotas", "default"]``, say)."""
         port = free_port()
         argv = [sys.executable, "-m", "airflow_provider_omics.testing.emulator", "--port", str(port)]
-        argv += ["--data-dir", str(data_dir), "--activation-delay", str(activation_delay)]
+        argv += ["--data-dir", str(data_dir), "--activation-delay", str(activation_delay), *extra_args]
         self.start_process("emulator", argv)
         self.wait(lambda: "listening on" in self.log_path("emulator").read_text(errors="replace"), timeout, "emulator")
         self.endpoint_url = f"http://127.0.0.1:{port}"
