@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from airflow_provider_omics.testing import OmicsEmulator
 
 CONN_ID = "omics_test"
 
@@ -201,3 +204,20 @@ def asset_events(dag_run: Any) -> list[tuple[str, dict[str, Any]]]:
             .where(AssetEvent.source_dag_id == dag_run.dag_id, AssetEvent.source_run_id == dag_run.run_id)
         ).all()
     return [(uri, dict(extra)) for uri, extra in rows]
+
+
+def new_read_set(emulator: OmicsEmulator, store_id: str, payload: bytes, name: str) -> tuple[str, str]:
+    """Upload ``payload`` as a one-part FASTQ read set; returns its id and its upload's creation time."""
+    client = emulator.client()
+    upload = client.create_multipart_read_set_upload(
+        sequenceStoreId=store_id, sourceFileType="FASTQ", subjectId="subject", sampleId=name, name=name
+    )
+    checksum = client.upload_read_set_part(
+        sequenceStoreId=store_id, uploadId=upload["uploadId"], partSource="SOURCE1", partNumber=1, payload=payload
+    )["checksum"]
+    read_set_id = client.complete_multipart_read_set_upload(
+        sequenceStoreId=store_id,
+        uploadId=upload["uploadId"],
+        parts=[{"partNumber": 1, "partSource": "SOURCE1", "checksum": checksum}],
+    )["readSetId"]
+    return read_set_id, upload["creationTime"].isoformat()

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.hooks.pacing import SERVICE_QUOTAS
 from airflow_provider_omics.testing import OmicsEmulator, QuotaConfig
-from airflow_provider_omics.testing.samples import write_fastq
-from tests.helpers import assert_no_upload_left, task_states, use_omics_connection
+from airflow_provider_omics.testing.samples import fastq_records, write_fastq
+from tests.helpers import CONN_ID, assert_no_upload_left, new_read_set, task_states, use_omics_connection
 
 # The quotas run this many times faster, in the emulator and in the provider's pacing alike: the run keeps the
 # quotas' proportions (creates and completes at a tenth of the parts' rate) in a twentieth of the time.
@@ -70,7 +71,38 @@ def test_a_run_under_the_quotas_stores_and_verifies_every_sample(
     for operation in ("CreateMultipartReadSetUpload", "CompleteMultipartReadSetUpload"):
         assert counts[operation]["calls"] - counts[operation]["throttled"] == SAMPLES, counts
 
+    # Again: every sample is stored already. The plan found them in one listing of the store, not one question
+    # per sample (ListReadSets shares 5 TPS with every run of the account), and read each one's tags once.
+    emulator.reset_quota_counts()
+    again = upload_run.omics_upload_run.test(
+        run_conf={**upload_run.PARAMS, "sequence_store_id": store_id, "manifest": str(manifest), "max_tasks": 4}
+    )
+    assert again.state == "success", task_states(again)
+    assert all(row["status"] == "skipped (already stored)" for row in _summary(again)), _summary(again)
+    counts = emulator.quota_counts()
+    admitted = {operation: c["calls"] - c["throttled"] for operation, c in counts.items()}
+    assert admitted["ListReadSets"] == 1, counts
+    assert admitted["ListTagsForResource"] == SAMPLES, counts
+    assert "CreateMultipartReadSetUpload" not in counts, counts
+
 
 def _summary(dag_run: Any) -> list[dict[str, Any]]:
     (ti,) = [ti for ti in dag_run.get_task_instances() if ti.task_id.endswith(".summary")]
     return list(ti.xcom_pull(task_ids=ti.task_id))
+
+
+def test_the_store_is_listed_whole_only_when_that_takes_at_most_the_calls_given(
+    own_emulator: OmicsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store_id = own_emulator.client().create_sequence_store(name="listing")["id"]
+    ids = {new_read_set(own_emulator, store_id, fastq_records(3, seed=n), f"L{n}")[0] for n in range(5)}
+    hook = OmicsHook(aws_conn_id=CONN_ID)
+    own_emulator.reset_quota_counts()
+    # Five read sets, two a page: three calls.
+    listed = hook.list_store_read_sets(store_id, max_calls=3, page_size=2)
+    assert listed is not None and {r["id"] for r in listed} == ids
+    assert own_emulator.quota_counts()["ListReadSets"]["calls"] == 3
+    # Allowed two calls, it stops after them: the caller asks per sample instead.
+    own_emulator.reset_quota_counts()
+    assert hook.list_store_read_sets(store_id, max_calls=2, page_size=2) is None
+    assert own_emulator.quota_counts()["ListReadSets"]["calls"] == 2

@@ -20,26 +20,10 @@ from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import fastq_records
 from airflow_provider_omics.triggers.omics import OmicsReadSetActiveTrigger
 from airflow_provider_omics.utils.payloads import ManifestRow, RunSample, UploadRecord
+from tests.helpers import new_read_set
 
 GOOD = fastq_records(4)
 BAD = b"this is not FASTQ\n"
-
-
-def new_read_set(emulator: OmicsEmulator, store_id: str, payload: bytes, name: str) -> tuple[str, str]:
-    """Upload ``payload`` as a one-part FASTQ read set; returns its id and its upload's creation time."""
-    client = emulator.client()
-    upload = client.create_multipart_read_set_upload(
-        sequenceStoreId=store_id, sourceFileType="FASTQ", subjectId="subject", sampleId=name, name=name
-    )
-    checksum = client.upload_read_set_part(
-        sequenceStoreId=store_id, uploadId=upload["uploadId"], partSource="SOURCE1", partNumber=1, payload=payload
-    )["checksum"]
-    read_set_id = client.complete_multipart_read_set_upload(
-        sequenceStoreId=store_id,
-        uploadId=upload["uploadId"],
-        parts=[{"partNumber": 1, "partSource": "SOURCE1", "checksum": checksum}],
-    )["readSetId"]
-    return read_set_id, upload["creationTime"].isoformat()
 
 
 @pytest.fixture

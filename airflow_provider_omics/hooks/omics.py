@@ -491,6 +491,25 @@ class OmicsHook(AwsBaseHook):
         )
         return [dict(read_set) for page in pages for read_set in page.get("readSets", [])]
 
+    def list_store_read_sets(
+        self, sequence_store_id: str, max_calls: int, page_size: int = 100
+    ) -> list[dict[str, Any]] | None:
+        """Every read set of the store, ``page_size`` (at most 100) per ListReadSets call, when that takes at most
+        ``max_calls`` calls; None when the store holds more (the caller then asks by filter instead, one call per
+        question).
+
+        .. seealso::
+            - :external+boto3:py:meth:`Omics.Client.list_read_sets`
+        """
+        paginator = self.conn.get_paginator("list_read_sets")
+        pages = paginator.paginate(sequenceStoreId=sequence_store_id, PaginationConfig={"PageSize": page_size})
+        read_sets: list[dict[str, Any]] = []
+        for calls, page in enumerate(pages, start=1):
+            read_sets.extend(dict(read_set) for read_set in page.get("readSets", []))
+            if page.get("nextToken") and calls >= max_calls:
+                return None
+        return read_sets
+
     def read_set_statuses(self, sequence_store_id: str, wait: ReadSetsWait) -> dict[str, dict[str, Any]]:
         """The ``status``, ``statusMessage`` and ``creationTime`` of each read set ``wait`` waits for, many per call:
         one ListReadSets of those created after the earliest known time (all pages), GetReadSetMetadata for the

@@ -91,18 +91,29 @@ class StoredReadSet:
 
 
 def existing_read_sets(
-    hook: OmicsHook, store_id: str, request: Mapping[str, Any], token: str
+    hook: OmicsHook,
+    store_id: str,
+    request: Mapping[str, Any],
+    token: str,
+    listed: Sequence[Mapping[str, Any]] | None = None,
 ) -> tuple[list[StoredReadSet], list[StoredReadSet]]:
     """The read sets of the request's sample identity that hold data: those carrying ``token`` and the others.
 
-    ListReadSets by name, sample and subject (either creation type), then the file type and reference must
-    agree; read sets being deleted, deleted or UPLOAD_FAILED do not count. One ListTagsForResource per match.
+    ListReadSets by name, sample and subject (either creation type), or among ``listed`` (the store's read sets,
+    listed once for many requests: :meth:`~airflow_provider_omics.hooks.omics.OmicsHook.list_store_read_sets`),
+    then the file type and reference must agree; read sets being deleted, deleted or UPLOAD_FAILED do not count.
+    One ListTagsForResource per match.
     """
     same: list[StoredReadSet] = []
     other: list[StoredReadSet] = []
-    for read_set in hook.list_read_sets(
-        store_id, name=request["name"], sample_id=request["sampleId"], subject_id=request["subjectId"]
-    ):
+    candidates = (
+        listed
+        if listed is not None
+        else hook.list_read_sets(
+            store_id, name=request["name"], sample_id=request["sampleId"], subject_id=request["subjectId"]
+        )
+    )
+    for read_set in candidates:
         if read_set.get("status") in NOT_STORED_STATUSES:
             continue
         # The filters are not documented as exact matches: the identity is.

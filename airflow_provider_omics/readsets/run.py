@@ -87,17 +87,23 @@ def pack_run_parts(samples: Sequence[RunSample], max_tasks: int) -> list[list[Pa
     return batches
 
 
-def resolve_stored(hook: OmicsHook, store_id: str, sample: RunSample, on_existing: str) -> identity.Resolution:
+def resolve_stored(
+    hook: OmicsHook,
+    store_id: str,
+    sample: RunSample,
+    on_existing: str,
+    listed: Sequence[Mapping[str, Any]] | None = None,
+) -> identity.Resolution:
     """What the store already holds of this sample, and what the run does about it
     (:func:`~airflow_provider_omics.readsets.identity.resolve_existing`).
 
     A read set counts as this sample's stored read set only when it is proven to hold the staged files: it
     carries this request's token (the same sample identity and staged fingerprints), or, for FASTQ, its ETags
     equal the staged files' digests (verify proves it). Who uploaded it does not matter (another run, another DAG,
-    another deployment, another tool).
+    another deployment, another tool). ``listed``: the store's read sets, listed once for the whole run.
     """
     request, token = sample_request(store_id, sample)
-    same, other = identity.existing_read_sets(hook, store_id, request, token)
+    same, other = identity.existing_read_sets(hook, store_id, request, token, listed)
     return identity.resolve_existing(
         same, other, on_existing, request["sourceFileType"], f"{sample.row.name} (sample {sample.row.sample_id})"
     )
@@ -258,9 +264,12 @@ def resolve_samples(
     conflict ``on_existing`` refuses), ``stored`` (skipped), ``completed`` (reused: waited for, digested, verified
     and announced once before it counts), or left ``planned`` (uploaded)."""
     with service_errors("Looking for read sets already in the store", aws_conn_id):
+        # The store's read sets in one listing when it takes fewer calls than a question per sample (ListReadSets
+        # shares a 5 TPS quota with every run of the account); else one filtered ListReadSets per sample.
+        listed = hook.list_store_read_sets(store_id, max_calls=len(samples)) if len(samples) > 1 else None
         for sample in samples:
             try:
-                found = resolve_stored(hook, store_id, sample, on_existing)
+                found = resolve_stored(hook, store_id, sample, on_existing, listed)
             except AirflowFailException as err:
                 found = identity.Resolution("fail", reason=str(err))
             if found.action == "fail":
