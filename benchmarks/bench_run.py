@@ -336,8 +336,10 @@ class Deployment(AirflowDeployment):
         staging: Path,
         settings: dict[str, str],
         quota_time_scale: float | None = None,
+        paced: bool = True,
     ) -> None:
         self.quota_time_scale = quota_time_scale
+        self.paced = paced
         super().__init__(
             workdir,
             [DAG_FILE],
@@ -369,7 +371,8 @@ class Deployment(AirflowDeployment):
                 activation_delay=0,
                 extra_args=["--quotas", "default", "--quota-time-scale", str(scale)],
             )
-            extra["omics_quotas"] = {operation: rate * scale for operation, rate in SERVICE_QUOTAS.items()}
+            paced = {operation: rate * scale for operation, rate in SERVICE_QUOTAS.items()}
+            extra["omics_quotas"] = paced if self.paced else "off"
         extra["endpoint_url"] = self.endpoint_url
         conn = {"conn_type": "aws", "extra": extra}
         self.env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(conn)
@@ -1129,6 +1132,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--concurrent", action="store_true", help="with --quotas: also two runs of two manifests into one store at once"
     )
+    parser.add_argument(
+        "--unpaced",
+        action="store_true",
+        help="with --quotas: the connection turns the provider's pacing off (omics_quotas off), botocore retries",
+    )
     parser.add_argument("--digest-only", action="store_true", help="only the digest of a pair")
     parser.add_argument("--skip-digest", action="store_true", help="leave the digest of a pair out")
     parser.add_argument("--digest-mb", type=int, default=500, help="uncompressed MB per source of the pair (500)")
@@ -1139,8 +1147,8 @@ def main(argv: list[str] | None = None) -> int:
         args.file_mib = QUOTA_FILE_MIB if args.quotas else 20
     if args.part_size_mib is None:
         args.part_size_mib = 1 if args.quotas else 100
-    if (args.concurrent or args.quota_time_scale != 1.0) and not args.quotas:
-        parser.error("--concurrent and --quota-time-scale go with --quotas")
+    if (args.concurrent or args.unpaced or args.quota_time_scale != 1.0) and not args.quotas:
+        parser.error("--concurrent, --unpaced and --quota-time-scale go with --quotas")
     if args.digest_only and args.skip_digest:
         parser.error("--digest-only and --skip-digest exclude each other")
     if any("=" not in item for item in args.airflow_setting):
@@ -1305,15 +1313,18 @@ def run_quota_benchmark(args: argparse.Namespace, workdir: Path) -> None:
     (half the samples each) into one store at once."""
     scale = args.quota_time_scale
     staging = workdir / "staging"
+    pacing = "the provider's pacing off" if args.unpaced else "paced"
     print(
-        f"under the service's API quotas (time scale {scale:g}): {args.samples} paired samples x 2 x "
+        f"under the service's API quotas (time scale {scale:g}, {pacing}): {args.samples} paired samples x 2 x "
         f"{args.file_mib} MiB, {args.part_size_mib} MiB parts; budget {args.max_tasks} upload tasks, "
         f"{args.max_concurrency} in flight per task; LocalExecutor, parallelism {args.parallelism}",
         flush=True,
     )
     samples = make_samples(staging, args.samples, args.file_mib)
     settings = dict(item.split("=", 1) for item in args.airflow_setting)
-    deployment = Deployment(workdir, args.parallelism, staging, settings, quota_time_scale=scale)
+    deployment = Deployment(
+        workdir, args.parallelism, staging, settings, quota_time_scale=scale, paced=not args.unpaced
+    )
     try:
         deployment.start_all()
         client = deployment.client()

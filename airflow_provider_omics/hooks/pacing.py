@@ -10,8 +10,8 @@ operation ``1 / rate`` apart between them, whichever DAG run they serve. Workers
 their excess is throttled by the service, and botocore's retries (standard mode, with backoff) send it again,
 paced again.
 
-The rates are the service's defaults (:data:`SERVICE_QUOTAS`), a little under them (:data:`MARGIN`) so that
-calls that arrive closer together than they left are not throttled. An account with a raised quota says so in
+The rates are the service's defaults (:data:`SERVICE_QUOTAS`), those of 1 TPS a little under it (:data:`MARGIN`)
+so that calls that arrive closer together than they left are not throttled. An account with a raised quota says so in
 the Airflow connection's extra, ``{"omics_quotas": {"UploadReadSetPart": 50}}``; ``{"omics_quotas": "off"}``
 turns the pacing off (an endpoint without quotas, such as the local emulator in unit tests).
 
@@ -52,8 +52,9 @@ SERVICE_QUOTAS: Mapping[str, float] = {
     "TagResource": 5,
     "ListTagsForResource": 5,
 }
-# Calls are paced at this share of their quota: at 1 TPS a call leaves 1.05 s after the last, so that one that
-# arrives up to 50 ms early is not throttled by a bucket of one call.
+# Operations of 1 TPS are paced at this share of their quota: a call leaves 1.05 s after the last, so that one
+# that arrives up to 50 ms early is not throttled by a bucket that holds one call. Faster operations are paced at
+# their quota: their bucket holds a second of calls, which absorbs a call that arrives early.
 MARGIN = 0.95
 # A reservation further ahead than this is stale (the host rebooted and its monotonic clock restarted).
 STALE_SECONDS = 24 * 3600.0
@@ -141,7 +142,7 @@ def host_pacers(endpoint: str, quotas: Mapping[str, float], directory: Path | No
     pacers = {}
     for operation, rate in quotas.items():
         name = hashlib.sha256(f"{endpoint}\n{operation}".encode()).hexdigest()[:24]
-        pacers[operation] = HostPacer(directory / f"{operation}-{name}", 1.0 / (rate * MARGIN))
+        pacers[operation] = HostPacer(directory / f"{operation}-{name}", 1.0 / (rate * (MARGIN if rate < 2 else 1)))
     return pacers
 
 
