@@ -54,10 +54,8 @@ def airflow_db() -> Path:
     """Migrate the sqlite metadata database once per session; returns AIRFLOW_HOME."""
     from airflow.utils.db import resetdb
 
-    from airflow_provider_omics.version_compat import AIRFLOW_V_3_0_PLUS
-
     resetdb(skip_init=False)
-    if not AIRFLOW_V_3_0_PLUS:
+    if AIRFLOW_2:
         # Airflow 2's dag.test() does not write the DAG to the database, and an event emitted through a dataset
         # alias needs the alias there: record the DAG files once, as the scheduler's DAG processor would.
         from tests.compat import dag_bag

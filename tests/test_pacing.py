@@ -14,7 +14,7 @@ import pytest
 
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.hooks.pacing import MARGIN, SERVICE_QUOTAS, HostPacer, host_pacers, quotas_from_extra
-from airflow_provider_omics.testing import OmicsEmulator
+from airflow_provider_omics.testing import DEFAULT_QUOTAS, OmicsEmulator
 from tests.helpers import CONN_ID, use_omics_connection
 
 
@@ -73,6 +73,12 @@ def test_processes_of_one_host_share_the_slots(tmp_path: Path) -> None:
     assert len(starts) == 80
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= interval - 1e-9
+
+
+def test_the_provider_assumes_the_quotas_the_emulator_models_for_the_service() -> None:
+    """Two tables on purpose (the emulator models the service, the provider states what it assumes, and a
+    connection's raised quota changes only the second): their defaults must agree."""
+    assert {operation: DEFAULT_QUOTAS[operation] for operation in SERVICE_QUOTAS} == SERVICE_QUOTAS
 
 
 def test_the_connection_extra_raises_a_quota_or_turns_the_pacing_off() -> None:

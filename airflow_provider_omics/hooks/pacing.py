@@ -1,25 +1,23 @@
 """Client-side pacing: the provider's calls stay within the service's API quotas.
 
-HealthOmics limits each account and region per operation (CreateMultipartReadSetUpload, Complete and Abort to
-1 TPS, not adjustable; UploadReadSetPart to 10 TPS) and answers ThrottlingException above a quota. Every task of
-every DAG run that loads one account's stores shares those quotas, and a task's client cannot see the others'
-calls, so the pacing is shared through the host: each call's start reserves the next free slot of its operation
-in a small file under the temporary directory, under an exclusive ``flock``, and sleeps until that slot. The
-processes of one machine (LocalExecutor, a Celery worker's pool, ``dag.test()``) so space their calls of one
-operation ``1 / rate`` apart between them, whichever DAG run they serve. Workers on other machines pace apart:
-their excess is throttled by the service, and botocore's retries (standard mode, with backoff) send it again,
-paced again.
+HealthOmics limits each account and region per operation (CreateMultipartReadSetUpload, Complete and Abort to 1 TPS,
+not adjustable; UploadReadSetPart to 10 TPS) and answers ThrottlingException above a quota. Every task of every DAG
+run that loads one account's stores shares those quotas, and a task's client cannot see the others' calls, so the
+pacing is shared through the host: each call's start reserves the next free slot of its operation in a small file
+under the temporary directory, under an exclusive ``flock``, and sleeps until that slot. The processes of one
+machine (LocalExecutor, a Celery worker's pool, ``dag.test()``) so space their calls of one operation ``1 / rate``
+apart between them, whichever DAG run they serve. Workers on other machines pace apart: their excess is throttled by
+the service, and botocore's retries (standard mode, with backoff) send it again, paced again.
 
-The rates are the service's defaults (:data:`SERVICE_QUOTAS`), those of 1 TPS a little under it (:data:`MARGIN`)
-so that calls that arrive closer together than they left are not throttled. An account with a raised quota says so in
-the Airflow connection's extra, ``{"omics_quotas": {"UploadReadSetPart": 50}}``; ``{"omics_quotas": "off"}``
-turns the pacing off (an endpoint without quotas, such as the local emulator in unit tests).
+The rates are the service's defaults (:data:`SERVICE_QUOTAS`), those of 1 TPS a little under it (:data:`MARGIN`) so
+that calls that arrive closer together than they left are not throttled. An account with a raised quota says so in
+the Airflow connection's extra, ``{"omics_quotas": {"UploadReadSetPart": 50}}``; ``{"omics_quotas": "off"}`` turns
+the pacing off (an endpoint without quotas, such as the local emulator in unit tests).
 
-Slots are reserved per endpoint (the endpoint URL, else the region) and operation, not per account: two
-connections to different accounts in one region are paced as one, which is slower than needed, never too fast.
-Calls are paced at each attempt, before it is signed (botocore's ``before-sign``), so a retry waits its turn too
-and a signature is as fresh as the request. Asynchronous
-clients (a trigger's) are not paced: a trigger's polls are seconds apart.
+Slots are reserved per endpoint (the endpoint URL, else the region) and operation, not per account: two connections
+to different accounts in one region are paced as one, which is slower than needed, never too fast. Calls are paced
+at each attempt, before it is signed (botocore's ``before-sign``), so a retry waits its turn too and a signature is
+as fresh as the request. Asynchronous clients (a trigger's) are not paced: a trigger's polls are seconds apart.
 """
 
 from __future__ import annotations

@@ -143,14 +143,15 @@ class QuotaEnforcer:
         with self._lock:
             counts = self._counts.setdefault(operation, {"calls": 0, "throttled": 0})
             counts["calls"] += 1
-            rate = None if self._config is None else self._config.rate(operation)
-            if rate is None or self._config is None:
+            config = self._config
+            rate = None if config is None else config.rate(operation)
+            if config is None or rate is None:
                 return True
             now = self._clock()
             bucket = self._buckets.get((account, operation))
             if bucket is None:
                 # The bucket's size in calls does not scale with time: a faster clock, the same shape.
-                capacity = max(1.0, self._config.rates[operation] * self._config.burst_seconds)
+                capacity = max(1.0, config.rates[operation] * config.burst_seconds)
                 bucket = self._buckets[(account, operation)] = _Bucket(rate, capacity, now)
             if bucket.take(now):
                 return True
