@@ -13,6 +13,7 @@ from airflow_provider_omics.operators.omics import OmicsUploadReadSetPartOperato
 from airflow_provider_omics.operators.sequencing_run import (
     RUN_SAMPLES_KEY,
     OmicsAbortRunUploadsOperator,
+    OmicsBatchRunDigestsOperator,
     OmicsCompleteRunUploadsOperator,
     OmicsCreateRunUploadsOperator,
     OmicsDigestRunSourcesOperator,
@@ -34,9 +35,13 @@ DEFAULT_UPLOAD_RETRIES = 3
 # worker lost in the middle of one of them is retried rather than failing the run.
 DEFAULT_SERVICE_RETRIES = 2
 DEFAULT_RETRY_DELAY = timedelta(seconds=10)
-# A run's digest task outranks its mapped part uploads (whose weight is about 6 under Airflow's default
+# A run's digest tasks outrank its mapped part uploads (whose weight is about 6 under Airflow's default
 # "downstream" rule): it is the longest task of a run of large FASTQs, so it must not wait for a free slot.
 DIGEST_PRIORITY_WEIGHT = 10
+# At most this many mapped digest tasks in a run, each hashing ``digest_concurrency`` sources at once (4 x 4 sources
+# in flight), so that a run stays within its upload budget plus 12 task instances (the 8 others: plan, create,
+# digest_batches, complete, abort, wait_active, verify, summary).
+DEFAULT_DIGEST_TASKS = 4
 
 
 def _retries(group: TaskGroup, aws: dict[str, Any]) -> Callable[[int | None, int], dict[str, Any]]:
@@ -192,6 +197,16 @@ RUN_MAP_INDEX_TEMPLATE = (
 )
 
 
+# How each mapped digest task is named in the UI: its largest source, and how many more it hashes ("S5 read 1
+# (+3 sources)").
+DIGEST_MAP_INDEX_TEMPLATE = (
+    "{% set s = task.digest_sources %}{% if s %}{{ s[0][0].split('/')[0] }} "
+    "read {{ '2' if s[0][1] == 'SOURCE2' else '1' }}"
+    "{% if s | length > 1 %} (+{{ s | length - 1 }} source{{ 's' if s | length > 2 else '' }}){% endif %}"
+    "{% else %}no FASTQ source to digest{% endif %}"
+)
+
+
 def upload_sequencing_run(
     group_id: str = "upload_sequencing_run",
     *,
@@ -203,6 +218,7 @@ def upload_sequencing_run(
     max_tasks: int | str | None = 32,
     max_concurrency: int | str = 4,
     digest_concurrency: int | str = 4,
+    max_digest_tasks: int | str | None = DEFAULT_DIGEST_TASKS,
     pool: str | None = None,
     aws_conn_id: str | None = "aws_default",
     region_name: str | None = None,
@@ -226,15 +242,17 @@ def upload_sequencing_run(
     abort (after complete, whatever happened) so that no upload is left behind.
 
     Each per-sample step is one task that loops over the samples, with the same code as :func:`upload_read_set`'s
-    steps; only the part uploads are mapped, over one flat list of batches shared by all samples. So a run is at
-    most ``max_tasks + 8`` task instances (``+ 9`` with both paths), whatever its number of samples. A sample
-    that fails fails alone (its upload is aborted, the others complete and are verified) and ``summary`` fails
-    the run naming it. Samples
-    whose read set is already ACTIVE in the store are skipped, so a re-triggered manifest uploads only what is
-    missing.
+    steps; only the byte work is mapped: the part uploads over one flat list of batches shared by all samples (at
+    most ``max_tasks``), and the digests over batches of whole sources of about equal bytes (at most
+    ``max_digest_tasks``, default 4), so that any worker hashes any source. So a run is at most
+    ``max_tasks + max_digest_tasks + 8`` task instances (``max_tasks + 12`` by default, ``+ 13`` with both paths),
+    whatever its number of samples.
+    A sample that fails fails alone (its upload is aborted, the others complete and are verified) and ``summary``
+    fails the run naming it. Samples whose read set is already ACTIVE in the store are skipped, so a re-triggered
+    manifest uploads only what is missing.
 
     Arguments are those of the run operators (templated where they are); ``pool`` puts the part tasks in an
-    Airflow pool; ``digest_concurrency`` is how many sources the digest task hashes at once; ``summary_csv``
+    Airflow pool; ``digest_concurrency`` is how many sources a digest task hashes at once; ``summary_csv``
     writes the summary's table as CSV next to the manifest. Retries as for :func:`upload_read_set`.
 
     ``method`` as for :func:`upload_read_set`: ``upload`` (the default), ``import`` (one ``import`` task starts
@@ -262,6 +280,7 @@ def upload_sequencing_run(
         max_tasks=max_tasks,
         max_concurrency=max_concurrency,
         digest_concurrency=digest_concurrency,
+        max_digest_tasks=max_digest_tasks,
         pool=pool,
         aws_conn_id=aws_conn_id,
         region_name=region_name,
@@ -292,6 +311,7 @@ def _pipeline(
     max_tasks: int | str | None,
     max_concurrency: int | str,
     digest_concurrency: int | str = 4,
+    max_digest_tasks: int | str | None = DEFAULT_DIGEST_TASKS,
     pool: str | None,
     aws_conn_id: str | None,
     region_name: str | None,
@@ -345,17 +365,23 @@ def _pipeline(
         if verify_upload:
             # Beside create and the part uploads, from the plan on; weighted above the uploads, so that on a busy
             # deployment a free slot goes to it first: the digest of large FASTQs is what verify waits for.
-            digest = OmicsDigestRunSourcesOperator(
+            # Mapped over batches of sources of about equal bytes (a source is one sequential hash), so that any
+            # worker hashes any source; the batches are a task's return value, as Airflow maps only over those.
+            digest_batches = OmicsBatchRunDigestsOperator(
+                task_id="digest_batches", samples=planned, max_tasks=max_digest_tasks, **task_kwargs
+            )
+            digest = OmicsDigestRunSourcesOperator.partial(
                 task_id="digest",
                 sequence_store_id=sequence_store_id,
                 samples=planned,
                 plan=planned,
                 max_concurrency=digest_concurrency,
+                map_index_template=DIGEST_MAP_INDEX_TEMPLATE,
                 **sources,
                 **{"priority_weight": DIGEST_PRIORITY_WEIGHT, **aws},
-            )
+            ).expand_kwargs(digest_batches.output)
             digests = digest.output
-            plan >> digest
+            plan >> digest_batches
         importing = None
         if method != "upload":
             importing = OmicsImportRunReadSetsOperator(

@@ -162,6 +162,27 @@ with DAG(
             description="How many parts each upload task sends at once, each over a connection of its own.",
             section=TUNING,
         ),
+        "max_digest_tasks": Param(
+            4,
+            type="integer",
+            minimum=1,
+            maximum=1024,
+            title="Digest tasks at most (whole run)",
+            description=(
+                "The FASTQ files are hashed for verification by at most this many mapped tasks, on any worker: "
+                "raise it with the workers to verify a large run sooner."
+            ),
+            section=TUNING,
+        ),
+        "digest_concurrency": Param(
+            4,
+            type="integer",
+            minimum=1,
+            maximum=32,
+            title="Files hashed at once per digest task",
+            description="How many FASTQ files each digest task hashes at once, a thread each (about a core each).",
+            section=TUNING,
+        ),
         "check_every_seconds": Param(
             10,
             type="integer",
@@ -181,6 +202,8 @@ with DAG(
         part_size="{{ params.part_size_mib * 1048576 }}",
         max_tasks="{{ params.max_tasks }}",
         max_concurrency="{{ params.max_concurrency }}",
+        max_digest_tasks="{{ params.max_digest_tasks }}",
+        digest_concurrency="{{ params.digest_concurrency }}",
         summary_csv="{{ params.write_summary_csv }}",
         waiter_delay="{{ params.check_every_seconds }}",
         aws_conn_id="aws_default",

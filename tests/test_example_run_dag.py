@@ -20,6 +20,7 @@ GOOD = {
     "part_size_mib": 100,
     "max_tasks": 32,
     "max_concurrency": 4,
+    "max_digest_tasks": 4,
 }
 
 
@@ -38,7 +39,7 @@ def validate(dag: Any, conf: dict[str, Any]) -> dict[str, Any]:
     return params.validate()
 
 
-def test_the_run_is_one_task_per_step_and_one_mapped_upload(dag: Any) -> None:
+def test_the_run_is_one_task_per_step_and_the_byte_work_mapped(dag: Any) -> None:
     task_ids = {t.task_id.rsplit(".", 1)[-1] for t in dag.tasks}
     assert task_ids == {
         "plan",
@@ -47,6 +48,7 @@ def test_the_run_is_one_task_per_step_and_one_mapped_upload(dag: Any) -> None:
         "complete",
         "abort",
         "wait_active",
+        "digest_batches",
         "digest",
         "verify",
         "summary",
@@ -55,7 +57,7 @@ def test_the_run_is_one_task_per_step_and_one_mapped_upload(dag: Any) -> None:
     from airflow.providers.common.compat.sdk import MappedOperator
 
     mapped = [t.task_id for t in dag.tasks if isinstance(t, MappedOperator)]
-    assert [m.rsplit(".", 1)[-1] for m in mapped] == ["upload_parts"]
+    assert sorted(m.rsplit(".", 1)[-1] for m in mapped) == ["digest", "upload_parts"]
 
 
 def test_the_form_accepts_a_run_and_has_titles(dag: Any) -> None:
@@ -77,6 +79,7 @@ def test_the_form_accepts_a_run_and_has_titles(dag: Any) -> None:
         ("default_reference_arn", "not-an-arn"),
         ("part_size_mib", 101),
         ("max_tasks", 0),
+        ("max_digest_tasks", 0),
         ("on_existing", "merge"),
         ("import_role_arn", "arn:aws-evil:iam::123456789012:role/r"),
     ],

@@ -7,6 +7,7 @@ import csv
 import gzip
 import hashlib
 import io
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -15,17 +16,24 @@ import pytest
 from jinja2.sandbox import SandboxedEnvironment
 
 from airflow_provider_omics.assets.omics import event_read_sets
-from airflow_provider_omics.readsets.run import pack_run_parts, summary_location
-from airflow_provider_omics.task_groups import RUN_MAP_INDEX_TEMPLATE
+from airflow_provider_omics.readsets.run import (
+    merge_digests,
+    pack_run_digests,
+    pack_run_parts,
+    summary_location,
+    verify_samples,
+)
+from airflow_provider_omics.task_groups import DEFAULT_DIGEST_TASKS, DIGEST_MAP_INDEX_TEMPLATE, RUN_MAP_INDEX_TEMPLATE
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
+from airflow_provider_omics.utils.parts import PartPlanError
 from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSource, RunSample
 from tests.helpers import assert_no_upload_left, asset_events, console_words, stored_bytes, task_states
 
 REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"
 GROUP = "upload_sequencing_run"
 BUDGET = 6
-# plan, create, digest, complete, wait_active, verify, summary, abort (and the test DAG's pause).
+# plan, create, digest_batches, complete, wait_active, verify, summary, abort (and the test DAG's pause).
 FIXED_TASKS = 9
 COLUMNS = ["sample_id", "subject_id", "name", "read1", "read2", "file_type", "reference_arn"]
 
@@ -184,6 +192,89 @@ def test_runs_of_parts_are_packed_into_the_budget_across_samples() -> None:
     assert pack_run_parts([], 8) == []
 
 
+def _sized_sample(key: str, *sizes: int, file_type: str = "FASTQ", status: str = "planned") -> RunSample:
+    sources = {
+        f"SOURCE{i}": PlannedSource(
+            uri=f"{key}_{i}", location=f"{key}_{i}", size=n, parts=1, part_size=n, fingerprint={}
+        )
+        for i, n in enumerate(sizes, start=1)
+    }
+    row = ManifestRow(row=1, sample_id=key, subject_id=key, name=key, sources=list(sources), file_type=file_type)
+    return RunSample(key=key, row=row, sources=sources, status=status)
+
+
+def test_the_sources_to_digest_are_packed_whole_into_the_digest_budget_by_bytes() -> None:
+    samples = [_sized_sample(f"S{n}", 10 + n, 10 + n) for n in range(20)] + [
+        _sized_sample("huge", 400),
+        _sized_sample("bam", 900, file_type="BAM"),
+        _sized_sample("stored", 900, status="stored"),
+        _sized_sample("failed", 900, status="failed"),
+        _sized_sample("reused", 5, 5, status="completed"),
+    ]
+    batches = pack_run_digests(samples, 8)
+    assert len(batches) == 8
+    pairs = sorted(tuple(pair) for batch in batches for pair in batch)
+    # Each FASTQ source to upload or to prove (reused) once; not the BAM's, nor a stored or failed sample's.
+    expected = sorted(
+        (s.key, source) for s in samples if s.key not in ("bam", "stored", "failed") for source in s.sources
+    )
+    assert pairs == expected
+    sizes = {(s.key, source): p["size"] for s in samples for source, p in s.sources.items()}
+    loads = sorted(sum(sizes[(key, source)] for key, source in batch) for batch in batches)
+    # The largest source alone in its batch; the rest within one source's size of each other.
+    assert [["huge", "SOURCE1"]] in batches
+    assert loads[-2] - loads[0] <= 29, loads
+    # Fewer sources than the budget: a task each. Nothing to digest: one empty batch, so that the step still runs.
+    assert sorted(map(len, pack_run_digests(samples[:3], 8))) == [1] * 6
+    assert pack_run_digests([_sized_sample("bam", 9, file_type="BAM")], 8) == [[]]
+    assert pack_run_digests([], 4) == [[]]
+    with pytest.raises(PartPlanError, match="max_digest_tasks=0"):
+        pack_run_digests(samples, 0)
+
+
+def test_the_digest_tasks_outputs_merge_and_a_source_without_a_digest_fails_its_sample_not_verified() -> None:
+    def result(**sources: str) -> dict[str, Any]:
+        return {
+            "family": "MD5up",
+            "file_type": "FASTQ",
+            "skipped": None,
+            "sources": {
+                name: {"hexdigest": h, "compressed": False, "uncompressed_bytes": 1} for name, h in sources.items()
+            },
+        }
+
+    outputs = [
+        {"digests": {"P": result(SOURCE1="a"), "Q": result(SOURCE2="q2")}, "failed": {}},
+        {"digests": {"P": result(SOURCE2="b")}, "failed": {"Q": "Q read 1 changed"}},
+    ]
+    merged = merge_digests(outputs)
+    assert {k: sorted(v["sources"]) for k, v in merged["digests"].items()} == {
+        "P": ["SOURCE1", "SOURCE2"],
+        "Q": ["SOURCE2"],
+    }
+    assert merged["failed"] == {"Q": "Q read 1 changed"}
+    assert merge_digests(outputs[0])["digests"]["P"]["sources"]["SOURCE1"]["hexdigest"] == "a"
+    assert merge_digests(None) == {"digests": {}, "failed": {}}
+
+    # A paired sample whose read 2 no digest task returned is failed at digest, before any service call.
+    sample = _sized_sample("R", 4, 4, status="active")
+    sample.read_set_id = "1234567890"
+    log = logging.getLogger("test")
+    verified = verify_samples(None, "1234567890", {"R": sample}, [{"digests": {"R": result(SOURCE1="x")}}], log)  # type: ignore[arg-type]
+    assert verified == [] and sample.status == "failed", sample
+    assert sample.failed_step == "digest" and "no digest was computed for SOURCE2" in sample.reason
+
+
+def test_a_digest_task_of_a_run_is_named_by_its_largest_source_and_how_many_more_it_hashes() -> None:
+    def label(*pairs: tuple[str, str]) -> str:
+        return SandboxedEnvironment().from_string(DIGEST_MAP_INDEX_TEMPLATE).render(task={"digest_sources": pairs})
+
+    assert label(("S5/run1-S5", "SOURCE2")) == "S5 read 2"
+    assert label(("S5/a", "SOURCE1"), ("S6/b", "SOURCE2")) == "S5 read 1 (+1 source)"
+    assert label(("S5/a", "SOURCE1"), ("S6/b", "SOURCE2"), ("S6/b", "SOURCE1")) == "S5 read 1 (+2 sources)"
+    assert label() == "no FASTQ source to digest"
+
+
 def test_a_part_task_of_a_run_is_named_by_its_first_range_and_what_else_it_carries() -> None:
     def label(*segments: tuple[str, str, int, int, int]) -> str:
         keys = ("sample", "part_source", "first_part", "last_part", "total_parts")
@@ -228,8 +319,29 @@ def test_twelve_samples_from_a_manifest_on_s3_within_the_budget(
     assert 1 < len(states["upload_parts"]) <= BUDGET, states
     # The task count does not grow with the samples: the budget plus the run's fixed steps.
     instances = len(dag_run.get_task_instances())
-    assert instances == len(states["upload_parts"]) + FIXED_TASKS - 1 <= BUDGET + FIXED_TASKS
-    print(f"12 samples: {instances} task instances, {len(states['upload_parts'])} upload tasks, budget {BUDGET}")
+    digests = len(states["digest"])
+    assert 1 < digests <= DEFAULT_DIGEST_TASKS, states
+    assert instances == len(states["upload_parts"]) + digests + FIXED_TASKS - 1
+    assert instances <= BUDGET + DEFAULT_DIGEST_TASKS + FIXED_TASKS
+    print(
+        f"12 samples: {instances} task instances, {len(states['upload_parts'])} upload tasks (budget {BUDGET}), "
+        f"{digests} digest tasks"
+    )
+    # Each digest task named by its largest source and how many more it hashes; together they hash each FASTQ
+    # source of the run once, in batches of about equal bytes.
+    digest_tis = [ti for ti in dag_run.get_task_instances() if ti.task_id == f"{GROUP}.digest"]
+    for ti in digest_tis:
+        assert re.fullmatch(r"S\d+ read [12]( \(\+\d+ sources?\))?", ti.rendered_map_index or ""), ti.rendered_map_index
+    hashed = sorted(
+        (key, part_source)
+        for ti in digest_tis
+        for key, result in ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index)["digests"].items()
+        for part_source in result["sources"]
+    )
+    fastq = sorted(
+        (key, part_source) for key, sources in originals.items() if key != "S12/S12-reads" for part_source in sources
+    )
+    assert hashed == fastq, hashed
     # Each part task named in the UI by its first range and what else it carries.
     labels = [ti.rendered_map_index for ti in dag_run.get_task_instances() if ti.task_id == f"{GROUP}.upload_parts"]
     for label in labels:

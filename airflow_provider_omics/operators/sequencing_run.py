@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException, conf
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    BaseOperator,
+    conf,
+)
 
 from airflow_provider_omics.hooks.omics import OmicsHook
 from airflow_provider_omics.links.omics import OmicsReadSetLink
@@ -40,12 +46,14 @@ from airflow_provider_omics.readsets.imports import (
 )
 from airflow_provider_omics.readsets.request import check_store
 from airflow_provider_omics.readsets.run import (
+    DIGESTED_STATUSES,
     abort_samples,
     complete_samples,
     create_samples,
     digest_samples,
     fail_sample,
     import_samples,
+    pack_run_digests,
     plan_samples,
     summary_table,
     summary_text,
@@ -57,7 +65,7 @@ from airflow_provider_omics.staging.manifests import validate_manifest
 from airflow_provider_omics.staging.sources import allow_lists
 from airflow_provider_omics.utils.errors import service_errors
 from airflow_provider_omics.utils.inputs import as_bool, as_float, as_int, check_store_id, task_budget
-from airflow_provider_omics.utils.parts import MAX_PART_SIZE
+from airflow_provider_omics.utils.parts import MAX_PART_SIZE, PartPlanError
 from airflow_provider_omics.utils.payloads import (
     UPLOAD_RECORD_KEY,
     RunSample,
@@ -497,29 +505,70 @@ class OmicsImportRunReadSetsOperator(_RunStepOperator):
         return self.execute(context, known_jobs=resumed_import(self, context, event))
 
 
+class OmicsBatchRunDigestsOperator(BaseOperator):
+    """
+    Cut the run's FASTQ sources to digest into at most ``max_tasks`` batches of about equal bytes
+    (:func:`~airflow_provider_omics.readsets.run.pack_run_digests`): the keyword arguments of the mapped digest
+    tasks, ``[{"digest_sources": [[sample key, part source], ...]}, ...]``, one at least (empty when nothing is to
+    be digested, so that the digest step and verify after it run). It reads only the plan's XCom: no service call.
+
+    :param samples: the plan's samples (``XComArg(plan, key="samples")``). (templated)
+    :param max_tasks: at most this many digest tasks (never above ``[core] max_map_length``). (templated)
+    """
+
+    template_fields: Sequence[str] = ("samples", "max_tasks")
+    ui_color = "#e8f0d7"
+
+    def __init__(self, *, samples: Mapping[str, Any], max_tasks: int | str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.samples = samples
+        self.max_tasks = max_tasks
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        samples = list(run_samples(self.samples).values())
+        try:
+            batches = pack_run_digests(samples, task_budget(self.max_tasks))
+        except PartPlanError as err:
+            raise AirflowFailException(str(err)) from None
+        sizes = {(s.key, part_source): int(p["size"]) for s in samples for part_source, p in s.sources.items()}
+        loads = [sum(sizes[(key, part_source)] for key, part_source in batch) for batch in batches]
+        self.log.info(
+            "%d source(s) to digest in %d task(s) (budget %s), %.1f to %.1f MB staged each",
+            sum(len(batch) for batch in batches),
+            len(batches),
+            self.max_tasks,
+            min(loads) / 1e6,
+            max(loads) / 1e6,
+        )
+        return [{"digest_sources": batch} for batch in batches]
+
+
 class OmicsDigestRunSourcesOperator(StagedSourceOperator):
     """
-    Digest the staged FASTQ sources of a run in the store's ETag algorithm, ``max_concurrency`` sources at once,
-    so that a paired FASTQ's two sources are hashed side by side. It needs only the plan, so it runs beside
-    create and the part uploads (``upload_sequencing_run`` weights it above them).
+    Digest staged FASTQ sources of a run in the store's ETag algorithm, ``max_concurrency`` sources at once. It
+    needs only the plan, so it runs beside create and the part uploads (``upload_sequencing_run`` maps it over the
+    batches of :class:`OmicsBatchRunDigestsOperator`, weighted above the uploads, so that any worker hashes any
+    source and a run's digest time falls as workers are added).
 
     Each source is read pinned to the plan's fingerprint, under the same allow-lists as the part uploads
     (:func:`~airflow_provider_omics.readsets.verify.digest_source`). A source that cannot be digested (changed, removed,
     not FASTQ) is reported for its sample alone. Returns ``{"digests": {sample: DigestResult}, "failed": {sample:
-    reason}}``; samples already in the store are not digested. Given the plan's samples (as
-    ``upload_sequencing_run`` does, so that it starts beside create), it also digests a sample that create then
-    refuses; verify ignores that digest.
+    reason}}`` with the sources it digested (verify joins the mapped tasks' outputs); samples already in the store
+    are not digested. Given the plan's samples (as ``upload_sequencing_run`` does, so that it starts beside create),
+    it also digests a sample that create then refuses; verify ignores that digest.
 
     :param sequence_store_id: the sequence store's id, whose ``eTagAlgorithmFamily`` is used. (templated)
     :param samples: the plan's samples (``XComArg(plan, key="samples")``), or the create task's output.
         (templated)
+    :param digest_sources: the ``[sample key, part source]`` pairs to digest (one batch); all the FASTQ sources of
+        ``samples`` when not given. (templated)
     :param max_concurrency: sources digested at once. (templated)
     :param plan: the plan's samples (``XComArg(plan, key="samples")``): the rows and sources of the samples,
         which the steps' outputs do not repeat. (templated)
     """
 
     template_fields: Sequence[str] = aws_template_fields(
-        "sequence_store_id", "samples", "max_concurrency", "source_aws_conn_id", "plan"
+        "sequence_store_id", "samples", "digest_sources", "max_concurrency", "source_aws_conn_id", "plan"
     )
     ui_color = "#e8f0d7"
 
@@ -528,6 +577,7 @@ class OmicsDigestRunSourcesOperator(StagedSourceOperator):
         *,
         sequence_store_id: str,
         samples: Mapping[str, Any],
+        digest_sources: Sequence[Sequence[str]] | None = None,
         max_concurrency: int | str = 4,
         source_aws_conn_id: str | None = None,
         allowed_local_roots: str | Sequence[str] | None = None,
@@ -538,6 +588,7 @@ class OmicsDigestRunSourcesOperator(StagedSourceOperator):
         super().__init__(**kwargs)
         self.sequence_store_id = sequence_store_id
         self.samples = samples
+        self.digest_sources = digest_sources
         self.max_concurrency = max_concurrency
         self.source_aws_conn_id = source_aws_conn_id
         self.allowed_local_roots = allowed_local_roots
@@ -545,17 +596,15 @@ class OmicsDigestRunSourcesOperator(StagedSourceOperator):
         self.plan = plan
 
     def execute(self, context: Context) -> dict[str, Any]:
-        samples = {
-            key: s
-            for key, s in run_samples(self.samples, self.plan).items()
-            # "completed" at plan: a read set already in the store that verify must prove against the staged files.
-            if s.status in ("planned", "created", "completed")
-        }
+        samples = {key: s for key, s in run_samples(self.samples, self.plan).items() if s.status in DIGESTED_STATUSES}
+        if self.digest_sources is not None and not self.digest_sources:
+            self.log.info("No FASTQ source of the run is to be digested.")
+            return {"digests": {}, "failed": {}}
         store = check_store(self.hook, check_store_id(self.sequence_store_id), self.aws_conn_id)
         family = store.get("eTagAlgorithmFamily") or "MD5up"
         roots, prefixes = allow_lists(self.allowed_local_roots, self.allowed_s3_prefixes)
         workers = as_int("max_concurrency", self.max_concurrency)
-        return digest_samples(self.hook, samples, family, roots, prefixes, workers, self.log)
+        return digest_samples(self.hook, samples, family, roots, prefixes, workers, self.log, self.digest_sources)
 
 
 class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
@@ -779,6 +828,7 @@ __all__ = [
     "RUN_MANIFEST_KEY",
     "RUN_SAMPLES_KEY",
     "OmicsAbortRunUploadsOperator",
+    "OmicsBatchRunDigestsOperator",
     "OmicsCompleteRunUploadsOperator",
     "OmicsCreateRunUploadsOperator",
     "OmicsDigestRunSourcesOperator",

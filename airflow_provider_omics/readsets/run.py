@@ -87,6 +87,61 @@ def pack_run_parts(samples: Sequence[RunSample], max_tasks: int) -> list[list[Pa
     return batches
 
 
+# The samples whose sources the digest step hashes: to upload ("planned"; "created" once create ran), or reused
+# from the store ("completed" at plan), which verify must prove against the staged files before they count.
+DIGESTED_STATUSES = ("planned", "created", "completed")
+
+
+def pack_run_digests(samples: Sequence[RunSample], max_tasks: int) -> list[list[list[str]]]:
+    """The FASTQ sources of ``samples`` to digest, as ``[sample key, part source]`` pairs, in at most ``max_tasks``
+    batches of about equal bytes: the largest source first, each into the lightest batch (a source is one
+    sequential hash, so it is never cut). Always one batch at least, empty when there is nothing to digest, so that
+    the mapped digest step runs (and verify after it) whatever the plan holds.
+    """
+    if max_tasks < 1:
+        raise PartPlanError(f"max_digest_tasks={max_tasks} must be at least 1.")
+    jobs = sorted(
+        (
+            (int(planned["size"]), sample.key, part_source)
+            for sample in samples
+            if sample.status in DIGESTED_STATUSES and digest_skip_reason(sample.row.file_type) is None
+            for part_source, planned in sample.sources.items()
+        ),
+        key=lambda job: (-job[0], job[1], job[2]),
+    )
+    batches: list[list[list[str]]] = [[] for _ in range(max(1, min(max_tasks, len(jobs))))]
+    loads = [0] * len(batches)
+    for size, key, part_source in jobs:
+        lightest = loads.index(min(loads))
+        batches[lightest].append([key, part_source])
+        loads[lightest] += size
+    return batches
+
+
+def merge_digests(outputs: Any) -> dict[str, Any]:
+    """The mapped digest tasks' outputs (or one digest output) as one: per sample, the digests of its sources from
+    whichever task hashed them, and every failure."""
+    if outputs is None:
+        return {"digests": {}, "failed": {}}
+    digests: dict[str, DigestResult] = {}
+    failed: dict[str, str] = {}
+    for output in [outputs] if isinstance(outputs, Mapping) else mapped_values(outputs):
+        for key, result in ((output or {}).get("digests") or {}).items():
+            merged = digests.setdefault(
+                key,
+                DigestResult(
+                    family=result.get("family"),
+                    file_type=result.get("file_type", ""),
+                    sources={},
+                    skipped=result.get("skipped"),
+                ),
+            )
+            merged["sources"].update(result.get("sources") or {})
+        for key, reason in ((output or {}).get("failed") or {}).items():
+            failed[key] = f"{failed[key]}; {reason}" if key in failed else reason
+    return {"digests": digests, "failed": failed}
+
+
 def resolve_stored(
     hook: OmicsHook,
     store_id: str,
@@ -486,24 +541,47 @@ def digest_samples(
     prefixes: Sequence[str],
     workers: int,
     log: Logger,
+    only: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """Digest the staged FASTQ sources of ``samples`` in the ETag ``family``, ``workers`` sources at once (a paired
-    FASTQ's two sources side by side), each pinned to the plan's fingerprint
-    (:func:`~airflow_provider_omics.readsets.verify.digest_source`).
+    """Digest the staged FASTQ sources of ``samples`` in the ETag ``family``, ``workers`` sources at once, each
+    pinned to the plan's fingerprint (:func:`~airflow_provider_omics.readsets.verify.digest_source`): every source,
+    or ``only`` these ``[sample key, part source]`` pairs (one batch of :func:`pack_run_digests`).
 
-    Returns ``{"digests": {sample: DigestResult}, "failed": {sample: reason}}``: a source that cannot be digested
-    (changed, removed, not FASTQ) is reported for its sample alone.
+    Returns ``{"digests": {sample: DigestResult}, "failed": {sample: reason}}`` with the sources digested here
+    (:func:`merge_digests` joins the batches): a source that cannot be digested (changed, removed, not FASTQ) is
+    reported for its sample alone.
     """
+    wanted = None if only is None else {(str(key), str(part_source)) for key, part_source in only}
     digests: dict[str, DigestResult] = {}
     jobs: list[tuple[str, str, PlannedSource]] = []
     for key, sample in samples.items():
         reason = digest_skip_reason(sample.row.file_type)
+        mine = [
+            (key, part_source, planned)
+            for part_source, planned in sorted(sample.sources.items())
+            if wanted is None or (key, part_source) in wanted
+        ]
+        if wanted is not None and not mine:
+            continue
         digests[key] = DigestResult(
             family=None if reason else family, file_type=sample.row.file_type, sources={}, skipped=reason
         )
         if not reason:
-            jobs.extend((key, part_source, planned) for part_source, planned in sorted(sample.sources.items()))
+            jobs.extend(mine)
     failed: dict[str, str] = {}
+    if wanted is not None and len(jobs) != len(wanted):
+        # A batch names a source the plan does not hold, or one not to digest: the plan and this task disagree.
+        missing = sorted(wanted - {(key, part_source) for key, part_source, _ in jobs})
+        for key, part_source in missing:
+            log.error("%s: %s is not a FASTQ source of the plan to digest", key, part_source)
+            failed[key] = f"{part_source} is not a FASTQ source of the plan to digest"
+    log.info(
+        "Digesting %d source(s) of %d sample(s), %.1f MB staged, %d at once",
+        len(jobs),
+        len({key for key, _, _ in jobs}),
+        sum(int(planned["size"]) for _, _, planned in jobs) / 1e6,
+        max(1, workers),
+    )
 
     def digest_one(job: tuple[str, str, PlannedSource]) -> None:
         key, part_source, planned = job
@@ -521,14 +599,15 @@ def digest_samples(
 
 
 def verify_samples(
-    hook: OmicsHook, store_id: str, samples: Mapping[str, RunSample], digested: Mapping[str, Any] | None, log: Logger
+    hook: OmicsHook, store_id: str, samples: Mapping[str, RunSample], digested: Any, log: Logger
 ) -> list[dict[str, Any]]:
     """Verify every ``active`` sample's read set against its staged data
-    (:func:`~airflow_provider_omics.readsets.verify.verify_read_set` with the digest step's output ``digested``):
-    a mismatch, or a digest that failed or is missing, fails that sample alone. Returns the verified results, to
-    announce."""
-    digests: Mapping[str, Any] = (digested or {}).get("digests") or {}
-    digest_failures: Mapping[str, str] = (digested or {}).get("failed") or {}
+    (:func:`~airflow_provider_omics.readsets.verify.verify_read_set` with the digest step's output ``digested``:
+    one output, or the mapped tasks' outputs, :func:`merge_digests`): a mismatch, or a FASTQ source whose digest
+    failed or is missing, fails that sample alone. Returns the verified results, to announce."""
+    merged = merge_digests(digested)
+    digests: Mapping[str, Any] = merged["digests"]
+    digest_failures: Mapping[str, str] = merged["failed"]
     verified: list[dict[str, Any]] = []
     for key, sample in samples.items():
         if sample.status != "active" or not sample.read_set_id:
@@ -536,12 +615,25 @@ def verify_samples(
         if key in digest_failures:
             fail_sample(sample, "digest", digest_failures[key], log)
             continue
-        if key not in digests:
-            fail_sample(sample, "digest", "no digest was computed (see the digest task)", log)
-            continue
+        skipped = digest_skip_reason(sample.row.file_type)
+        if skipped:
+            # Its ETag cannot be reproduced: only the stored sizes are checked, whatever a digest task said.
+            digest = DigestResult(family=None, file_type=sample.row.file_type, sources={}, skipped=skipped)
+        else:
+            # Every source of a FASTQ read set, or it is not verified: a source left out would go unchecked.
+            digest = digests.get(key) or DigestResult(family=None, file_type="FASTQ", sources={}, skipped=None)
+            missing = sorted(set(sample.sources) - set(digest["sources"]))
+            if missing or not digest.get("family"):
+                fail_sample(
+                    sample,
+                    "digest",
+                    f"no digest was computed for {', '.join(missing) or 'its sources'} (see the digest tasks)",
+                    log,
+                )
+                continue
         try:
             result = verify_read_set(
-                hook, store_id, sample.read_set_id, digests[key], sample.sources, log, adopted=sample.adopted
+                hook, store_id, sample.read_set_id, digest, sample.sources, log, adopted=sample.adopted
             )
         except AirflowFailException as err:
             fail_sample(sample, "verify", str(err), log)
