@@ -264,6 +264,17 @@ def test_the_digest_tasks_outputs_merge_and_a_source_without_a_digest_fails_its_
     assert verified == [] and sample.status == "failed", sample
     assert sample.failed_step == "digest" and "no digest was computed for SOURCE2" in sample.reason
 
+    # A digest of another file than the plan pinned (left by a digest task of an earlier plan of the run) does not
+    # stand in for the source's.
+    sample = _sized_sample("R", 4, 4, status="active")
+    sample.read_set_id = "1234567890"
+    sample.sources["SOURCE2"]["fingerprint"] = {"size": 4, "mtime_ns": 2}
+    stale = result(SOURCE1="x", SOURCE2="y")
+    stale["sources"]["SOURCE2"]["fingerprint"] = {"size": 4, "mtime_ns": 1}
+    assert sorted(merge_digests([{"digests": {"R": stale}}], {"R": sample})["digests"]["R"]["sources"]) == ["SOURCE1"]
+    verify_samples(None, "1234567890", {"R": sample}, [{"digests": {"R": stale}}], log)  # type: ignore[arg-type]
+    assert sample.failed_step == "digest" and "no digest was computed for SOURCE2" in sample.reason
+
 
 def test_a_digest_task_of_a_run_is_named_by_its_largest_source_and_how_many_more_it_hashes() -> None:
     def label(*pairs: tuple[str, str]) -> str:

@@ -118,15 +118,29 @@ def pack_run_digests(samples: Sequence[RunSample], max_tasks: int) -> list[list[
     return batches
 
 
-def merge_digests(outputs: Any) -> dict[str, Any]:
+def merge_digests(outputs: Any, samples: Mapping[str, RunSample] | None = None) -> dict[str, Any]:
     """The mapped digest tasks' outputs (or one digest output) as one: per sample, the digests of its sources from
-    whichever task hashed them, and every failure."""
+    whichever task hashed them, and every failure. Given the run's ``samples``, a source's digest counts only when it
+    was taken of the file the plan pinned (its fingerprint), so that none left by a digest task of an earlier plan
+    of the run (a cleared plan after a restaged file) stands in for it."""
     if outputs is None:
         return {"digests": {}, "failed": {}}
     digests: dict[str, DigestResult] = {}
     failed: dict[str, str] = {}
     for output in [outputs] if isinstance(outputs, Mapping) else mapped_values(outputs):
         for key, result in ((output or {}).get("digests") or {}).items():
+            sample = (samples or {}).get(key)
+            if sample is not None:
+                result = {
+                    **result,
+                    "sources": {
+                        part_source: digest
+                        for part_source, digest in (result.get("sources") or {}).items()
+                        if part_source in sample.sources
+                        and digest.get("fingerprint", sample.sources[part_source]["fingerprint"])
+                        == sample.sources[part_source]["fingerprint"]
+                    },
+                }
             merged = digests.setdefault(
                 key,
                 DigestResult(
@@ -586,9 +600,8 @@ def digest_samples(
     def digest_one(job: tuple[str, str, PlannedSource]) -> None:
         key, part_source, planned = job
         try:
-            digests[key]["sources"][part_source] = digest_source(
-                hook, part_source, planned, family, roots, prefixes, log
-            )
+            digest = digest_source(hook, part_source, planned, family, roots, prefixes, log)
+            digests[key]["sources"][part_source] = {**digest, "fingerprint": planned["fingerprint"]}
         except AirflowFailException as err:
             log.error("%s: %s", key, err)
             failed[key] = str(err)
@@ -605,7 +618,7 @@ def verify_samples(
     (:func:`~airflow_provider_omics.readsets.verify.verify_read_set` with the digest step's output ``digested``:
     one output, or the mapped tasks' outputs, :func:`merge_digests`): a mismatch, or a FASTQ source whose digest
     failed or is missing, fails that sample alone. Returns the verified results, to announce."""
-    merged = merge_digests(digested)
+    merged = merge_digests(digested, samples)
     digests: Mapping[str, Any] = merged["digests"]
     digest_failures: Mapping[str, str] = merged["failed"]
     verified: list[dict[str, Any]] = []

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypedDict, overload
+from typing import Any, NotRequired, TypedDict, overload
 
 # The XCom key under which the create task pushes its UploadRecord (its return value stays the upload id).
 UPLOAD_RECORD_KEY = "upload"
@@ -118,6 +118,9 @@ class SourceDigest(TypedDict):
     hexdigest: str
     compressed: bool
     uncompressed_bytes: int
+    # The plan's fingerprint of the file hashed (Fingerprint.to_dict()): verify takes a digest only for the file its
+    # plan names, never one a digest task of an earlier plan left behind.
+    fingerprint: NotRequired[dict[str, Any]]
 
 
 class DigestResult(TypedDict):
