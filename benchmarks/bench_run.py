@@ -83,10 +83,12 @@ MB = 1_000_000
 READS_PER_BLOCK = 13_000
 GZIP_LEVEL = 6
 CACHE_VERSION = 1
-# The run's non-mapped tasks (plan, create, digest_batches, complete, abort, wait_active, verify, summary) and its
-# mapped digest tasks (4 at most by default): the README promises at most max_tasks + 12 task instances, as the
-# run's issue asked.
-TARGET_EXTRA_TASKS = 12
+# The run's non-mapped tasks (plan, create, digest_batches, complete, abort, wait_active, verify, summary, and import:
+# the example DAG builds both paths) besides its two mapped steps, the upload tasks (at most max_tasks) and the
+# digest tasks (at most the form's max_digest_tasks, 4): the README's bound, max_tasks + max_digest_tasks + 9. (The
+# run's first target, before the digest was mapped, was max_tasks + 12.)
+TARGET_EXTRA_TASKS = 9
+DIGEST_TASKS = 4
 TARGET_RATIO = 2.0
 TARGET_DIGEST_RATIO = 1.15
 # --quotas: files of at least 50 parts of 1 MiB, so that two cores can drive the part quota.
@@ -1495,12 +1497,13 @@ def report_point(point: SizePoint, args: argparse.Namespace) -> None:
     instances = max(len(d.rows) for d in point.dags)
     states = ", ".join(sorted({d.state for d in point.counted}))
     ratio_met = point.ratio <= TARGET_RATIO
-    tis_met = instances <= args.max_tasks + TARGET_EXTRA_TASKS
+    bound = args.max_tasks + DIGEST_TASKS + TARGET_EXTRA_TASKS
+    tis_met = instances <= bound
     print(
         f"  RESULT {point.samples} x 2 x {point.file_mib} MiB: run {point.dag_seconds:.1f} s ({states}) / sequential "
         f"{point.reference_seconds:.1f} s = {point.ratio:.2f}x (target <= {TARGET_RATIO:.1f}x: "
-        f"{'met' if ratio_met else 'NOT met'}); task instances {instances}, budget {args.max_tasks} + "
-        f"{TARGET_EXTRA_TASKS} = {args.max_tasks + TARGET_EXTRA_TASKS} ({'met' if tis_met else 'NOT met'})"
+        f"{'met' if ratio_met else 'NOT met'}); task instances {instances}, budget {args.max_tasks} uploads + "
+        f"{DIGEST_TASKS} digests + {TARGET_EXTRA_TASKS} = {bound} ({'met' if tis_met else 'NOT met'})"
     )
 
 
