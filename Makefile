@@ -21,7 +21,7 @@ STAMP := $(VENV)/.installed
 # The suite's processes: one per core (pytest-xdist); PYTEST_WORKERS=0 runs it in this process.
 PYTEST_WORKERS ?= auto
 
-.PHONY: test test-compat demo bench lint lock clean services
+.PHONY: test test-compat demo ui bench lint lock clean services
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ services:
 
 demo: $(STAMP)
 	$(BIN)/python demo/run_demo.py
+
+# A working Airflow UI on the emulator, on http://127.0.0.1:8080 (UI_ARGS="--port 0": a free port); Ctrl-C stops it.
+ui: $(STAMP)
+	$(BIN)/python scripts/ui.py $(UI_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_upload.py $(BENCH_ARGS)

@@ -98,6 +98,7 @@ class AirflowDeployment:
     :param executor: ``[core] executor``.
     :param config: more settings, ``{"SECTION__KEY": value}`` (``AIRFLOW__SECTION__KEY`` for every component).
     :param environ: more environment variables for every component (``AIRFLOW_CONN_...``, say).
+    :param api_port: the api-server's port on 127.0.0.1 (default: a free one).
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class AirflowDeployment:
         executor: str = "LocalExecutor",
         config: Mapping[str, str] | None = None,
         environ: Mapping[str, str] | None = None,
+        api_port: int = 0,
     ) -> None:
         self.workdir = Path(workdir)
         self.home = self.workdir / "airflow-home"
@@ -118,7 +120,7 @@ class AirflowDeployment:
         for dag_file in self.dag_files:
             shutil.copy(dag_file, self.dags / dag_file.name)
         self.db_path = self.home / "airflow.db"
-        self.api_port = free_port()
+        self.api_port = api_port or free_port()
         self.procs: dict[str, subprocess.Popen[Any]] = {}
         self.groups: dict[str, set[int]] = {}
         self.endpoint_url = ""
