@@ -87,7 +87,8 @@ with DAG(
         ),
         "write_summary_csv": Param(
             False,
-            type="boolean",
+            # "null" too: the form marks a field required unless its type allows null, and a switch is never empty.
+            type=["boolean", "null"],
             title="Write the summary next to the manifest",
             description=(
                 "Also write the run's per-sample table (read set, status, verified, bytes, seconds, reason) as "

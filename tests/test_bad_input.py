@@ -405,3 +405,13 @@ def test_the_import_operators_sources_nested_too_deep_are_an_input_error() -> No
     )
     with pytest.raises(OmicsInputError, match="too deeply"):
         operator.checked_rows()
+
+
+def test_a_switch_rendered_from_a_form_reads_as_a_bool_and_anything_else_is_refused() -> None:
+    from airflow_provider_omics.utils.inputs import as_bool
+
+    # A form's switch renders "True"/"False"; a null param (the type allows it) renders "None".
+    assert [as_bool("x", v) for v in (True, "True", "yes", "1")] == [True] * 4
+    assert [as_bool("x", v) for v in (False, "False", "None", "", None, "0")] == [False] * 6
+    with pytest.raises(OmicsInputError, match=r"x='maybe' must be true or false"):
+        as_bool("x", "maybe")

@@ -68,6 +68,9 @@ def test_the_form_accepts_a_run_and_has_titles(dag: Any) -> None:
         schema = dag.params.get_param(name).schema
         assert schema.get("title") and (schema.get("description") or dag.params.get_param(name).description), name
     assert dag.params.get_param("max_tasks").schema["section"] == "Upload tuning"
+    # A switch is never empty: the form must not mark it required (it does unless the type allows null).
+    assert dag.params.get_param("write_summary_csv").schema["type"] == ["boolean", "null"]
+    assert validate(dag, {**GOOD, "write_summary_csv": True})["write_summary_csv"] is True
 
 
 @pytest.mark.parametrize(

@@ -142,10 +142,11 @@ def as_float(name: str, value: Any, minimum: float = 0.0) -> float:
 
 
 def as_bool(name: str, value: Any) -> bool:
-    """Accept a bool or a bool rendered by a template ("True", "false"; empty means False)."""
+    """Accept a bool or a bool rendered by a template ("True", "false"; empty, or a null param rendered as "None",
+    means False)."""
     if isinstance(value, bool):
         return value
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "false", "0", "no")):
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "false", "0", "no")):
         return False
     if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes"):
         return True
