@@ -229,10 +229,13 @@ def test_a_manifest_row_with_a_control_character_is_refused_with_its_row_and_col
         parse_manifest(text, source_name="m.csv")
     assert {(p.row, p.column, p.line) for p in caught.value.problems} == {(2, "sample_id", 3), (2, "name", 3)}
     message = str(caught.value)
-    assert "row 2 (line 3), sample_id: sample_id='S\\x1b[2J' holds '\\x1b' (U+001B" in message
+    # The sample the row names is shown escaped: the cell is what is wrong, and the log view must not act on it.
+    assert "row 2 (line 3, sample 'S\\x1b[2J'), sample_id: sample_id='S\\x1b[2J' holds '\\x1b' (U+001B" in message
     assert (
-        "row 2 (line 3), name: name='two\\nlines' holds '\\n' (U+000A, a control character) at character 4" in message
+        "row 2 (line 3, sample 'S\\x1b[2J'), name: name='two\\nlines' holds '\\n' (U+000A, a control character) at "
+        "character 4" in message
     )
+    assert "\x1b" not in message
 
     items = [item("S1"), item("S2", description="a\tb", generatedFrom="seq\u200bA")]
     with pytest.raises(ManifestError) as caught:

@@ -227,21 +227,25 @@ def test_every_problem_of_a_run_in_one_failure(staging: Path, tmp_path: Path) ->
     }
     message = str(err)
     lines = message.splitlines()
-    assert lines[0] == (
-        f"Manifest {manifest} (CSV): 10 problems in 9 rows; nothing was uploaded. Fix the manifest and trigger the "
-        "run again."
+    # The first line, what a log view shows of a failure, is short; the manifest and each problem follow, each
+    # problem naming its row, line and sample.
+    assert lines[0] == "The manifest has 10 problems in 9 rows; nothing was uploaded."
+    assert len(lines[0]) < 100
+    assert lines[1] == f"  Manifest {manifest} (CSV): fix it and trigger the run again."
+    assert lines[2].startswith("  line 1, header: unknown column 'lane'")
+    assert (
+        "  row 2 (line 3, sample S2), file_type: source_file_type='FASTA' is not one of FASTQ, BAM, CRAM, UBAM."
+        in lines
     )
-    assert lines[1].startswith("  line 1, header: unknown column 'lane'")
-    assert "  row 2 (line 3), file_type: source_file_type='FASTA' is not one of FASTQ, BAM, CRAM, UBAM." in lines
-    assert "  row 3 (line 4), reference_arn: A BAM read set must be linked" in message
-    assert "  row 4 (line 5), read2: a BAM read set has one source" in message
-    assert f"  row 5 (line 6), name: name='{long_name}' must be text of 1 to 127 characters." in lines
-    assert "  row 6 (line 7), name: the same name and sample_id as row 1 ('S1', 'S1')" in message
-    assert f"  row 7 (line 8), read1: {staging}/S1_R1.fastq is also row 1's read1" in message
-    assert f"  row 8 (line 9), read1: Staged source {staging}/missing_R1.fastq does not exist" in message
-    assert f"  row 9 (line 10), read1: Staged source {outside} resolves to" in message
+    assert "  row 3 (line 4, sample S5), reference_arn: A BAM read set must be linked" in message
+    assert "  row 4 (line 5, sample S3), read2: a BAM read set has one source" in message
+    assert f"  row 5 (line 6, sample S4), name: name='{long_name}' must be text of 1 to 127 characters." in lines
+    assert "  row 6 (line 7, sample S1), name: the same name and sample_id as row 1 ('S1', 'S1')" in message
+    assert f"  row 7 (line 8, sample S8), read1: {staging}/S1_R1.fastq is also row 1's read1" in message
+    assert f"  row 8 (line 9, sample S9), read1: Staged source {staging}/missing_R1.fastq does not exist" in message
+    assert f"  row 9 (line 10, sample S10), read1: Staged source {outside} resolves to" in message
     assert "outside the allowed staging roots" in message
-    assert "  row 10 (line 11), read1: Staged source 'relative/S11.fastq' is a relative path" in message
+    assert "  row 10 (line 11, sample S11), read1: Staged source 'relative/S11.fastq' is a relative path" in message
     assert not any(line.startswith("  row 1 ") for line in lines)
     again = pickle.loads(pickle.dumps(err))
     assert str(again) == message and again.problems == err.problems
@@ -315,7 +319,7 @@ def test_the_list_of_problems_is_capped(staging: Path) -> None:
     # Every row lacks a reference; all but the first repeat row 1's file.
     assert len(caught.value.problems) == 120 + 119
     lines = str(caught.value).splitlines()
-    assert len(lines) == 1 + MAX_LISTED_PROBLEMS + 1
+    assert len(lines) == 2 + MAX_LISTED_PROBLEMS + 1
     assert lines[-1] == f"  ... and {239 - MAX_LISTED_PROBLEMS} more"
 
 
@@ -377,7 +381,9 @@ def test_manifest_and_sources_on_s3(s3_staging: Any, staging: Path) -> None:
             default_reference_arn=REFERENCE_ARN,
         )
     assert where(caught.value) == {(1, "sourceFiles.source1"), (1, "sourceFiles.source2"), (2, "sourceFiles.source1")}
-    assert f"row 2, sourceFiles.source1: Staged source s3://{bucket}/run/S2.bam does not exist" in str(caught.value)
+    assert f"row 2 (sample S2), sourceFiles.source1: Staged source s3://{bucket}/run/S2.bam does not exist" in str(
+        caught.value
+    )
 
     # A manifest is held to the allow-lists as any staged file is.
     with pytest.raises(ManifestError, match="outside the allowed S3 staging prefixes"):
@@ -526,7 +532,7 @@ def test_an_inline_manifest_is_one_json_row_checked_as_a_manifest_file_is(tmp_pa
     )
     with pytest.raises(ManifestError) as caught:
         validate_manifest(bad, source_factory=local_sources, allowed_local_roots=[str(tmp_path)])
-    assert str(caught.value).startswith(f"Manifest {INLINE_MANIFEST} (JSON): ")
+    assert str(caught.value).splitlines()[1].startswith(f"  Manifest {INLINE_MANIFEST} (JSON): ")
     assert {column for _, column in where(caught.value)} >= {"sourceFileType", "sampleId"}
 
 

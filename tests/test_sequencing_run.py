@@ -539,8 +539,9 @@ def test_a_read_set_given_inline_is_checked_as_a_manifest_row_before_anything_ex
     failed = [ti.task_id for ti in dag_run.get_task_instances() if ti.state == "failed"]
     assert failed == [f"{GROUP}.plan"]
     log = "".join(capfd.readouterr())
-    assert "Manifest (inline) (JSON): 2 problems in 1 row" in log, log[-3000:]
-    assert "row 1, name" in log and "missing_R1.fastq" in log, log[-3000:]
+    assert "The manifest has 2 problems in 1 row; nothing was uploaded." in log, log[-3000:]
+    assert "Manifest (inline) (JSON): fix it" in log, log[-3000:]
+    assert "row 1 (sample " in log and "missing_R1.fastq" in log, log[-3000:]
     client = emulator.client()
     assert _read_sets(client, store_id) == []
     assert_no_upload_left(client, store_id)

@@ -72,6 +72,8 @@ MAX_MANIFEST_ROWS = 10_000
 MAX_MANIFEST_DEPTH = 8
 # Beyond this a failure message stops being read; the count of the rest is still given.
 MAX_LISTED_PROBLEMS = 50
+# A sample id shown in a problem's place is cut to this many characters (the cell itself may be what is wrong).
+MAX_SHOWN_SAMPLE = 40
 
 CSV = "csv"
 JSON = "json"
@@ -135,9 +137,16 @@ class ManifestProblem:
     line: int | None = None
 
     def __str__(self) -> str:
+        return self.describe()
+
+    def describe(self, sample: str | None = None) -> str:
+        """The problem with where it is: ``row 4 (line 5, sample S4), read1: ...``, naming the row's sample when
+        known."""
         where = []
         if self.row is not None:
-            where.append(f"row {self.row}" + (f" (line {self.line})" if self.line is not None else ""))
+            details = [f"line {self.line}"] if self.line is not None else []
+            details += [f"sample {sample}"] if sample else []
+            where.append(f"row {self.row}" + (f" ({', '.join(details)})" if details else ""))
         elif self.line is not None:
             where.append(f"line {self.line}")
         if self.column:
@@ -151,32 +160,53 @@ class ManifestError(OmicsInputError):
     :param manifest: the manifest's path or URI, for the message.
     :param problems: every problem found; the message lists the first :data:`MAX_LISTED_PROBLEMS`.
     :param manifest_format: ``csv`` or ``json`` when known.
+    :param samples: row -> the sample it names (its sample id as written), for the message.
     """
 
-    def __init__(self, manifest: str, problems: Iterable[ManifestProblem], manifest_format: str | None = None) -> None:
+    def __init__(
+        self,
+        manifest: str,
+        problems: Iterable[ManifestProblem],
+        manifest_format: str | None = None,
+        samples: Mapping[int, str] | None = None,
+    ) -> None:
         # Stable: a row's problems stay in column order; problems of the whole manifest come first.
         self.problems = sorted(problems, key=lambda p: (p.row is not None, p.row or 0))
         self.manifest = manifest
         self.manifest_format = manifest_format
-        super().__init__(format_problems(manifest, self.problems, manifest_format))
+        self.samples = dict(samples or {})
+        super().__init__(format_problems(manifest, self.problems, manifest_format, self.samples))
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The default would call the class with the message alone; a pickled error (a subprocess, a result
         # backend) must come back with its problems.
-        return (type(self), (self.manifest, self.problems, self.manifest_format))
+        return (type(self), (self.manifest, self.problems, self.manifest_format, self.samples))
 
 
-def format_problems(manifest: str, problems: Sequence[ManifestProblem], manifest_format: str | None = None) -> str:
-    """The message of a :class:`ManifestError`: a headline, then one problem a line, capped."""
+def format_problems(
+    manifest: str,
+    problems: Sequence[ManifestProblem],
+    manifest_format: str | None = None,
+    samples: Mapping[int, str] | None = None,
+) -> str:
+    """The message of a :class:`ManifestError`: a short headline (what and how many; the first line of the
+    failure a log view shows), then the manifest and one problem a line (each naming its row's sample), capped."""
     title = f"Manifest {manifest}" + (f" ({FORMAT_NAMES[manifest_format]})" if manifest_format else "")
     if len(problems) == 1 and problems[0].row is None:
         return f"{title}: {problems[0]}"
+    samples = samples or {}
     rows = len({p.row for p in problems if p.row is not None})
     counted = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" + (
         f" in {rows} row{'s' if rows != 1 else ''}" if rows else ""
     )
-    lines = [f"{title}: {counted}; nothing was uploaded. Fix the manifest and trigger the run again."]
-    lines.extend(f"  {problem}" for problem in problems[:MAX_LISTED_PROBLEMS])
+    lines = [
+        f"The manifest has {counted}; nothing was uploaded.",
+        f"  {title}: fix it and trigger the run again.",
+    ]
+    lines.extend(
+        f"  {problem.describe(samples.get(problem.row) if problem.row is not None else None)}"
+        for problem in problems[:MAX_LISTED_PROBLEMS]
+    )
     if len(problems) > MAX_LISTED_PROBLEMS:
         lines.append(f"  ... and {len(problems) - MAX_LISTED_PROBLEMS} more")
     return "\n".join(lines)
@@ -331,7 +361,7 @@ def validate_manifest(
     planned_sources, source_problems = _stat_sources(parsed.sources, source_factory, roots, prefixes, part_size)
     problems = parsed.problems + source_problems
     if problems:
-        raise ManifestError(loaded.uri, problems, parsed.format)
+        raise ManifestError(loaded.uri, problems, parsed.format, parsed.samples)
     by_row = dict(zip((entry.row for entry in parsed.sources), planned_sources, strict=True))
     planned = [PlannedSample(row=row, sources=by_row[row.row]) for row in parsed.rows]
     parsed.log(loaded.uri)
@@ -489,7 +519,7 @@ def parse_manifest(
     """
     parsed = _parse(text, source_name, default_file_type, default_reference_arn)
     if parsed.problems:
-        raise ManifestError(source_name, parsed.problems, parsed.format)
+        raise ManifestError(source_name, parsed.problems, parsed.format, parsed.samples)
     parsed.log(source_name)
     return parsed.rows
 
@@ -511,6 +541,8 @@ class _Parsed:
     rows: list[ManifestRow]
     sources: list[_SourceEntry]
     problems: list[ManifestProblem]
+    # row -> the sample id as written, for messages
+    samples: dict[int, str] = field(default_factory=dict)
 
     def log(self, source_name: str) -> None:
         log.info("Manifest %s: %s, %d read set(s).", source_name, self.shape, len(self.rows))
@@ -543,7 +575,15 @@ def _parse(text: str, source_name: str, default_file_type: str | None, default_r
         if row_sources:
             sources.append(_SourceEntry(record.row, record.line, record.manifest_format, row_sources))
     _check_duplicates(records, problems)
-    return _Parsed(manifest_format, shape, rows, sources, problems)
+    samples = {record.row: _shown_sample(record.values.get("sample_id")) for record in records}
+    return _Parsed(manifest_format, shape, rows, sources, problems, samples)
+
+
+def _shown_sample(value: Any) -> str:
+    """A row's sample id as a message shows it: cut, and quoted with escapes when it holds what a terminal or a log
+    view would act on (the cell may be what is wrong)."""
+    text = str(value or "").strip()[:MAX_SHOWN_SAMPLE]
+    return text if text.isprintable() else repr(text)
 
 
 def _check_defaults(file_type: str | None, reference_arn: str | None, problems: list[ManifestProblem]) -> _Defaults:
@@ -1079,7 +1119,7 @@ def check_manifest_sources(
     entries = [_SourceEntry(row.row, row.line, row.manifest_format, list(row.sources)) for row in rows]
     planned_sources, problems = _stat_sources(entries, source_factory, roots, prefixes, part_size)
     if problems:
-        raise ManifestError(manifest_name, problems)
+        raise ManifestError(manifest_name, problems, samples={row.row: row.sample_id for row in rows})
     planned = [PlannedSample(row=row, sources=sources) for row, sources in zip(rows, planned_sources, strict=True)]
     _log_planned(manifest_name, planned, part_size)
     return planned
