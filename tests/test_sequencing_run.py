@@ -21,6 +21,8 @@ from airflow_provider_omics.readsets.run import (
     pack_run_digests,
     pack_run_parts,
     summary_location,
+    summary_table,
+    summary_text,
     verify_samples,
 )
 from airflow_provider_omics.task_groups import DEFAULT_DIGEST_TASKS, DIGEST_MAP_INDEX_TEMPLATE, RUN_MAP_INDEX_TEMPLATE
@@ -274,6 +276,52 @@ def test_the_digest_tasks_outputs_merge_and_a_source_without_a_digest_fails_its_
     assert sorted(merge_digests([{"digests": {"R": stale}}], {"R": sample})["digests"]["R"]["sources"]) == ["SOURCE1"]
     verify_samples(None, "1234567890", {"R": sample}, [{"digests": {"R": stale}}], log)  # type: ignore[arg-type]
     assert sample.failed_step == "digest" and "no digest was computed for SOURCE2" in sample.reason
+
+
+def test_the_summary_says_what_happened_to_each_sample_in_words_with_a_totals_line() -> None:
+    from airflow_provider_omics.utils.payloads import UploadRecord
+
+    def sample(key: str, status: str, *, started: bool = True, uploaded: bool = True, **fields: Any) -> RunSample:
+        s = _sized_sample(key, 1_000_000, status=status)
+        s.started_at = "2026-12-04T10:00:00+00:00" if started else None
+        record = UploadRecord(
+            sequence_store_id="1234567890",
+            client_token="t",
+            name=key,
+            sample_id=key,
+            subject_id=key,
+            source_file_type="FASTQ",
+        )
+        s.record = record if uploaded else None
+        for name, value in fields.items():
+            setattr(s, name, value)
+        return s
+
+    samples = {
+        s.key: s
+        for s in (
+            sample("A", "verified", verified=True),
+            sample("B", "verified", verified=True, uploaded=False),
+            sample("C", "stored", started=False, uploaded=False, verified=True),
+            sample("D", "stored", started=False, uploaded=False, reason="on_existing=skip: skipped"),
+            sample("E", "verified", started=False, uploaded=False, verified=True),
+            sample("F", "failed", failed_step="wait_active", reason="Read set 1 FAILED: bad gzip\nmore detail"),
+        )
+    }
+    table = summary_table(samples, steps_missed=False)
+    assert {row["sample"]: row["outcome"] for row in table} == {
+        "A": "uploaded and verified",
+        "B": "imported and verified",
+        "C": "already stored, verified before",
+        "D": "already stored, not verified",
+        "E": "already stored, verified now",
+        "F": "failed at wait_active: Read set 1 FAILED: bad gzip",
+    }
+    text = summary_text(table)
+    assert text.splitlines()[0].split() == ["sample", "read", "set", "bytes", "seconds", "outcome"]
+    assert text.splitlines()[-1] == (
+        "1 uploaded and verified, 1 imported and verified, 3 already stored, 1 failed (of 6 samples, 6.0 MB staged)"
+    )
 
 
 def test_a_digest_task_of_a_run_is_named_by_its_largest_source_and_how_many_more_it_hashes() -> None:

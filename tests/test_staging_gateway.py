@@ -205,6 +205,7 @@ def test_formula_cells_are_escaped_and_numbers_stay_numbers() -> None:
         "sample": "S1/S1",
         "read_set_id": "1234567890",
         "status": "verified",
+        "outcome": "",
         "verified": "True",
         "bytes": "10",
         "seconds": "",

@@ -248,7 +248,7 @@ def read_set_ended(samples: Mapping[str, RunSample], read_set_id: str, status: M
 
 
 # The columns of the summary CSV, in order.
-SUMMARY_COLUMNS = ("sample", "read_set_id", "status", "verified", "bytes", "seconds", "reason")
+SUMMARY_COLUMNS = ("sample", "read_set_id", "status", "outcome", "verified", "bytes", "seconds", "reason")
 # OWASP's CSV injection rule: a cell that starts with one of these is run as a formula by spreadsheet programs.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -502,6 +502,13 @@ def complete_samples(
                     hook, record.sequence_store_id, record.upload_id, [parts], expected, record, aws_conn_id, log
                 )
                 sample.status = "completed"
+                log.info(
+                    "%s: upload %s completed as read set %s (%s)",
+                    sample.key,
+                    record.upload_id,
+                    sample.read_set_id,
+                    ", ".join(f"{source} {count} parts" for source, count in sorted(expected.items())),
+                )
                 continue
             except AirflowFailException as err:
                 reason = str(err)
@@ -657,6 +664,24 @@ def verify_samples(
     return verified
 
 
+def sample_outcome(sample: RunSample) -> str:
+    """What happened to a sample, in the words of the summary: ``uploaded and verified``, ``already stored,
+    verified before``, ``failed at wait_active: <the reason's first line>``..."""
+    if sample.status == "failed":
+        reason = (sample.reason or "no reason given").strip().splitlines()[0]
+        return f"failed at {sample.failed_step or 'run'}: {reason}"
+    if sample.status == "stored":
+        return "already stored, verified before" if sample.verified else "already stored, not verified"
+    # Taken up by this run's create or import step, or found in the store and proven by this run.
+    stored_now = sample.started_at is not None
+    how = "uploaded" if sample.record is not None else "imported"
+    if sample.status == "verified":
+        return f"{how} and verified" if stored_now else "already stored, verified now"
+    if sample.status == "active":
+        return f"{how}, ACTIVE, not verified" if stored_now else "already stored, ACTIVE, not verified"
+    return f"stopped at {sample.status}"
+
+
 def summary_table(samples: Mapping[str, RunSample], steps_missed: bool) -> list[dict[str, Any]]:
     """The run's table, one row per sample (:data:`SUMMARY_COLUMNS`). ``steps_missed``: a step after the one
     that gave ``samples`` did not finish, so a sample not yet at an end stopped there (it fails, saying so)."""
@@ -669,6 +694,7 @@ def summary_table(samples: Mapping[str, RunSample], steps_missed: bool) -> list[
                 "sample": key,
                 "read_set_id": sample.read_set_id,
                 "status": "skipped (already stored)" if sample.status == "stored" else sample.status,
+                "outcome": sample_outcome(sample),
                 "verified": sample.verified,
                 "bytes": sum(planned["size"] for planned in sample.sources.values()),
                 "seconds": sample.seconds(),
@@ -678,16 +704,35 @@ def summary_table(samples: Mapping[str, RunSample], steps_missed: bool) -> list[
     return table
 
 
+def summary_totals(table: Sequence[Mapping[str, Any]]) -> str:
+    """The table's totals in one line: ``2 uploaded and verified, 5 already stored, 1 failed (of 8 samples,
+    13.2 MB staged)``."""
+    counts = dict.fromkeys(("uploaded and verified", "imported and verified", "already stored", "failed"), 0)
+    other = 0
+    for row in table:
+        outcome = str(row.get("outcome") or "")
+        word = next((w for w in counts if outcome.startswith(w)), None)
+        if word is None:
+            other += 1
+        else:
+            counts[word] += 1
+    shown = {w: n for w, n in counts.items() if n or w in ("uploaded and verified", "already stored", "failed")}
+    parts = [f"{count} {word}" for word, count in shown.items()] + ([f"{other} not verified"] if other else [])
+    staged = sum(int(row.get("bytes") or 0) for row in table)
+    return f"{', '.join(parts)} (of {len(table)} sample{'s' if len(table) != 1 else ''}, {staged / 1e6:.1f} MB staged)"
+
+
 def summary_text(table: Sequence[Mapping[str, Any]]) -> str:
-    """The run's table as the task log shows it, in aligned columns."""
+    """The run's table as the task log shows it, in aligned columns, and its totals line."""
     width = max([len(row["sample"]) for row in table] + [6])
-    lines = [f"{'sample':<{width}}  {'read set':<12}  {'status':<24}  verified  {'bytes':>12}  seconds  reason"]
+    # The outcome last: a failure's reason is as long as it is, and the columns before it stay aligned.
+    lines = [f"{'sample':<{width}}  {'read set':<12}  {'bytes':>12}  seconds  outcome"]
     lines += [
-        f"{row['sample']:<{width}}  {row['read_set_id'] or '-':<12}  {row['status']:<24}  "
-        f"{'yes' if row['verified'] else 'no':<8}  {row['bytes']:>12}  "
-        f"{'-' if row['seconds'] is None else format(row['seconds'], '.1f'):>7}  {row['reason']}"
+        f"{row['sample']:<{width}}  {row['read_set_id'] or '-':<12}  {row['bytes']:>12}  "
+        f"{'-' if row['seconds'] is None else format(row['seconds'], '.1f'):>7}  {row.get('outcome') or row['status']}"
         for row in table
     ]
+    lines.append(summary_totals(table))
     return "\n".join(lines)
 
 

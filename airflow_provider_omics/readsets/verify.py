@@ -145,7 +145,15 @@ def verify_read_set(
             f"Read set {read_set_id} does not match the staged data: " + "; ".join(problems) + ". "
             "The upload is not trustworthy: delete the read set and upload again."
         )
-    log.info("Read set %s verified: %s", read_set_id, checked)
+    log.info(
+        "Read set %s verified: %s",
+        read_set_id,
+        "; ".join(
+            f"{part_source} {facts['size']:,} bytes stored"
+            + (f", ETag {facts['etag']} equals the staged file's digest" if facts.get("digest") else "")
+            for part_source, facts in sorted(checked.items())
+        ),
+    )
     return {
         "read_set_id": read_set_id,
         "etag_verified": bool(digests.get("family")),
