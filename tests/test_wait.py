@@ -286,3 +286,37 @@ def test_a_deferrable_runs_wait_resumes_from_the_trigger_and_a_run_after_it_comp
     assert second.state == "success"
     # The same two read sets, reused and verified: nothing stored twice.
     assert sorted(rs["id"] for rs in client.list_read_sets(sequenceStoreId=store_id)["readSets"]) == ids
+
+
+def test_the_run_wait_logs_its_progress_in_samples_each_round(
+    held: OmicsEmulator, store_id: str, omics_conn: str
+) -> None:
+    import logging
+
+    from airflow_provider_omics.readsets.run import wait_until_active
+
+    good, good_time = new_read_set(held, store_id, GOOD, "good")
+    bad, bad_time = new_read_set(held, store_id, BAD, "bad")
+    samples = {"good/good": run_sample("good/good", good, good_time), "bad/bad": run_sample("bad/bad", bad, bad_time)}
+    samples["stored/x"] = run_sample("stored/x", "1111111111", None)
+    samples["stored/x"].status = "stored"
+    lines: list[str] = []
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    log = logging.getLogger("test_wait.progress")
+    log.addHandler(Lines())
+    log.setLevel(logging.INFO)
+    hook = OmicsHook(aws_conn_id=omics_conn)
+    # Held: each round says where the wait stands (the stored sample is not waited for).
+    wait_until_active(hook, store_id, samples, 0, 2, omics_conn, log, fail_pending=False)
+    progress = [line for line in lines if line.startswith("wait_active: ")]
+    assert progress == ["wait_active: 0 of 2 ACTIVE, 0 failed, 2 processing"] * 3, lines
+    released(held)
+    lines.clear()
+    wait_until_active(hook, store_id, samples, 0, 2, omics_conn, log)
+    assert [line for line in lines if line.startswith("wait_active: ")] == [
+        "wait_active: 1 of 2 ACTIVE, 1 failed, 0 processing"
+    ], lines

@@ -562,10 +562,12 @@ class OmicsHook(AwsBaseHook):
         delay: float,
         max_attempts: int,
         on_end: Callable[[str, Mapping[str, Any]], None],
+        on_round: Callable[[Mapping[str, str | None]], None] | None = None,
     ) -> dict[str, str | None]:
         """Wait until each of ``read_sets`` (id -> created no earlier than, see :class:`ReadSetsWait`) is ACTIVE or
         failed, calling ``on_end(read_set_id, status)`` as each one ends; all of them looked at each round
-        (:meth:`read_set_statuses`), at most ``max_attempts`` rounds ``delay`` seconds apart.
+        (:meth:`read_set_statuses`), at most ``max_attempts`` rounds ``delay`` seconds apart. ``on_round(pending)``
+        is called after each round that leaves some on their way (the wait's progress).
 
         Returns the read sets still pending when the rounds ran out (empty when all ended).
         """
@@ -573,6 +575,8 @@ class OmicsHook(AwsBaseHook):
         for attempt in range(max_attempts):
             for read_set_id, status in wait.observe(self.read_set_statuses(sequence_store_id, wait)).items():
                 on_end(read_set_id, status)
+            if wait.pending and on_round is not None:
+                on_round(wait.pending)
             if not wait.pending or attempt + 1 == max_attempts:
                 break
             time.sleep(delay)
