@@ -7,8 +7,8 @@ generated_from, description`` (CSV with a header; only the first four are requir
 workers' shared filesystem or an ``s3://`` URI. The form's file type and reference fill the empty cells. The
 whole manifest is checked before anything is created, and every problem is listed in one failure.
 
-All samples share one budget of upload tasks ("Upload tuning"): a run of 96 samples is at most that many upload
-tasks plus nine. A sample that fails (a file removed, invalid content) fails alone: its upload is aborted, the
+All samples share one budget of upload tasks and one of digest tasks ("Upload tuning"): a run of 96 samples is at
+most that many upload and digest tasks plus nine. A sample that fails (a file removed, invalid content) fails alone: its upload is aborted, the
 other samples are uploaded and verified, and the ``summary`` task fails naming it. Trigger the run again with
 the same manifest once the files are fixed: samples whose read set is already ACTIVE in the store are skipped.
 
