@@ -151,6 +151,10 @@ Ctrl-C stops Airflow and the emulator.""",
         print(f"\nmake ui failed: {type(err).__name__}: {err}\nLogs: {workdir}/*.log", file=sys.stderr)
         return 1
     finally:
+        # A second Ctrl-C (or the SIGTERM of a wrapper that got the first) must not cut the stop short: that would
+        # leave Airflow's components and the emulator running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         deployment.stop()
     print("Stopped.")
     return 0

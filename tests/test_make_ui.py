@@ -126,7 +126,11 @@ def test_make_ui_comes_up_runs_the_printed_forms_and_stops_on_ctrl_c(tmp_path: P
         # The downstream DAG listens on the printed store's asset and is unpaused: the run's event starts it.
         assert _until("the downstream DAG's run", downstream, RUN_TIMEOUT) == ["success"]
     finally:
-        proc.send_signal(signal.SIGINT)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            # Ctrl-C pressed twice, as impatient users do: the second must not cut the stop short.
+            output.wait_for(r"Stopping \.\.\.", 60)
+            proc.send_signal(signal.SIGINT)
         try:
             returncode = proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
@@ -135,6 +139,11 @@ def test_make_ui_comes_up_runs_the_printed_forms_and_stops_on_ctrl_c(tmp_path: P
     output.done.wait(30)
     assert returncode == 0, output.text
     assert output.text.rstrip().endswith("Stopped."), output.text
-    # Nothing it started still answers.
-    with pytest.raises(urllib.error.URLError):
-        urllib.request.urlopen(f"{base}/api/v2/version", timeout=10)
+    # Nothing it started still answers: neither Airflow's API nor the emulator.
+    emulator = re.search(r"  (http://127\.0\.0\.1:\d+): sequence store", output.text)
+    assert emulator, output.text
+    for url in (f"{base}/api/v2/version", f"{emulator.group(1)}/"):
+        with pytest.raises(urllib.error.URLError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        # An HTTP error is an answer: the connection itself must be refused.
+        assert not isinstance(refused.value, urllib.error.HTTPError), (url, refused.value)
