@@ -19,6 +19,8 @@ from airflow_provider_omics.operators.sequencing_run import (
     OmicsDigestRunSourcesOperator,
     OmicsImportRunReadSetsOperator,
     OmicsPlanSequencingRunOperator,
+    OmicsRunFailuresOperator,
+    OmicsRunSampleFailedOperator,
     OmicsSequencingRunSummaryOperator,
     OmicsVerifyRunReadSetsOperator,
     OmicsWaitRunReadSetsOperator,
@@ -39,8 +41,8 @@ DEFAULT_RETRY_DELAY = timedelta(seconds=10)
 # "downstream" rule): it is the longest task of a run of large FASTQs, so it must not wait for a free slot.
 DIGEST_PRIORITY_WEIGHT = 10
 # At most this many mapped digest tasks in a run, each hashing ``digest_concurrency`` sources at once (4 x 4 sources
-# in flight), so that a run stays within its upload budget plus 12 task instances (the 8 others: plan, create,
-# digest_batches, complete, abort, wait_active, verify, summary).
+# in flight), so that a run stays within its upload budget plus 14 task instances (the 10 others: plan, create,
+# digest_batches, complete, abort, wait_active, verify, summary, failures and one failed_sample).
 DEFAULT_DIGEST_TASKS = 4
 
 
@@ -207,6 +209,34 @@ DIGEST_MAP_INDEX_TEMPLATE = (
 )
 
 
+# How each task of a failed sample is named in the UI: the sample and the step it failed at ("S5 failed at
+# wait_active", "S9 failed at verify (+4 samples)" on the last of at most ten), or, when none failed, the one task
+# that says so. (Airflow renders it with StrictUndefined: a missing key is an error, so it asks with get().)
+FAILURE_MAP_INDEX_TEMPLATE = (
+    "{% set f = task.failure %}{% if f %}{{ f.sample.split('/')[0] }} failed at {{ f.step }}"
+    "{% set more = f.get('more') or [] %}"
+    "{% if more %} (+{{ more | length }} sample{{ 's' if more | length > 1 else '' }}){% endif %}"
+    "{% else %}no sample failed{% endif %}"
+)
+
+
+def _show_failures(summary: OmicsSequencingRunSummaryOperator, task_kwargs: Mapping[str, Any]) -> None:
+    """Beside the summary (its inputs, upstream tasks and trigger rule): one failed task per failed sample, named by
+    the sample and the step (at most ten), or one task that succeeds when none failed."""
+    failures = OmicsRunFailuresOperator(
+        task_id="failures",
+        samples=summary.samples,
+        plan=summary.plan,
+        trigger_rule=summary.trigger_rule,
+        **task_kwargs,
+    )
+    for upstream in summary.upstream_list:
+        upstream >> failures
+    OmicsRunSampleFailedOperator.partial(
+        task_id="failed_sample", map_index_template=FAILURE_MAP_INDEX_TEMPLATE, **task_kwargs
+    ).expand_kwargs(failures.output)
+
+
 def upload_sequencing_run(
     group_id: str = "upload_sequencing_run",
     *,
@@ -245,10 +275,11 @@ def upload_sequencing_run(
     steps; only the byte work is mapped: the part uploads over one flat list of batches shared by all samples (at
     most ``max_tasks``), and the digests over batches of whole sources of about equal bytes (at most
     ``max_digest_tasks``, default 4), so that any worker hashes any source. So a run is at most
-    ``max_tasks + max_digest_tasks + 8`` task instances (``max_tasks + 12`` by default, ``+ 13`` with both paths),
-    whatever its number of samples.
-    A sample that fails fails alone (its upload is aborted, the others complete and are verified) and ``summary``
-    fails the run naming it. Samples whose read set is already ACTIVE in the store are skipped, so a re-triggered
+    ``max_tasks + max_digest_tasks + 10`` task instances (``max_tasks + 14`` by default, ``+ 15`` with both paths),
+    whatever its number of samples, when none fails.
+    A sample that fails fails alone (its upload is aborted, the others complete and are verified), ``summary``
+    fails the run naming it, and a ``failed_sample`` task named by the sample and the step ("S5 failed at
+    wait_active") fails with its reason (one per failed sample, at most 10; one that succeeds when none failed). Samples whose read set is already ACTIVE in the store are skipped, so a re-triggered
     manifest uploads only what is missing.
 
     Arguments are those of the run operators (templated where they are); ``pool`` puts the part tasks in an
@@ -419,7 +450,7 @@ def _pipeline(
                 )
                 outputs = [verify.output, imported]
             # The XComArgs make verify and import its upstream tasks.
-            OmicsSequencingRunSummaryOperator(samples=outputs, **summary_args)
+            _show_failures(OmicsSequencingRunSummaryOperator(samples=outputs, **summary_args), task_kwargs)
             return group
         create = OmicsCreateRunUploadsOperator(
             task_id="create",
@@ -510,4 +541,5 @@ def _pipeline(
             importing >> summary
             if verify_upload:
                 importing >> steps[0]
+        _show_failures(summary, task_kwargs)
     return group

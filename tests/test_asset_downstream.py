@@ -8,7 +8,9 @@ DAGs ``omics_upload_sequencing_run`` and ``omics_analyze_arriving_read_sets`` (s
 A run of three samples (two paired FASTQ, one single) verifies three read sets and emits one asset event listing
 them through the alias ``omics-read-sets``; the scheduler runs the downstream DAG, whose mapped ``analyze`` tasks
 must return exactly the store's three ACTIVE read sets, each once. Triggering the same manifest again skips every
-sample, emits no event and runs nothing downstream.
+sample, emits no event and runs nothing downstream. A third run, of one good sample and one the service fails at
+activation, fails; its grid names the failed sample and step ("S5 failed at wait_active"), and only the good
+sample is announced and analyzed downstream.
 
 Every wait is bounded only to catch a hang: what is asserted is decided by the metadata database's state once the
 scheduler has acted on it, never by how long something took.
@@ -46,6 +48,8 @@ SUMMARY_TASK = f"{GROUP}.summary"
 ANALYZE_TASK = "analyze"
 FIRST_RUN = "sequencing_run_1"
 SECOND_RUN = "sequencing_run_1_again"
+FAILING_RUN = "sequencing_run_2_one_bad_sample"
+FAILED_SAMPLE_TASK = f"{GROUP}.failed_sample"
 # (sample id, subject id, paired, reads): one paired FASTQ, one single, one more paired.
 SAMPLES = (("S1", "P1", True, 400), ("S2", "P2", False, 300), ("S3", "P3", True, 500))
 # Bounds that only catch a hang on a loaded 2-core machine; none of them decides the outcome.
@@ -341,4 +345,45 @@ def _run_and_check(stack: Stack, tmp_path: Path) -> None:
     assert [e["id"] for e in _asset_events(stack)] == [e["id"] for e in events]
     assert _queued_downstream(deployment) == 0
     assert [run[:3] for run in _downstream_runs(deployment)] == [run[:3] for run in runs]
+    assert _failed_sample_tasks(deployment, SECOND_RUN) == [(0, "success", "no sample failed")]
+
+    # One good sample and one the service fails at activation: the run fails, the grid names the sample that
+    # failed and where, and only the good one is announced.
+    manifest = _stage_failing_run(tmp_path / "run-2")
+    deployment.trigger(UPSTREAM, FAILING_RUN, {**conf, "manifest": str(manifest)})
+    assert deployment.wait_run(UPSTREAM, FAILING_RUN, RUN_TIMEOUT) == "failed"
+    print(f"the run with a failing sample failed {time.monotonic() - started:.0f} s into the test")
+    assert _failed_sample_tasks(deployment, FAILING_RUN) == [(0, "failed", "S5 failed at wait_active")]
+    new_events = [e for e in _asset_events(stack) if e["source_run_id"] == FAILING_RUN]
+    assert len(new_events) == 1, new_events
+    announced = event_read_sets(new_events[0]["extra"])
+    assert [entry["sample_id"] for entry in announced] == ["S4"], announced
+    _wait_for(deployment, f"the run of {DOWNSTREAM} on the third run's event", lambda: _downstream_settled(stack))
+    (last_run, *_) = [run for run in _downstream_runs(deployment) if run[:3] not in [r[:3] for r in runs]]
+    arrived = _xcom(deployment, DOWNSTREAM, last_run[1], "arrived_read_sets")
+    assert [item["read_set_id"] for item in arrived] == [announced[0]["read_set_id"]], arrived
     print(f"done {time.monotonic() - started:.0f} s into the test")
+
+
+def _failed_sample_tasks(deployment: AirflowDeployment, run_id: str) -> list[tuple[int, str, str]]:
+    """The run's failed_sample tasks as the grid shows them: map index, state and name."""
+    rows = deployment.query(
+        "SELECT map_index, state, rendered_map_index FROM task_instance WHERE dag_id = ? AND run_id = ? "
+        "AND task_id = ? ORDER BY map_index",
+        UPSTREAM,
+        run_id,
+        FAILED_SAMPLE_TASK,
+    )
+    return [(int(row[0]), str(row[1]), str(row[2])) for row in rows]
+
+
+def _stage_failing_run(root: Path) -> Path:
+    """A manifest of a good FASTQ (S4) and a file named FASTQ that is not one (S5: the service fails its read set
+    at activation)."""
+    root.mkdir(parents=True, exist_ok=True)
+    good = write_fastq(root / "S4_R1.fastq.gz", 200, compress=True, seed=41, prefix="S4r1")
+    bad = root / "S5_R1.fastq"
+    bad.write_bytes(b"this is not a FASTQ record\n" * 200)
+    manifest = root / "manifest.csv"
+    manifest.write_text(f"sample_id,subject_id,name,read1,read2\nS4,P4,S4-reads,{good},\nS5,P5,S5-reads,{bad},\n")
+    return manifest

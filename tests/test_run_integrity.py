@@ -30,7 +30,14 @@ from airflow_provider_omics.testing.samples import write_bam, write_fastq
 from airflow_provider_omics.utils.errors import OmicsInputError
 from airflow_provider_omics.utils.payloads import RunSample, run_samples
 from airflow_provider_omics.utils.tags import VERIFIED_TAG
-from tests.helpers import assert_no_upload_left, asset_events, clear_and_rerun, stored_bytes, use_omics_connection
+from tests.helpers import (
+    assert_no_upload_left,
+    asset_events,
+    clear_and_rerun,
+    stored_bytes,
+    task_xcom,
+    use_omics_connection,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 GROUP = "upload_sequencing_run"
@@ -106,14 +113,14 @@ def _announced(events: list[Any]) -> list[str]:
 
 def _summary(dag_run: Any) -> dict[str, dict[str, Any]]:
     ti = next(ti for ti in dag_run.get_task_instances() if ti.task_id == f"{GROUP}.summary")
-    return {row["sample"]: row for row in ti.xcom_pull() or []}
+    return {row["sample"]: row for row in ti.xcom_pull(task_ids=ti.task_id) or []}
 
 
 def _failures(dag_run: Any) -> dict[str, Any]:
     """The samples of the run's last step, from the summary's log-free view: the verify or wait output."""
     for task in ("verify", "wait_active", "complete", "create"):
         ti = next(ti for ti in dag_run.get_task_instances() if ti.task_id == f"{GROUP}.{task}")
-        value = ti.xcom_pull()
+        value = ti.xcom_pull(task_ids=ti.task_id)
         if value:
             return {key: state for key, state in value.items() if state.get("status") == "failed"}
     return {}
@@ -459,7 +466,7 @@ def test_clearing_create_or_complete_after_a_partial_failure_announces_no_read_s
     emulator.inject("ValidationException", "UploadReadSetPart", count=1)
     run = _run("omics_integrity_run", **conf, max_tasks=1)
     assert run.state == "failed"
-    verify = next(ti for ti in run.get_task_instances() if ti.task_id == f"{GROUP}.verify").xcom_pull()
+    verify = task_xcom(run, f"{GROUP}.verify")
     verified = [key for key, state in verify.items() if state["status"] == "verified"]
     failed = list(_failures(run))
     assert len(verified) == 1 and len(failed) == 1

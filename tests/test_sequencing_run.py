@@ -13,30 +13,43 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from airflow_provider_omics.assets.omics import event_read_sets
 from airflow_provider_omics.readsets.run import (
+    FIRST_LINE_CHARS,
+    MAX_FAILURE_TASKS,
+    failure_message,
     merge_digests,
     pack_run_digests,
     pack_run_parts,
+    run_failures,
     summary_location,
     summary_table,
     summary_text,
     verify_samples,
 )
-from airflow_provider_omics.task_groups import DEFAULT_DIGEST_TASKS, DIGEST_MAP_INDEX_TEMPLATE, RUN_MAP_INDEX_TEMPLATE
+from airflow_provider_omics.task_groups import (
+    DEFAULT_DIGEST_TASKS,
+    DIGEST_MAP_INDEX_TEMPLATE,
+    FAILURE_MAP_INDEX_TEMPLATE,
+    RUN_MAP_INDEX_TEMPLATE,
+)
 from airflow_provider_omics.testing import OmicsEmulator
 from airflow_provider_omics.testing.samples import write_bam, write_fastq
 from airflow_provider_omics.utils.parts import PartPlanError
 from airflow_provider_omics.utils.payloads import ManifestRow, PlannedSource, RunSample
-from tests.helpers import assert_no_upload_left, asset_events, console_words, stored_bytes, task_states
+from tests.helpers import assert_no_upload_left, asset_events, console_words, stored_bytes, task_states, task_xcom
 
 REFERENCE_ARN = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/1234567890"
 GROUP = "upload_sequencing_run"
 BUDGET = 6
-# plan, create, digest_batches, complete, wait_active, verify, summary, abort (and the test DAG's pause).
-FIXED_TASKS = 9
+# plan, create, digest_batches, complete, wait_active, verify, summary, abort, failures, failed_sample (one when
+# no sample fails), and the test DAG's pause.
+FIXED_TASKS = 11
+# How Airflow renders a map_index_template: a name that is not there is an error, not an empty string.
+_LABELS = SandboxedEnvironment(undefined=StrictUndefined)
 COLUMNS = ["sample_id", "subject_id", "name", "read1", "read2", "file_type", "reference_arn"]
 
 
@@ -113,7 +126,7 @@ def _read_sets(client: Any, store_id: str) -> list[dict[str, Any]]:
 
 
 def _summary(dag_run: Any) -> dict[str, dict[str, Any]]:
-    rows = next(ti for ti in dag_run.get_task_instances() if ti.task_id == f"{GROUP}.summary").xcom_pull()
+    rows = task_xcom(dag_run, f"{GROUP}.summary")
     return {row["sample"]: row for row in rows}
 
 
@@ -308,7 +321,7 @@ def test_the_summary_says_what_happened_to_each_sample_in_words_with_a_totals_li
             sample("F", "failed", failed_step="wait_active", reason="Read set 1 FAILED: bad gzip\nmore detail"),
         )
     }
-    table = summary_table(samples, steps_missed=False)
+    table = summary_table(samples)
     assert {row["sample"]: row["outcome"] for row in table} == {
         "A": "uploaded and verified",
         "B": "imported and verified",
@@ -324,9 +337,40 @@ def test_the_summary_says_what_happened_to_each_sample_in_words_with_a_totals_li
     )
 
 
+def test_failed_samples_become_at_most_ten_tasks_named_by_sample_and_step_with_a_short_first_line() -> None:
+    def label(failure: dict[str, Any] | None) -> str:
+        return _LABELS.from_string(FAILURE_MAP_INDEX_TEMPLATE).render(task={"failure": failure})
+
+    long_reason = "read set 1234567890 is UPLOAD_FAILED: " + "x" * 300 + "\nthe service's detail"
+    samples = {f"S{n}/S{n}-reads": _sized_sample(f"S{n}/S{n}-reads", 10, status="verified") for n in range(1, 15)}
+    assert run_failures(samples) == []
+    assert label(None) == "no sample failed"
+    samples["S2/S2-reads"].fail("wait_active", long_reason)
+    (only,) = run_failures(samples)
+    assert only == {"sample": "S2/S2-reads", "step": "wait_active", "reason": long_reason}
+    assert label(only) == "S2 failed at wait_active"
+    message = failure_message(only).splitlines()
+    assert len(message[0]) <= FIRST_LINE_CHARS and message[0].startswith("S2/S2-reads failed at wait_active: read set")
+    assert message[0].endswith("...") and "x" * 300 in message[1] and message[2] == "the service's detail"
+    # More failed samples than tasks: the last task stands for the rest as well.
+    for n in range(3, 15):
+        samples[f"S{n}/S{n}-reads"].fail("verify", f"ETag of SOURCE1 differs ({n})")
+    failures = run_failures(samples)
+    assert len(failures) == MAX_FAILURE_TASKS
+    assert [f["sample"] for f in failures] == [f"S{n}/S{n}-reads" for n in range(2, 2 + MAX_FAILURE_TASKS)]
+    assert failures[-1]["more"] == [f"S{n}/S{n}-reads" for n in range(2 + MAX_FAILURE_TASKS, 15)]
+    assert label(failures[-1]) == "S11 failed at verify (+3 samples)"
+    assert "and 3 more failed sample(s)" in failure_message(failures[-1])
+    assert all("more" not in f for f in failures[:-1])
+
+
 def test_a_digest_task_of_a_run_is_named_by_its_largest_source_and_how_many_more_it_hashes() -> None:
     def label(*pairs: tuple[str, str]) -> str:
-        return SandboxedEnvironment().from_string(DIGEST_MAP_INDEX_TEMPLATE).render(task={"digest_sources": pairs})
+        return (
+            SandboxedEnvironment(undefined=StrictUndefined)
+            .from_string(DIGEST_MAP_INDEX_TEMPLATE)
+            .render(task={"digest_sources": pairs})
+        )
 
     assert label(("S5/run1-S5", "SOURCE2")) == "S5 read 2"
     assert label(("S5/a", "SOURCE1"), ("S6/b", "SOURCE2")) == "S5 read 1 (+1 source)"
@@ -338,7 +382,7 @@ def test_a_part_task_of_a_run_is_named_by_its_first_range_and_what_else_it_carri
     def label(*segments: tuple[str, str, int, int, int]) -> str:
         keys = ("sample", "part_source", "first_part", "last_part", "total_parts")
         task = {"segments": [dict(zip(keys, segment, strict=True)) for segment in segments]}
-        return SandboxedEnvironment().from_string(RUN_MAP_INDEX_TEMPLATE).render(task=task)
+        return _LABELS.from_string(RUN_MAP_INDEX_TEMPLATE).render(task=task)
 
     assert label(("S5/run1-S5", "SOURCE1", 1, 3, 12)) == "S5 read 1 parts 1-3 of 12"
     assert label(("S5/run1-S5", "SOURCE2", 4, 4, 4)) == "S5 read 2 part 4 of 4"
@@ -635,6 +679,14 @@ def test_failing_samples_fail_alone_and_a_second_run_uploads_only_them(
     assert "2 of 12 sample(s) failed" in log and removed in log and invalid in log
     reasons = {key: summary["samples"][key]["reason"] for key in (removed, invalid)}
     assert "UPLOAD_FAILED" in reasons[invalid] and "no longer exists" in reasons[removed], reasons
+    # Each failed sample is a failed task in the grid, named by the sample and the step it failed at, failing with
+    # its step and reason on the first line.
+    assert states["failed_sample"] == ["failed", "failed"], states
+    removed_step = summary["samples"][removed]["failed_step"]
+    labels = _failure_labels(dag_run)
+    assert sorted(labels) == sorted([f"S1 failed at {removed_step}", "S5 failed at wait_active"]), labels
+    assert f"S1/S1-reads failed at {removed_step}: Staged source" in log, log[-3000:]
+    assert "S5/S5-reads failed at wait_active: read set" in log, log[-3000:]
     client = emulator.client()
     assert_no_upload_left(client, store_id)
     by_name = {rs["name"]: rs for rs in _read_sets(client, store_id)}
@@ -654,6 +706,7 @@ def test_failing_samples_fail_alone_and_a_second_run_uploads_only_them(
 
     states = task_states(dag_run)
     assert dag_run.state == "success", states
+    assert states["failed_sample"] == ["success"] and _failure_labels(dag_run) == ["no sample failed"], states
     summary_rows = _summary(dag_run)
     new = {rs["id"] for rs in _read_sets(client, store_id)} - first_ids
     assert len(new) == 2
@@ -742,15 +795,20 @@ def test_uploads_are_aborted_by_their_tokens_when_creates_records_are_gone(
     states = task_states(dag_run)
     assert dag_run.state == "failed" and states["abort"] == ["success"], states
     assert states["create"] == ["success"] and states["complete"] == ["failed"], states
-    aborted = next(ti for ti in dag_run.get_task_instances() if ti.task_id == f"{GROUP}.abort").xcom_pull()
+    aborted = task_xcom(dag_run, f"{GROUP}.abort")
     assert sorted(aborted) == ["S1/S1", "S2/S2", "S3/S3"]
     assert_no_upload_left(client, store_id)
     assert _read_sets(client, store_id) == []
 
 
+def _failure_labels(dag_run: Any) -> list[str]:
+    """How the grid names the failed_sample tasks of ``dag_run``."""
+    return [ti.rendered_map_index for ti in dag_run.get_task_instances() if ti.task_id == f"{GROUP}.failed_sample"]
+
+
 def _summary_of_failed(dag_run: Any) -> dict[str, Any]:
     """What the run reported per sample although its summary failed: the samples of the last step."""
-    verify = next(ti for ti in dag_run.get_task_instances() if ti.task_id == f"{GROUP}.verify").xcom_pull()
+    verify = task_xcom(dag_run, f"{GROUP}.verify")
     return {"failed": {key for key, sample in verify.items() if sample["status"] == "failed"}, "samples": verify}
 
 

@@ -8,7 +8,8 @@ batches shared by all samples.
 
 A sample that fails fails alone: every step returns the run's samples (sample key ->
 :class:`~airflow_provider_omics.utils.payloads.RunSample`) with the failed ones marked, the next steps carry on
-with the others, and the summary fails the run naming the failed samples.
+with the others, and the summary fails the run naming the failed samples; beside it, one task per failed sample
+(``failures``, then ``failed_sample`` mapped over them) shows each in the grid, named by the sample and the step.
 """
 
 from __future__ import annotations
@@ -52,9 +53,13 @@ from airflow_provider_omics.readsets.run import (
     create_samples,
     digest_samples,
     fail_sample,
+    failure_message,
+    first_line,
     import_samples,
     pack_run_digests,
     plan_samples,
+    reported_samples,
+    run_failures,
     summary_table,
     summary_text,
     verify_samples,
@@ -716,13 +721,10 @@ class OmicsSequencingRunSummaryOperator(StagedSourceOperator):
         self.allowed_s3_prefixes = allowed_s3_prefixes
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        outputs = list(self.samples or [])
-        latest = next((i for i, output in enumerate(outputs) if output), None)
-        if latest is None:
+        samples = reported_samples(self.samples, self.plan)
+        if samples is None:
             raise AirflowSkipException("No step of the run finished after the plan: nothing to report.")
-        samples = run_samples(outputs[latest], self.plan)
-        steps_missed = latest > 0
-        table = summary_table(samples, steps_missed)
+        table = summary_table(samples)
         self.log.info("Sequencing run summary:\n%s", summary_text(table))
         if as_bool("write_csv", self.write_csv):
             if self.plan_task_id and not self.manifest:
@@ -730,9 +732,12 @@ class OmicsSequencingRunSummaryOperator(StagedSourceOperator):
             self.write_table(table, context["ti"].run_id, context["ti"].dag_id)
         failed = [s for s in samples.values() if s.status == "failed"]
         if failed:
+            where = ", ".join(f"{s.key.split('/')[0]} at {s.failed_step or 'run'}" for s in failed)
             raise AirflowFailException(
-                f"{len(failed)} of {len(samples)} sample(s) failed: "
-                + "; ".join(f"{s.key} ({s.failed_step}: {s.reason})" for s in failed)
+                "\n".join(
+                    [first_line(f"{len(failed)} of {len(samples)} sample(s) failed: {where}")]
+                    + [f"  {s.key} failed at {s.failed_step or 'run'}: {s.reason}" for s in failed]
+                )
             )
         return table
 
@@ -748,6 +753,68 @@ class OmicsSequencingRunSummaryOperator(StagedSourceOperator):
             self.allowed_s3_prefixes,
             self.log,
         )
+
+
+class OmicsRunFailuresOperator(BaseOperator):
+    """
+    Return the run's failed samples, as the summary reports them, as one mapped task's arguments each
+    (``{"failure": {"sample", "step", "reason"}}``, at most ten), so that :class:`OmicsRunSampleFailedOperator`,
+    mapped over them, shows each failed sample in the grid as a failed task named by the sample and the step.
+    When no sample failed it returns one entry without a failure: the mapped task then succeeds, saying so, rather
+    than skipping (a skipped last task would skip whatever a DAG puts after the task group).
+
+    It sits beside the summary, with the summary's upstream tasks and trigger rule, not after it: the summary
+    stays a last task of the group, so a step that failed as a whole still fails the DAG run.
+
+    :param samples: the outputs of the steps, latest first, as for the summary. (templated)
+    :param plan: the plan's samples. (templated)
+    """
+
+    template_fields: Sequence[str] = ("samples", "plan")
+    ui_color = "#f0f0d7"
+
+    def __init__(self, *, samples: Sequence[Any], plan: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.samples = samples
+        self.plan = plan
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        samples = reported_samples(self.samples, self.plan)
+        if samples is None:
+            raise AirflowSkipException("No step of the run finished after the plan: nothing to report.")
+        failures = run_failures(samples)
+        if not failures:
+            self.log.info("None of the run's %d sample(s) failed.", len(samples))
+            return [{"failure": None}]
+        for failure in failures:
+            self.log.info("%s failed at %s", failure["sample"], failure["step"])
+        return [{"failure": failure} for failure in failures]
+
+
+class OmicsRunSampleFailedOperator(BaseOperator):
+    """
+    One failed sample of a run, as a task that fails with its step and reason (the first line under 100
+    characters, the whole reason after it); mapped over :class:`OmicsRunFailuresOperator`'s output, and named in
+    the grid by :data:`~airflow_provider_omics.task_groups.FAILURE_MAP_INDEX_TEMPLATE` ("S5 failed at
+    wait_active"). Without a failure (no sample failed) it succeeds. It fails without retrying: it reports, and a
+    second try could not change what it reports; clear the step that failed, or trigger the run again (which
+    resumes), instead.
+
+    :param failure: ``{"sample", "step", "reason"}`` and, on the last of at most ten such tasks, ``more``: the
+        other failed samples' keys.
+    """
+
+    ui_color = "#f4a460"
+
+    def __init__(self, *, failure: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.failure = failure
+
+    def execute(self, context: Context) -> None:
+        if not self.failure:
+            self.log.info("No sample of the run failed.")
+            return
+        raise AirflowFailException(failure_message(self.failure))
 
 
 class OmicsAbortRunUploadsOperator(_RunStepOperator):

@@ -694,13 +694,26 @@ def sample_outcome(sample: RunSample) -> str:
     return f"stopped at {sample.status}"
 
 
-def summary_table(samples: Mapping[str, RunSample], steps_missed: bool) -> list[dict[str, Any]]:
-    """The run's table, one row per sample (:data:`SUMMARY_COLUMNS`). ``steps_missed``: a step after the one
-    that gave ``samples`` did not finish, so a sample not yet at an end stopped there (it fails, saying so)."""
+def reported_samples(outputs: Sequence[Any] | None, plan: Mapping[str, Any] | None) -> dict[str, RunSample] | None:
+    """The run's samples as the last step that finished left them (``outputs``: the steps' outputs, latest first,
+    with the plan's samples for the rows and sources); when a step after that one did not finish, a sample not at
+    an end stopped there and fails, saying so. None when no step after the plan finished."""
+    listed = list(outputs or [])
+    latest = next((i for i, output in enumerate(listed) if output), None)
+    if latest is None:
+        return None
+    samples = run_samples(listed[latest], plan)
+    if latest > 0:
+        for sample in samples.values():
+            if sample.status not in ("verified", "stored", "failed"):
+                sample.fail("run", f"stopped at {sample.status}: a later step of the run did not finish")
+    return samples
+
+
+def summary_table(samples: Mapping[str, RunSample]) -> list[dict[str, Any]]:
+    """The run's table, one row per sample (:data:`SUMMARY_COLUMNS`)."""
     table: list[dict[str, Any]] = []
     for key, sample in samples.items():
-        if sample.status not in ("verified", "stored", "failed") and steps_missed:
-            sample.fail("run", f"stopped at {sample.status}: a later step of the run did not finish")
         table.append(
             {
                 "sample": key,
@@ -745,6 +758,43 @@ def summary_text(table: Sequence[Mapping[str, Any]]) -> str:
         for row in table
     ]
     lines.append(summary_totals(table))
+    return "\n".join(lines)
+
+
+# At most this many tasks show a run's failed samples in the grid; the last of them also carries the rest.
+MAX_FAILURE_TASKS = 10
+# A failure's first line, as the log view shows it without wrapping; the detail goes on the lines after it.
+FIRST_LINE_CHARS = 100
+
+
+def first_line(text: str, limit: int = FIRST_LINE_CHARS) -> str:
+    """The first line of ``text``, cut to ``limit`` characters (ending in "...") when longer."""
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
+
+
+def run_failures(samples: Mapping[str, RunSample], max_tasks: int = MAX_FAILURE_TASKS) -> list[dict[str, Any]]:
+    """The run's failed samples, one entry each (``sample``, ``step``, ``reason``), at most ``max_tasks``: the
+    last entry then also names the other failed samples (``more``). Empty when none failed."""
+    failed = [
+        {"sample": key, "step": sample.failed_step or "run", "reason": sample.reason or "no reason given"}
+        for key, sample in samples.items()
+        if sample.status == "failed"
+    ]
+    if len(failed) <= max_tasks:
+        return failed
+    shown, rest = failed[: max_tasks - 1], failed[max_tasks - 1 :]
+    return [*shown, {**rest[0], "more": [f["sample"] for f in rest[1:]]}]
+
+
+def failure_message(failure: Mapping[str, Any]) -> str:
+    """What the task of a failed sample fails with: ``S5/run1-S5 failed at wait_active: <reason>`` on a first line
+    of at most :data:`FIRST_LINE_CHARS`, then the whole reason, and the other samples it stands for."""
+    head = first_line(f"{failure['sample']} failed at {failure['step']}: {failure['reason']}")
+    lines = [head, f"  reason: {failure['reason'].strip()}"]
+    more = failure.get("more") or []
+    if more:
+        lines.append(f"  and {len(more)} more failed sample(s), listed in the run's summary: {', '.join(more)}")
     return "\n".join(lines)
 
 
