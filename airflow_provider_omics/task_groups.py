@@ -279,8 +279,9 @@ def upload_sequencing_run(
     whatever its number of samples, when none fails.
     A sample that fails fails alone (its upload is aborted, the others complete and are verified), ``summary``
     fails the run naming it, and a ``failed_sample`` task named by the sample and the step ("S5 failed at
-    wait_active") fails with its reason (one per failed sample, at most 10; one that succeeds when none failed). Samples whose read set is already ACTIVE in the store are skipped, so a re-triggered
-    manifest uploads only what is missing.
+    wait_active") fails with its reason (one per failed sample, at most 10; one that succeeds when none failed).
+    Samples whose read set is already ACTIVE in the store are skipped, so a re-triggered manifest uploads only
+    what is missing.
 
     Arguments are those of the run operators (templated where they are); ``pool`` puts the part tasks in an
     Airflow pool; ``digest_concurrency`` is how many sources a digest task hashes at once; ``summary_csv``

@@ -10,8 +10,9 @@ whole manifest is checked before anything is created, and every problem is liste
 All samples share one budget of upload tasks and one of digest tasks ("Upload tuning"): a run of 96 samples is at
 most that many upload and digest tasks plus eleven. A sample that fails (a file removed, invalid content) fails
 alone: its upload is aborted, the other samples are uploaded and verified, the ``summary`` task fails naming it,
-and a ``failed_sample`` task named by the sample and the step ("S5 failed at wait_active") shows it in the grid. Trigger the run again with the same manifest once the files are fixed: samples whose read set is already
-ACTIVE in the store are skipped.
+and a ``failed_sample`` task named by the sample and the step ("S5 failed at wait_active") shows it in the grid.
+Trigger the run again with the same manifest once the files are fixed: samples whose read set is already ACTIVE
+in the store are skipped.
 
 "How the files get into the store" is ``auto`` by default: a manifest whose files are all on S3 is imported by
 HealthOmics itself (import jobs of up to 100 samples, no byte through the workers) when an import role is given
