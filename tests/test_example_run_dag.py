@@ -52,12 +52,14 @@ def test_the_run_is_one_task_per_step_and_the_byte_work_mapped(dag: Any) -> None
         "digest",
         "verify",
         "summary",
+        "failures",
+        "failed_sample",
         "import",
     }
     from airflow.providers.common.compat.sdk import MappedOperator
 
     mapped = [t.task_id for t in dag.tasks if isinstance(t, MappedOperator)]
-    assert sorted(m.rsplit(".", 1)[-1] for m in mapped) == ["digest", "upload_parts"]
+    assert sorted(m.rsplit(".", 1)[-1] for m in mapped) == ["digest", "failed_sample", "upload_parts"]
 
 
 def test_the_form_accepts_a_run_and_has_titles(dag: Any) -> None:
