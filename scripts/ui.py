@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import shutil
 import signal
 import sys
@@ -28,8 +27,6 @@ from pathlib import Path
 from types import FrameType
 
 ROOT = Path(__file__).resolve().parents[1]
-REGION = "us-east-1"
-PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 DOWNSTREAM_DAG = "omics_analyze_arriving_read_sets"
 RUN_DAG = "omics_upload_sequencing_run"
 READ_SET_DAG = "omics_upload_read_set"
@@ -57,6 +54,11 @@ def write_samples(staging: Path, count: int) -> tuple[Path, list[tuple[Path, Pat
     return manifest, pairs  # type: ignore[return-value]
 
 
+def ignore_stop_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from airflow_provider_omics.testing import emulator_client
-    from airflow_provider_omics.testing.deployment import AirflowDeployment, free_port
+    from airflow_provider_omics.testing.deployment import admin_password, emulator_connection, ui_deployment
 
     # Ctrl-C and a polite kill both stop what was started.
     def terminate(signum: int, frame: FrameType | None) -> None:
@@ -81,32 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     print(f"Staging {args.samples} paired samples and their manifest in {staging} ...", flush=True)
     manifest, pairs = write_samples(staging, args.samples)
-    deployment = AirflowDeployment(
-        workdir,
-        [],
-        config={
-            "CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
-            "CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-            "CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "OMICS__ALLOWED_LOCAL_ROOTS": str(staging),
-        },
-        api_port=args.port,
-    )
+    deployment = ui_deployment(workdir, staging, api_port=args.port)
     try:
         print("Starting the HealthOmics emulator (the service's API quotas on) ...", flush=True)
         endpoint = deployment.start_emulator(workdir / "emulator", extra_args=["--quotas", "default"])
         client = emulator_client(endpoint)
         store = client.create_sequence_store(name="ui-store")
         deployment.env["OMICS_SEQUENCE_STORE_ARN"] = store["arn"]
-        deployment.env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "emulator-key",
-                "password": "emulator-secret",
-                "extra": {"region_name": REGION, "endpoint_url": endpoint},
-            }
-        )
+        deployment.env["AIRFLOW_CONN_AWS_DEFAULT"] = emulator_connection(endpoint)
         print(f"  {endpoint}: sequence store {store['id']} ({store['arn']})", flush=True)
         print("Starting Airflow (db migrate, api-server, dag-processor, scheduler, triggerer) ...", flush=True)
         deployment.start(
@@ -116,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         deployment.wait(
             lambda: deployment.dag_ready(DOWNSTREAM_DAG), 180, f"the dag-processor to serialize {DOWNSTREAM_DAG}"
         )
-        passwords = deployment.home / PASSWORDS_FILE
-        deployment.wait(passwords.exists, 60, f"the api-server to write {passwords}")
-        password = json.loads(passwords.read_text())["admin"]
+        password = admin_password(deployment)
         url = f"http://127.0.0.1:{deployment.api_port}"
         (read1, read2) = pairs[0]
         print(
@@ -146,6 +128,8 @@ Ctrl-C stops Airflow and the emulator.""",
             time.sleep(5)
             deployment.check_alive()
     except KeyboardInterrupt:
+        # At once: a second Ctrl-C (or a wrapper's forwarded one) would otherwise interrupt the handler itself.
+        ignore_stop_signals()
         print("\nStopping ...", flush=True)
     except Exception as err:
         print(f"\nmake ui failed: {type(err).__name__}: {err}\nLogs: {workdir}/*.log", file=sys.stderr)
@@ -153,8 +137,7 @@ Ctrl-C stops Airflow and the emulator.""",
     finally:
         # A second Ctrl-C (or the SIGTERM of a wrapper that got the first) must not cut the stop short: that would
         # leave Airflow's components and the emulator running.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ignore_stop_signals()
         deployment.stop()
     print("Stopped.")
     return 0

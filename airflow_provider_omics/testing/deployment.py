@@ -358,6 +358,50 @@ class AirflowDeployment:
         raise TimeoutError(f"run {run_id} did not finish in {timeout:.0f} s")
 
 
+# Where the simple auth manager writes the generated passwords (as ``airflow standalone`` does), in AIRFLOW_HOME.
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+
+
+def emulator_connection(endpoint: str, **extra: Any) -> str:
+    """The JSON of an ``aws`` connection to the emulator at ``endpoint`` (for ``AIRFLOW_CONN_AWS_DEFAULT``), with
+    ``extra`` in its extra (``omics_quotas="off"``, say). Its key and secret are 6+ characters: the secret masker
+    skips shorter secrets, and says so in every task log."""
+    return json.dumps(
+        {
+            "conn_type": "aws",
+            "login": "emulator-key",
+            "password": "emulator-secret",
+            "extra": {"region_name": REGION, "endpoint_url": endpoint, **extra},
+        }
+    )
+
+
+def ui_deployment(workdir: Path, allowed_root: Path, *, api_port: int = 0) -> AirflowDeployment:
+    """A deployment to sign in to as a person does: the example DAGs' folder, the simple auth manager's ``admin``
+    with a generated password (:func:`admin_password`), a free port for the log server (another deployment on the
+    machine may hold the default one) and ``allowed_root`` as the workers' only allowed local root."""
+    return AirflowDeployment(
+        workdir,
+        [],
+        config={
+            "CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
+            "CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "OMICS__ALLOWED_LOCAL_ROOTS": str(allowed_root),
+        },
+        api_port=api_port,
+    )
+
+
+def admin_password(deployment: AirflowDeployment, timeout: float = 60) -> str:
+    """The admin's password, once the api-server of a :func:`ui_deployment` has written it."""
+    passwords = deployment.home / PASSWORDS_FILE
+    deployment.wait(passwords.exists, timeout, f"the api-server to write {passwords}")
+    return str(json.loads(passwords.read_text())["admin"])
+
+
 def _redis_ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
