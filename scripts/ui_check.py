@@ -57,7 +57,6 @@ DAG_ID = "omics_upload_read_set"
 GROUP = "upload_read_set"
 REGION = "us-east-1"
 UNKNOWN_STORE = "1234567890"
-PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 # What Chromium needs on a machine with a closed network: without the background-networking flags it keeps
 # trying Google's hosts.
 CHROMIUM_FLAGS = [
@@ -125,9 +124,9 @@ def write_staged_fastq(staging: Path) -> tuple[Path, Path]:
     return read1, read2
 
 
-def task_log_events(home: Path, run_id: str, task_id: str) -> list[dict[str, Any]]:
+def task_log_events(home: Path, run_id: str, task_id: str, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
     """The structured events of a task's latest attempt, as the task runner wrote them."""
-    folder = home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+    folder = home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
     attempts = sorted(folder.glob("**/attempt=*.log"))
     if not attempts:
         return []
@@ -148,12 +147,12 @@ def failure_message(events: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def task_states(deployment: Any, run_id: str) -> dict[str, str]:
+def task_states(deployment: Any, run_id: str, dag_id: str = DAG_ID, group: str = GROUP) -> dict[str, str]:
     rows = deployment.query(
-        "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ?", DAG_ID, run_id
+        "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ?", dag_id, run_id
     )
     return {
-        (task if index < 0 else f"{task}[{index}]").removeprefix(f"{GROUP}."): str(state) for task, index, state in rows
+        (task if index < 0 else f"{task}[{index}]").removeprefix(f"{group}."): str(state) for task, index, state in rows
     }
 
 
@@ -179,13 +178,13 @@ class Browser:
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(lambda url: "/auth/login" not in url, timeout=UI_TIMEOUT_MS)
 
-    def run_url(self, run_id: str, suffix: str = "") -> str:
+    def run_url(self, run_id: str, suffix: str = "", dag_id: str = DAG_ID) -> str:
         run = urllib.parse.quote(run_id, safe="")
-        return f"{self.base_url}/dags/{DAG_ID}/runs/{run}{suffix}"
+        return f"{self.base_url}/dags/{dag_id}/runs/{run}{suffix}"
 
-    def open_trigger_form(self) -> Any:
+    def open_trigger_form(self, dag_id: str = DAG_ID) -> Any:
         page = self.page
-        page.goto(f"{self.base_url}/dags/{DAG_ID}", timeout=UI_TIMEOUT_MS)
+        page.goto(f"{self.base_url}/dags/{dag_id}", timeout=UI_TIMEOUT_MS)
         page.get_by_role("button", name="Trigger").first.click(timeout=UI_TIMEOUT_MS)
         dialog = page.get_by_role("dialog")
         dialog.locator("#element_sequence_store_id").wait_for(timeout=UI_TIMEOUT_MS)
@@ -210,6 +209,12 @@ class Browser:
         dialog.locator("input[name=element_part_size_mib]").fill("1")
         dialog.locator("input[name=element_max_tasks]").fill("6")
         dialog.locator("input[name=element_max_concurrency]").fill("2")
+
+    def wait_for_text(self, text: str | re.Pattern[str], what: str) -> None:
+        try:
+            self.page.get_by_text(text).first.wait_for(timeout=UI_TIMEOUT_MS)
+        except Exception:
+            raise CheckFailed(f"{what}: the page does not show {text!r}") from None
 
     def submit(self, dialog: Any) -> None:
         dialog.get_by_role("button", name="Trigger").click()
@@ -352,6 +357,230 @@ def check_unknown_store_failure(browser: Browser, deployment: Any, run_id: str) 
     browser.screenshot("07-unknown-store-plan-log-wrapped.png")
 
 
+# -- the sequencing run: omics_upload_sequencing_run and the DAG downstream of its asset ---------------------------
+
+RUN_DAG = "omics_upload_sequencing_run"
+RUN_GROUP = "upload_sequencing_run"
+DOWNSTREAM_DAG = "omics_analyze_arriving_read_sets"
+RUN_SAMPLES = ("S1", "S2", "S3")
+FAILING_SAMPLE = "S4"
+FAILED_NAME = f"{FAILING_SAMPLE} failed at wait_active"
+
+
+class RunFiles:
+    """A run's staged files: three good paired FASTQs and a fourth sample, S4, whose file is not FASTQ (the service
+    fails its read set at activation) until :meth:`fix` writes a good one; the manifest ``run.csv`` lists all four,
+    ``bad-row.csv`` the same with S4's read 1 pointing at a file that does not exist."""
+
+    def __init__(self, root: Path) -> None:
+        from airflow_provider_omics.testing.samples import write_fastq
+
+        root.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for n, sample in enumerate(RUN_SAMPLES, start=1):
+            reads = [
+                write_fastq(root / f"{sample}_R{read}.fastq.gz", 4_000, compress=True, seed=100 * n + read)
+                for read in (1, 2)
+            ]
+            rows.append(f"{sample},subject-{n},{sample}-reads,{reads[0]},{reads[1]}")
+        self.failing = root / f"{FAILING_SAMPLE}_R1.fastq"
+        self.failing.write_bytes(b"this is not a FASTQ record\n" * 200)
+        header = "sample_id,subject_id,name,read1,read2"
+        self.manifest = root / "run.csv"
+        self.manifest.write_text("\n".join([header, *rows, f"S4,subject-4,S4-reads,{self.failing},"]) + "\n")
+        self.bad_row = root / "bad-row.csv"
+        missing = root / "S4_R1-missing.fastq.gz"
+        self.bad_row.write_text("\n".join([header, *rows, f"S4,subject-4,S4-reads,{missing},"]) + "\n")
+
+    def fix(self) -> None:
+        from airflow_provider_omics.testing.samples import write_fastq
+
+        write_fastq(self.failing, 4_000, seed=404, prefix="S4r1")
+
+
+def trigger_run(browser: Browser, deployment: Any, store_id: str, manifest: Path, timeout: float) -> tuple[str, str]:
+    """Trigger the run DAG from its form with ``manifest`` (the rest as the form has it); returns run id and state."""
+    dialog = browser.open_trigger_form(RUN_DAG)
+    dialog.locator("#element_sequence_store_id").fill(store_id)
+    dialog.locator("#element_manifest").fill(str(manifest))
+    run_id = browser.submit_for_run(dialog)
+    return run_id, deployment.wait_run(RUN_DAG, run_id, timeout=timeout)
+
+
+def check_run_form(browser: Browser) -> int:
+    """The run's form, as it opens: its fields and sections; returns how many fields it flags as required before
+    anything is typed."""
+    dialog = browser.open_trigger_form(RUN_DAG)
+    browser.page.wait_for_timeout(1000)
+    text = dialog.inner_text()
+    for title in ("Sequence store id", "Manifest", "Default file type", "How the files get into the store"):
+        check(title in text, f"the run's trigger form has no field {title!r}")
+    check("CSV sample sheet" in text, "the manifest's description does not say what a manifest is")
+    flagged = dialog.get_by_text("This field is required").count()
+    browser.screenshot("09-run-form.png")
+    browser.show_section(dialog, "Upload tuning", "part_size_mib")
+    tuning = dialog.inner_text()
+    for title in ("Upload tasks at most", "Digest tasks at most"):
+        check(title in tuning, f"the run form's 'Upload tuning' section has no field {title!r}")
+    dialog.get_by_text("Upload tuning", exact=True).scroll_into_view_if_needed()
+    browser.screenshot("10-run-form-upload-tuning.png")
+    browser.page.keyboard.press("Escape")
+    return flagged
+
+
+def check_bad_row(browser: Browser, deployment: Any, run_id: str, state: str, client: Any, store_id: str) -> None:
+    """A manifest with one bad row fails in plan alone, naming the row and the sample, and creates nothing."""
+    states = task_states(deployment, run_id, RUN_DAG, RUN_GROUP)
+    failed = sorted(task for task, task_state in states.items() if task_state == "failed")
+    check(state == "failed" and failed == ["plan"], f"a bad row should fail the run in plan alone: {state}, {states}")
+    message = failure_message(task_log_events(deployment.home, run_id, f"{RUN_GROUP}.plan", RUN_DAG)) or ""
+    lines = message.splitlines()
+    print(f"           plan says: {' / '.join(line.strip() for line in lines[:3])}", flush=True)
+    check(
+        lines and lines[0] == "The manifest has 1 problem in 1 row; nothing was uploaded.",
+        f"the plan's first line does not say in short what is wrong: {lines[:1]}",
+    )
+    check(all(len(line) <= 120 for line in lines[:1]), f"the plan's first line is long: {lines[:1]}")
+    check(
+        any("sample S4" in line and "S4_R1-missing.fastq.gz" in line for line in lines),
+        f"the plan's message does not name the sample and the file of the bad row: {message!r}",
+    )
+    names = {f"{sample}-reads" for sample in (*RUN_SAMPLES, FAILING_SAMPLE)}
+    read_sets = [rs for rs in client.list_read_sets(sequenceStoreId=store_id)["readSets"] if rs["name"] in names]
+    check(not read_sets, f"a manifest with a bad row stored read sets: {read_sets}")
+    browser.page.goto(browser.run_url(run_id, f"/tasks/{RUN_GROUP}.plan", RUN_DAG), timeout=UI_TIMEOUT_MS)
+    browser.wait_for_text("The manifest has 1 problem in 1 row", "the plan task's log")
+    browser.screenshot("11-run-bad-row-plan-log.png")
+
+
+def failed_sample_tasks(deployment: Any, run_id: str) -> list[tuple[int, str, str]]:
+    rows = deployment.query(
+        "SELECT map_index, state, rendered_map_index FROM task_instance WHERE dag_id = ? AND run_id = ? "
+        "AND task_id = ? ORDER BY map_index",
+        RUN_DAG,
+        run_id,
+        f"{RUN_GROUP}.failed_sample",
+    )
+    return [(int(index), str(state), str(name)) for index, state, name in rows]
+
+
+def check_failed_sample(browser: Browser, deployment: Any, run_id: str, state: str) -> None:
+    """One sample failing at activation fails the run; the grid shows it as a failed task named by it."""
+    states = task_states(deployment, run_id, RUN_DAG, RUN_GROUP)
+    check(state == "failed", f"a run with a failing sample ended {state}: {states}")
+    check(
+        states.get("verify") == "success" and states.get("summary") == "failed",
+        f"the good samples should be verified and the summary fail: {states}",
+    )
+    tasks = failed_sample_tasks(deployment, run_id)
+    check(tasks == [(0, "failed", FAILED_NAME)], f"the failed sample's task is not {FAILED_NAME!r}: {tasks}")
+    page = browser.page
+    page.goto(f"{browser.base_url}/dags/{RUN_DAG}", timeout=UI_TIMEOUT_MS)
+    page.get_by_role("button", name="Expand all task groups").click()
+    browser.wait_for_text(re.compile(r"^failed_sample"), "the grid, its groups expanded")
+    browser.screenshot("12-run-failed-sample-grid.png")
+    page.goto(browser.run_url(run_id, "", RUN_DAG), timeout=UI_TIMEOUT_MS)
+    browser.wait_for_text(FAILED_NAME, "the run's task instances")
+    page.get_by_text(FAILED_NAME).first.scroll_into_view_if_needed()
+    browser.screenshot("13-run-failed-sample-task.png")
+    page.goto(browser.run_url(run_id, f"/tasks/{RUN_GROUP}.failed_sample/mapped/0", RUN_DAG), timeout=UI_TIMEOUT_MS)
+    browser.wait_for_text(f"{FAILING_SAMPLE}/S4-reads failed at wait_active", "the failed sample's log")
+    browser.screenshot("14-run-failed-sample-log.png")
+    message = failure_message(
+        task_log_events(deployment.home, run_id, f"{RUN_GROUP}.failed_sample/map_index=0", RUN_DAG)
+    )
+    first = (message or "").splitlines()[:1]
+    print(f"           failed_sample says: {first}", flush=True)
+    check(first and len(first[0]) <= 100, f"the failed sample's first line is not short: {first}")
+
+
+def asset_events_of(deployment: Any, run_id: str) -> list[dict[str, Any]]:
+    rows = deployment.query("SELECT extra FROM asset_event WHERE source_run_id = ? ORDER BY id", run_id)
+    return [json.loads(extra) if isinstance(extra, str) else extra for (extra,) in rows]
+
+
+def downstream_runs(deployment: Any) -> list[tuple[str, str | None]]:
+    rows = deployment.query("SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id", DOWNSTREAM_DAG)
+    return [(str(run_id), state) for run_id, state in rows]
+
+
+def check_announced(
+    browser: Browser, deployment: Any, run_id: str, samples: list[str], downstream: int, shots: tuple[str, str]
+) -> None:
+    """The run's one asset event lists exactly ``samples``; the downstream DAG runs on it (its ``downstream``-th
+    run) and succeeds. Screenshots: the asset's events, and that run."""
+    from airflow_provider_omics.assets.omics import event_read_sets
+
+    events = asset_events_of(deployment, run_id)
+    check(len(events) == 1, f"run {run_id} should announce once: {len(events)} asset events")
+    announced = sorted(str(entry["sample_id"]) for entry in event_read_sets(events[0]))
+    check(announced == samples, f"run {run_id} announced {announced}, not {samples}")
+    print(f"           one asset event, announcing {', '.join(announced)}", flush=True)
+    deployment.wait(
+        lambda: (
+            len(downstream_runs(deployment)) >= downstream
+            and all(state in ("success", "failed") for _, state in downstream_runs(deployment))
+        ),
+        UI_TIMEOUT_MS / 1000 * 5,
+        f"{DOWNSTREAM_DAG} to run on the event",
+    )
+    runs = downstream_runs(deployment)
+    check(len(runs) == downstream and runs[-1][1] == "success", f"{DOWNSTREAM_DAG}'s runs: {runs}")
+    page = browser.page
+    page.goto(f"{browser.base_url}/assets", timeout=UI_TIMEOUT_MS)
+    page.get_by_text(re.compile(r"^omics://")).first.click()
+    browser.wait_for_text(RUN_DAG, "the asset's events")
+    browser.screenshot(shots[0])
+    page.goto(browser.run_url(runs[-1][0], "", DOWNSTREAM_DAG), timeout=UI_TIMEOUT_MS)
+    browser.wait_for_text("analyze", f"the run of {DOWNSTREAM_DAG}")
+    browser.screenshot(shots[1])
+
+
+def check_resume(browser: Browser, deployment: Any, run_id: str, state: str) -> None:
+    """The same manifest again once S4 is fixed: the stored samples are skipped, S4 alone is uploaded."""
+    states = task_states(deployment, run_id, RUN_DAG, RUN_GROUP)
+    check(state == "success", f"the resumed run ended {state}: {states}")
+    check(failed_sample_tasks(deployment, run_id) == [(0, "success", "no sample failed")], "no 'no sample failed'")
+    page = browser.page
+    page.goto(browser.run_url(run_id, f"/tasks/{RUN_GROUP}.summary", RUN_DAG), timeout=UI_TIMEOUT_MS)
+    totals = "1 uploaded and verified, 3 already stored, 0 failed"
+    browser.wait_for_text(totals, "the resumed run's summary log")
+    page.get_by_text(totals).first.scroll_into_view_if_needed()
+    browser.screenshot("17-resume-summary-log.png")
+
+
+def check_sequencing_run(
+    browser: Browser, deployment: Any, client: Any, store_id: str, files: RunFiles, step: Step, timeout: float
+) -> None:
+    with step("Opening the run's trigger form"):
+        flagged = check_run_form(browser)
+        print(f"           fields flagged 'This field is required' before anything is typed: {flagged}", flush=True)
+    with step("A run of a manifest with one bad row"):
+        run_id, state = trigger_run(browser, deployment, store_id, files.bad_row, timeout)
+        check_bad_row(browser, deployment, run_id, state, client, store_id)
+    with step("A run with one sample the service fails at activation"):
+        # The single read set's runs above announced theirs too.
+        downstream = len(downstream_runs(deployment))
+        run_id, state = trigger_run(browser, deployment, store_id, files.manifest, timeout)
+        check_failed_sample(browser, deployment, run_id, state)
+    with step("Its asset event in the Assets view, and the downstream DAG's run"):
+        check_announced(
+            browser, deployment, run_id, list(RUN_SAMPLES), downstream + 1, ("15-assets.png", "16-downstream-run.png")
+        )
+    with step("S4 fixed and the same manifest triggered again (resume)"):
+        files.fix()
+        run_id, state = trigger_run(browser, deployment, store_id, files.manifest, timeout)
+        check_resume(browser, deployment, run_id, state)
+        check_announced(
+            browser,
+            deployment,
+            run_id,
+            [FAILING_SAMPLE],
+            downstream + 2,
+            ("18-assets-resumed.png", "19-downstream-run-resumed.png"),
+        )
+
+
 def check_no_short_secret_warnings(workdir: Path) -> None:
     offenders = []
     for log in workdir.rglob("*.log"):
@@ -364,46 +593,35 @@ def run_checks(args: argparse.Namespace, workdir: Path, shots: Path, step: Step)
     from playwright.sync_api import sync_playwright
 
     from airflow_provider_omics.testing import emulator_client
-    from airflow_provider_omics.testing.deployment import AirflowDeployment, free_port
+    from airflow_provider_omics.testing.deployment import (
+        PASSWORDS_FILE,
+        admin_password,
+        emulator_connection,
+        ui_deployment,
+    )
 
     staging = workdir / "staging"
-    with step("Writing a paired gzipped FASTQ"):
+    with step("Writing a paired gzipped FASTQ, and a run's samples and manifests"):
         read1, read2 = write_staged_fastq(staging)
-    deployment = AirflowDeployment(
-        workdir,
-        [],
-        config={
-            "CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
-            # Signing in is part of what is checked: the password file that `airflow standalone` writes too.
-            "CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-            "CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            # Another deployment on this machine may hold the default log server port.
-            "LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "OMICS__ALLOWED_LOCAL_ROOTS": str(staging),
-        },
-    )
+        files = RunFiles(staging / "run")
+    deployment = ui_deployment(workdir, staging)
     try:
         with step("Starting the HealthOmics emulator"):
             endpoint = deployment.start_emulator(workdir / "emulator")
             client = emulator_client(endpoint)
-            store_id = client.create_sequence_store(name="ui-check-store")["id"]
+            store = client.create_sequence_store(name="ui-check-store")
+            store_id = store["id"]
             print(f"           {endpoint}, sequence store {store_id}", flush=True)
-        deployment.env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "emulator-key",
-                "password": "emulator-secret",
-                # The emulator enforces no quotas here: no client-side pacing either (hooks/pacing.py).
-                "extra": {"region_name": REGION, "endpoint_url": endpoint, "omics_quotas": "off"},
-            }
-        )
+        # The emulator enforces no quotas here: no client-side pacing either (hooks/pacing.py).
+        deployment.env["AIRFLOW_CONN_AWS_DEFAULT"] = emulator_connection(endpoint, omics_quotas="off")
+        # The downstream DAG listens on the store's asset.
+        deployment.env["OMICS_SEQUENCE_STORE_ARN"] = store["arn"]
         with step("Starting Airflow (db migrate, api-server, dag-processor, scheduler)"):
             deployment.start(dag_id=DAG_ID)
-            passwords = deployment.home / PASSWORDS_FILE
-            deployment.wait(passwords.exists, 60, f"the api-server to write {passwords}")
-            password = json.loads(passwords.read_text())["admin"]
+            deployment.wait(lambda: deployment.dag_ready(RUN_DAG), 180, f"the dag-processor to serialize {RUN_DAG}")
+            password = admin_password(deployment)
             base_url = f"http://127.0.0.1:{deployment.api_port}"
-            print(f"           {base_url}, user admin, password from {passwords}", flush=True)
+            print(f"           {base_url}, user admin, password from {deployment.home / PASSWORDS_FILE}", flush=True)
 
         with sync_playwright() as playwright:
             chromium = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_FLAGS)
@@ -435,6 +653,7 @@ def run_checks(args: argparse.Namespace, workdir: Path, shots: Path, step: Step)
                     state = deployment.wait_run(DAG_ID, failing_run, timeout=args.timeout)
                     check(state == "failed", f"run {failing_run} with an unknown store ended {state}")
                     check_unknown_store_failure(browser, deployment, failing_run)
+                check_sequencing_run(browser, deployment, client, store_id, files, step, args.timeout)
             finally:
                 chromium.close()
         check_no_short_secret_warnings(workdir)

@@ -687,6 +687,10 @@ def test_failing_samples_fail_alone_and_a_second_run_uploads_only_them(
     assert sorted(labels) == sorted([f"S1 failed at {removed_step}", "S5 failed at wait_active"]), labels
     assert f"S1/S1-reads failed at {removed_step}: Staged source" in log, log[-3000:]
     assert "S5/S5-reads failed at wait_active: read set" in log, log[-3000:]
+    # The long steps said where they stood, in samples, parts or sources and bytes, at least once at their end.
+    assert re.search(r"create: 12 of 12 samples, ([0-9.]+) of \1 MB, \d+ s", log), log[-3000:]
+    assert re.search(r"upload_parts: (\d+) of \1 parts, [0-9.]+ of [0-9.]+ MB(, 1 failed)?, \d+ s", log), log[-3000:]
+    assert re.search(r"digest: (\d+) of \1 sources, ([0-9.]+) of \2 MB, (1 failed, )?\d+ s", log), log[-3000:]
     client = emulator.client()
     assert_no_upload_left(client, store_id)
     by_name = {rs["name"]: rs for rs in _read_sets(client, store_id)}

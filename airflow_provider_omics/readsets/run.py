@@ -41,6 +41,7 @@ from airflow_provider_omics.utils.payloads import (
     run_samples,
     sample_key,
 )
+from airflow_provider_omics.utils.progress import Progress
 from airflow_provider_omics.utils.tags import REQUEST_TAG
 
 # How often the run's create step publishes its upload records while it works (seconds).
@@ -402,6 +403,11 @@ def plan_samples(
     return samples, batches
 
 
+def staged_bytes(sample: RunSample) -> int:
+    """The bytes of a sample's staged files, as the plan found them."""
+    return sum(int(planned["size"]) for planned in sample.sources.values())
+
+
 def create_samples(
     hook: OmicsHook,
     samples: Mapping[str, RunSample],
@@ -424,35 +430,36 @@ def create_samples(
     # the token it derives from the plan), so they only save it a lookup.
     pushed = time.monotonic()
     transient: list[str] = []
-    for sample in samples.values():
-        if sample.status != "planned":
-            continue
-        sample.start()
-        try:
-            request, token = sample_request(store_id, sample)
-            record = UploadRecord.for_request(request, token)
+    planned = [sample for sample in samples.values() if sample.status == "planned"]
+    with Progress("create", "samples", len(planned), sum(staged_bytes(s) for s in planned), log) as progress:
+        for sample in planned:
+            sample.start()
+            try:
+                request, token = sample_request(store_id, sample)
+                record = UploadRecord.for_request(request, token)
 
-            def push(key: str = sample.key, record: UploadRecord = record) -> None:
-                nonlocal pushed
-                records[key] = record.to_dict()
-                if time.monotonic() - pushed >= RECORDS_PUSH_INTERVAL:
-                    publish()
-                    pushed = time.monotonic()
+                def push(key: str = sample.key, record: UploadRecord = record) -> None:
+                    nonlocal pushed
+                    records[key] = record.to_dict()
+                    if time.monotonic() - pushed >= RECORDS_PUSH_INTERVAL:
+                        publish()
+                        pushed = time.monotonic()
 
-            create_or_reuse(hook, request, record, push, aws_conn_id, log, imports_in_flight=imports_in_flight)
-        except AirflowFailException as err:
-            fail_sample(sample, "create", str(err), log)
-            continue
-        except AirflowException as err:
-            log.error("%s: %s", sample.key, err)
-            transient.append(f"{sample.key}: {err}")
-            continue
-        sample.record = record
-        sample.status = "created"
-        if record.read_set_id:
-            sample.read_set_id = record.read_set_id
-        else:
-            log.info("%s: started upload %s", sample.key, record.upload_id)
+                create_or_reuse(hook, request, record, push, aws_conn_id, log, imports_in_flight=imports_in_flight)
+            except AirflowFailException as err:
+                fail_sample(sample, "create", str(err), log)
+            except AirflowException as err:
+                log.error("%s: %s", sample.key, err)
+                transient.append(f"{sample.key}: {err}")
+            else:
+                sample.record = record
+                sample.status = "created"
+                if record.read_set_id:
+                    sample.read_set_id = record.read_set_id
+                else:
+                    log.info("%s: started upload %s", sample.key, record.upload_id)
+            finally:
+                progress.add(nbytes=staged_bytes(sample), failed=sample.status == "failed")
     if transient:
         raise AirflowException("Creating these uploads may succeed on a retry: " + "; ".join(transient))
 
@@ -624,8 +631,15 @@ def digest_samples(
         except AirflowFailException as err:
             log.error("%s: %s", key, err)
             failed[key] = str(err)
+            progress.add(nbytes=int(planned["size"]), failed=True)
+        else:
+            progress.add(nbytes=int(planned["size"]))
 
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="omics-digest") as pool:
+    staged = sum(int(planned["size"]) for _, _, planned in jobs)
+    with (
+        Progress("digest", "sources", len(jobs), staged, log) as progress,
+        ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="omics-digest") as pool,
+    ):
         list(pool.map(digest_one, jobs))
     return {"digests": digests, "failed": failed}
 

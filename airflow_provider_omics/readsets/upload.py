@@ -31,6 +31,7 @@ from airflow_provider_omics.utils.parts import (
     part_range,
 )
 from airflow_provider_omics.utils.payloads import PartResult, PartSegment, RunPartResults, UploadRecord
+from airflow_provider_omics.utils.progress import Progress
 from airflow_provider_omics.utils.tags import REQUEST_TAG
 
 
@@ -340,6 +341,14 @@ def abort_uploads(
     return aborted
 
 
+def segment_bytes(segment: PartSegment) -> int:
+    """The bytes of a segment's parts: its byte range of the source (the last part may be short)."""
+    start = (segment["first_part"] - 1) * segment["part_size"]
+    end = segment["last_part"] * segment["part_size"]
+    size = segment["fingerprint"].get("size")
+    return max(0, (end if size is None else min(end, int(size))) - start)
+
+
 def upload_segments(
     hook: OmicsHook,
     sequence_store_id: str,
@@ -359,32 +368,49 @@ def upload_segments(
     """
     results = RunPartResults(parts={}, failed={})
     transient: list[str] = []
-    for segment in segments:
-        sample = segment["sample"]
-        if sample in results["failed"]:
-            continue
-        entry = upload_records.get(sample) or {}
-        record = UploadRecord.from_dict(entry.get("record", entry))
-        if record is None or not record.upload_id:
-            if record is not None and record.read_set_id:
-                log.info("%s: already stored as read set %s: nothing to upload.", sample, record.read_set_id)
-            else:
-                results["failed"][sample] = "no upload was started for it (see the create task)"
-            continue
-        try:
-            parts = upload_segment(
-                hook, sequence_store_id, record.upload_id, record, segment, staging, max_concurrency, aws_conn_id, log
-            )
-        except AirflowFailException as err:
-            log.error("%s: %s", sample, err)
-            results["failed"][sample] = str(err)
-            results["parts"].pop(sample, None)
-            continue
-        except AirflowException as err:
-            log.error("%s: %s", sample, err)
-            transient.append(f"{sample}: {err}")
-            continue
-        results["parts"].setdefault(sample, []).extend(compact_parts(parts))
+    parts_in = sum(segment["last_part"] - segment["first_part"] + 1 for segment in segments)
+    with Progress("upload_parts", "parts", parts_in, sum(segment_bytes(s) for s in segments), log) as progress:
+        for segment in segments:
+            sample = segment["sample"]
+            try:
+                if sample in results["failed"]:
+                    continue
+                entry = upload_records.get(sample) or {}
+                record = UploadRecord.from_dict(entry.get("record", entry))
+                if record is None or not record.upload_id:
+                    if record is not None and record.read_set_id:
+                        log.info("%s: already stored as read set %s: nothing to upload.", sample, record.read_set_id)
+                    else:
+                        results["failed"][sample] = "no upload was started for it (see the create task)"
+                    continue
+                try:
+                    parts = upload_segment(
+                        hook,
+                        sequence_store_id,
+                        record.upload_id,
+                        record,
+                        segment,
+                        staging,
+                        max_concurrency,
+                        aws_conn_id,
+                        log,
+                    )
+                except AirflowFailException as err:
+                    log.error("%s: %s", sample, err)
+                    results["failed"][sample] = str(err)
+                    results["parts"].pop(sample, None)
+                    continue
+                except AirflowException as err:
+                    log.error("%s: %s", sample, err)
+                    transient.append(f"{sample}: {err}")
+                    continue
+                results["parts"].setdefault(sample, []).extend(compact_parts(parts))
+            finally:
+                progress.add(
+                    segment["last_part"] - segment["first_part"] + 1,
+                    segment_bytes(segment),
+                    failed=sample in results["failed"],
+                )
     if transient:
         raise AirflowException("Parts of these samples failed and may succeed on a retry: " + "; ".join(transient))
     carried = fit_part_runs(results["parts"], RUN_CHECKSUMS_LIMIT)

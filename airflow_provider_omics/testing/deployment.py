@@ -210,7 +210,7 @@ class AirflowDeployment:
         dag_id: str | None = None,
         api_timeout: float = 120,
         dag_timeout: float = 180,
-        then: Callable[[], None] | None = None,
+        then: Callable[[], object] | None = None,
     ) -> None:
         """Migrate the database, start api-server, dag-processor and scheduler (and ``then``, say workers, while
         they boot), and wait until the API answers (and ``dag_id`` is serialized)."""
