@@ -82,7 +82,7 @@ class Deployment(AirflowDeployment):
         self._started = time.monotonic()
         self.start_emulator(self.emulator_dir, activation_delay=0)
         # The emulator enforces no quotas here: no client-side pacing either (hooks/pacing.py).
-        extra = {"endpoint_url": self.endpoint_url, "region_name": REGION, "omics_quotas": "off"}
+        extra = {"endpoint_url": self.endpoint_url, "region_name": REGION, "omics_quotas": False}
         conn = {"conn_type": "aws", "extra": extra}
         self.env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(conn)
         super().start(dag_id=DAG_ID, api_timeout=120, dag_timeout=180)

@@ -269,7 +269,7 @@ def configure_airflow(home: Path, omics_url: str, s3_url: str) -> None:
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
             f"AIRFLOW_CONN_{OMICS_CONN.upper()}": json.dumps(
-                {"conn_type": "aws", "extra": {"endpoint_url": omics_url, "region_name": REGION, "omics_quotas": "off"}}
+                {"conn_type": "aws", "extra": {"endpoint_url": omics_url, "region_name": REGION, "omics_quotas": False}}
             ),
             f"AIRFLOW_CONN_{S3_CONN.upper()}": json.dumps(
                 {"conn_type": "aws", "extra": {"endpoint_url": s3_url, "region_name": REGION}}

@@ -379,7 +379,7 @@ class Deployment(AirflowDeployment):
         if self.quota_time_scale is None:
             # No quotas: the emulator enforces none, the provider paces nothing (hooks/pacing.py).
             self.start_emulator(self.emulator_dir, activation_delay=0)
-            extra["omics_quotas"] = "off"
+            extra["omics_quotas"] = False
         else:
             # The service's quotas, time-scaled; the provider paces at the same scale.
             scale = self.quota_time_scale
@@ -389,7 +389,7 @@ class Deployment(AirflowDeployment):
                 extra_args=["--quotas", "default", "--quota-time-scale", str(scale)],
             )
             paced = {operation: rate * scale for operation, rate in SERVICE_QUOTAS.items()}
-            extra["omics_quotas"] = paced if self.paced else "off"
+            extra["omics_quotas"] = paced if self.paced else False
         extra["endpoint_url"] = self.endpoint_url
         conn = {"conn_type": "aws", "extra": extra}
         self.env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(conn)

@@ -93,7 +93,7 @@ def child_env(endpoint_url: str, workdir: Path) -> dict[str, str]:
     home = workdir / "airflow-home"
     home.mkdir(parents=True, exist_ok=True)
     # The emulator enforces no quotas here: no client-side pacing either (hooks/pacing.py).
-    extra = {"endpoint_url": endpoint_url, "region_name": REGION, "omics_quotas": "off"}
+    extra = {"endpoint_url": endpoint_url, "region_name": REGION, "omics_quotas": False}
     env.update(
         {
             "AIRFLOW_HOME": str(home),

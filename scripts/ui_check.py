@@ -28,11 +28,29 @@ login (the admin password is read from ``$AIRFLOW_HOME/simple_auth_manager_passw
 6. the form offers how the files get into the store (``method``, default auto; ``08-form-method.png``), and the
    successful run took the direct upload for the local files: ``import`` skipped, and ``plan``'s log says why.
 
+Then the sequencing run, ``omics_upload_sequencing_run``, on three good paired FASTQs and a fourth sample, S4, whose
+file is not FASTQ, each run triggered from its form:
+
+7. the form, as it opens (``09-run-form.png``, ``10-run-form-upload-tuning.png``; it prints how many fields it
+   flags before anything is typed);
+8. a manifest whose S4 row names a missing file fails in ``plan`` alone, its first line "The manifest has 1 problem
+   in 1 row; nothing was uploaded.", naming row, sample and file, and stores nothing
+   (``11-run-bad-row-plan-log.png``);
+9. the manifest with S4's bad file: the run fails, the three good samples are verified, and the grid shows the
+   failed task ``failed_sample`` named "S4 failed at wait_active" (``12-run-failed-sample-grid.png``,
+   ``13-run-failed-sample-task.png``), failing with a first line under 100 characters
+   (``14-run-failed-sample-log.png``);
+10. its one asset event announces S1, S2 and S3, in the Assets view (``15-assets.png``), and the downstream DAG
+    ``omics_analyze_arriving_read_sets`` runs on it and succeeds (``16-downstream-run.png``);
+11. S4's file fixed and the same manifest triggered again: it resumes, "1 uploaded and verified, 3 already stored,
+    0 failed" (``17-resume-summary-log.png``), announcing S4 alone (``18-assets-resumed.png``,
+    ``19-downstream-run-resumed.png``).
+
 No component log or task log may contain "Skipping masking for a secret". Screenshots go to ``--screenshots``
 (default: a new temporary directory, printed at the end). Everything it starts, it stops; its working directory
 is removed unless ``--keep`` is given or a check failed (then its path is printed, with the components' logs).
 It exits 0 when every check passed, 1 with the failed check's message otherwise, 2 when something it needs is
-missing. About three and a half minutes on two cores.
+missing. About four minutes on two cores.
 """
 
 from __future__ import annotations
@@ -613,7 +631,7 @@ def run_checks(args: argparse.Namespace, workdir: Path, shots: Path, step: Step)
             store_id = store["id"]
             print(f"           {endpoint}, sequence store {store_id}", flush=True)
         # The emulator enforces no quotas here: no client-side pacing either (hooks/pacing.py).
-        deployment.env["AIRFLOW_CONN_AWS_DEFAULT"] = emulator_connection(endpoint, omics_quotas="off")
+        deployment.env["AIRFLOW_CONN_AWS_DEFAULT"] = emulator_connection(endpoint, omics_quotas=False)
         # The downstream DAG listens on the store's asset.
         deployment.env["OMICS_SEQUENCE_STORE_ARN"] = store["arn"]
         with step("Starting Airflow (db migrate, api-server, dag-processor, scheduler)"):

@@ -17,7 +17,7 @@ CONN_ID = "omics_test"
 
 
 # The extra of a connection to an emulator without quotas: no client-side pacing (hooks/pacing.py).
-UNPACED: dict[str, Any] = {"omics_quotas": "off"}
+UNPACED: dict[str, Any] = {"omics_quotas": False}
 
 
 def use_omics_connection(monkeypatch: pytest.MonkeyPatch, endpoint_url: str, **conn: Any) -> str:

@@ -83,6 +83,7 @@ def test_the_provider_assumes_the_quotas_the_emulator_models_for_the_service() -
 
 def test_the_connection_extra_raises_a_quota_or_turns_the_pacing_off() -> None:
     assert quotas_from_extra({}) == dict(SERVICE_QUOTAS)
+    assert quotas_from_extra({"omics_quotas": False}) is None
     assert quotas_from_extra({"omics_quotas": "off"}) is None
     raised = quotas_from_extra({"omics_quotas": {"UploadReadSetPart": 50}})
     assert raised is not None and raised["UploadReadSetPart"] == 50 and raised["CreateMultipartReadSetUpload"] == 1
@@ -90,7 +91,7 @@ def test_the_connection_extra_raises_a_quota_or_turns_the_pacing_off() -> None:
         quotas_from_extra({"omics_quotas": {"UploadPart": 50}})
     with pytest.raises(ValueError, match="the quota of ListReadSets must be a positive number, got 0"):
         quotas_from_extra({"omics_quotas": {"ListReadSets": 0}})
-    with pytest.raises(ValueError, match='must be "off" or an object of operation to calls per second'):
+    with pytest.raises(ValueError, match="must be false or an object of operation to calls per second"):
         quotas_from_extra({"omics_quotas": "on"})
     # Paced a little under the quota, per endpoint and operation.
     pacers = host_pacers("http://a", {"CreateMultipartReadSetUpload": 1.0, "UploadReadSetPart": 10.0})

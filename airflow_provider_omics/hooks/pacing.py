@@ -11,7 +11,7 @@ the service, and botocore's retries (standard mode, with backoff) send it again,
 
 The rates are the service's defaults (:data:`SERVICE_QUOTAS`), those of 1 TPS a little under it (:data:`MARGIN`) so
 that calls that arrive closer together than they left are not throttled. An account with a raised quota says so in
-the Airflow connection's extra, ``{"omics_quotas": {"UploadReadSetPart": 50}}``; ``{"omics_quotas": "off"}`` turns
+the Airflow connection's extra, ``{"omics_quotas": {"UploadReadSetPart": 50}}``; ``{"omics_quotas": false}`` turns
 the pacing off (an endpoint without quotas, such as the local emulator in unit tests).
 
 Slots are reserved per endpoint (the endpoint URL, else the region) and operation, not per account: two connections
@@ -63,14 +63,16 @@ _SLOT = struct.Struct("<d")
 
 
 def quotas_from_extra(extra: Mapping[str, Any]) -> dict[str, float] | None:
-    """The quotas a connection's extra gives (:data:`SERVICE_QUOTAS` with its overrides), or None for
-    ``"off"``. Raises ValueError naming what is wrong and the form expected."""
+    """The quotas a connection's extra gives (:data:`SERVICE_QUOTAS` with its overrides), or None for ``false``
+    (or ``"off"``). Raises ValueError naming what is wrong and the form expected."""
     given = extra.get(QUOTAS_EXTRA)
     if given is None:
         return dict(SERVICE_QUOTAS)
-    if given == "off":
+    # false rather than "off": Airflow masks every string of an extra in the task logs, and warns in each log that
+    # it skips one under 5 characters.
+    if given is False or given == "off":
         return None
-    form = f'the connection extra\'s "{QUOTAS_EXTRA}" must be "off" or an object of operation to calls per second'
+    form = f'the connection extra\'s "{QUOTAS_EXTRA}" must be false or an object of operation to calls per second'
     if not isinstance(given, Mapping):
         raise ValueError(f'{form}, such as {{"UploadReadSetPart": 50}}: got {given!r}')
     quotas = dict(SERVICE_QUOTAS)

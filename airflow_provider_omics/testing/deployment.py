@@ -365,7 +365,7 @@ EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 
 def emulator_connection(endpoint: str, **extra: Any) -> str:
     """The JSON of an ``aws`` connection to the emulator at ``endpoint`` (for ``AIRFLOW_CONN_AWS_DEFAULT``), with
-    ``extra`` in its extra (``omics_quotas="off"``, say). Its key and secret are 6+ characters: the secret masker
+    ``extra`` in its extra (``omics_quotas=False``, say). Its key and secret are 6+ characters: the secret masker
     skips shorter secrets, and says so in every task log."""
     return json.dumps(
         {
