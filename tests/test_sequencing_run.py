@@ -691,6 +691,8 @@ def test_failing_samples_fail_alone_and_a_second_run_uploads_only_them(
     assert re.search(r"create: 12 of 12 samples, ([0-9.]+) of \1 MB, \d+ s", log), log[-3000:]
     assert re.search(r"upload_parts: (\d+) of \1 parts, [0-9.]+ of [0-9.]+ MB(, 1 failed)?, \d+ s", log), log[-3000:]
     assert re.search(r"digest: (\d+) of \1 sources, ([0-9.]+) of \2 MB, (1 failed, )?\d+ s", log), log[-3000:]
+    # The ten samples that reached ACTIVE (S1 was gone before its upload, S5 failed at activation) are verified.
+    assert re.search(r"verify: 10 of 10 samples, \d+ s", log), log[-3000:]
     client = emulator.client()
     assert_no_upload_left(client, store_id)
     by_name = {rs["name"]: rs for rs in _read_sets(client, store_id)}

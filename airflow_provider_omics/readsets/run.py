@@ -655,39 +655,58 @@ def verify_samples(
     digests: Mapping[str, Any] = merged["digests"]
     digest_failures: Mapping[str, str] = merged["failed"]
     verified: list[dict[str, Any]] = []
-    for key, sample in samples.items():
-        if sample.status != "active" or not sample.read_set_id:
-            continue
-        if key in digest_failures:
-            fail_sample(sample, "digest", digest_failures[key], log)
-            continue
-        skipped = digest_skip_reason(sample.row.file_type)
-        if skipped:
-            # Its ETag cannot be reproduced: only the stored sizes are checked, whatever a digest task said.
-            digest = DigestResult(family=None, file_type=sample.row.file_type, sources={}, skipped=skipped)
-        else:
-            # Every source of a FASTQ read set, or it is not verified: a source left out would go unchecked.
-            digest = digests.get(key) or DigestResult(family=None, file_type="FASTQ", sources={}, skipped=None)
-            missing = sorted(set(sample.sources) - set(digest["sources"]))
-            if missing or not digest.get("family"):
-                fail_sample(
-                    sample,
-                    "digest",
-                    f"no digest was computed for {', '.join(missing) or 'its sources'} (see the digest tasks)",
-                    log,
-                )
-                continue
-        try:
-            result = verify_read_set(
-                hook, store_id, sample.read_set_id, digest, sample.sources, log, adopted=sample.adopted
-            )
-        except AirflowFailException as err:
-            fail_sample(sample, "verify", str(err), log)
-            continue
-        sample.verified = True
-        sample.finish("verified")
-        verified.append(result)
+    todo = [(key, sample) for key, sample in samples.items() if sample.status == "active" and sample.read_set_id]
+    with Progress("verify", "samples", len(todo), 0, log) as progress:
+        for key, sample in todo:
+            result = _verify_sample(hook, store_id, key, sample, digests, digest_failures, log)
+            if result is not None:
+                verified.append(result)
+            progress.add(failed=result is None)
     return verified
+
+
+def _verify_sample(
+    hook: OmicsHook,
+    store_id: str,
+    key: str,
+    sample: RunSample,
+    digests: Mapping[str, Any],
+    digest_failures: Mapping[str, str],
+    log: Logger,
+) -> dict[str, Any] | None:
+    """Verify one ``active`` sample that has a read set (:func:`verify_samples`): its result, or None when it
+    failed."""
+    if not sample.read_set_id:
+        return None
+    if key in digest_failures:
+        fail_sample(sample, "digest", digest_failures[key], log)
+        return None
+    skipped = digest_skip_reason(sample.row.file_type)
+    if skipped:
+        # Its ETag cannot be reproduced: only the stored sizes are checked, whatever a digest task said.
+        digest = DigestResult(family=None, file_type=sample.row.file_type, sources={}, skipped=skipped)
+    else:
+        # Every source of a FASTQ read set, or it is not verified: a source left out would go unchecked.
+        digest = digests.get(key) or DigestResult(family=None, file_type="FASTQ", sources={}, skipped=None)
+        missing = sorted(set(sample.sources) - set(digest["sources"]))
+        if missing or not digest.get("family"):
+            fail_sample(
+                sample,
+                "digest",
+                f"no digest was computed for {', '.join(missing) or 'its sources'} (see the digest tasks)",
+                log,
+            )
+            return None
+    try:
+        result = verify_read_set(
+            hook, store_id, sample.read_set_id, digest, sample.sources, log, adopted=sample.adopted
+        )
+    except AirflowFailException as err:
+        fail_sample(sample, "verify", str(err), log)
+        return None
+    sample.verified = True
+    sample.finish("verified")
+    return result
 
 
 def sample_outcome(sample: RunSample) -> str:

@@ -3,6 +3,7 @@ create or reuse, the parts of a segment (one read set's, or a run's batch), comp
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -371,46 +372,33 @@ def upload_segments(
     parts_in = sum(segment["last_part"] - segment["first_part"] + 1 for segment in segments)
     with Progress("upload_parts", "parts", parts_in, sum(segment_bytes(s) for s in segments), log) as progress:
         for segment in segments:
-            sample = segment["sample"]
-            try:
-                if sample in results["failed"]:
-                    continue
-                entry = upload_records.get(sample) or {}
-                record = UploadRecord.from_dict(entry.get("record", entry))
-                if record is None or not record.upload_id:
-                    if record is not None and record.read_set_id:
-                        log.info("%s: already stored as read set %s: nothing to upload.", sample, record.read_set_id)
-                    else:
-                        results["failed"][sample] = "no upload was started for it (see the create task)"
-                    continue
-                try:
-                    parts = upload_segment(
-                        hook,
-                        sequence_store_id,
-                        record.upload_id,
-                        record,
-                        segment,
-                        staging,
-                        max_concurrency,
-                        aws_conn_id,
-                        log,
-                    )
-                except AirflowFailException as err:
-                    log.error("%s: %s", sample, err)
-                    results["failed"][sample] = str(err)
-                    results["parts"].pop(sample, None)
-                    continue
-                except AirflowException as err:
-                    log.error("%s: %s", sample, err)
-                    transient.append(f"{sample}: {err}")
-                    continue
-                results["parts"].setdefault(sample, []).extend(compact_parts(parts))
-            finally:
-                progress.add(
-                    segment["last_part"] - segment["first_part"] + 1,
-                    segment_bytes(segment),
-                    failed=sample in results["failed"],
-                )
+            # Told from the part threads as each part is stored.
+            counted, lock = [0, 0], threading.Lock()
+
+            def uploaded(part: PartRange, counted: list[int] = counted, lock: threading.Lock = lock) -> None:
+                with lock:
+                    counted[0] += 1
+                    counted[1] += part.length
+                progress.add(1, part.length)
+
+            _upload_run_segment(
+                hook,
+                sequence_store_id,
+                segment,
+                upload_records,
+                staging,
+                max_concurrency,
+                aws_conn_id,
+                log,
+                results,
+                transient,
+                uploaded,
+            )
+            # What was not uploaded here: failed, or already stored.
+            rest = segment["last_part"] - segment["first_part"] + 1 - counted[0]
+            if rest > 0:
+                failed = segment["sample"] in results["failed"]
+                progress.add(rest, max(0, segment_bytes(segment) - counted[1]), failed=failed)
     if transient:
         raise AirflowException("Parts of these samples failed and may succeed on a retry: " + "; ".join(transient))
     carried = fit_part_runs(results["parts"], RUN_CHECKSUMS_LIMIT)
@@ -424,6 +412,57 @@ def upload_segments(
     return results
 
 
+def _upload_run_segment(
+    hook: OmicsHook,
+    sequence_store_id: str,
+    segment: PartSegment,
+    upload_records: Mapping[str, Any],
+    staging: tuple[Sequence[str], Sequence[str]],
+    max_concurrency: int,
+    aws_conn_id: str | None,
+    log: Logger,
+    results: RunPartResults,
+    transient: list[str],
+    on_uploaded: Callable[[PartRange], None],
+) -> None:
+    """One segment of a run's batch (:func:`upload_segments`), into ``results`` (its parts, or its sample failed)
+    or, for a failure that a retry may mend, ``transient``."""
+    sample = segment["sample"]
+    if sample in results["failed"]:
+        return
+    entry = upload_records.get(sample) or {}
+    record = UploadRecord.from_dict(entry.get("record", entry))
+    if record is None or not record.upload_id:
+        if record is not None and record.read_set_id:
+            log.info("%s: already stored as read set %s: nothing to upload.", sample, record.read_set_id)
+        else:
+            results["failed"][sample] = "no upload was started for it (see the create task)"
+        return
+    try:
+        parts = upload_segment(
+            hook,
+            sequence_store_id,
+            record.upload_id,
+            record,
+            segment,
+            staging,
+            max_concurrency,
+            aws_conn_id,
+            log,
+            on_uploaded,
+        )
+    except AirflowFailException as err:
+        log.error("%s: %s", sample, err)
+        results["failed"][sample] = str(err)
+        results["parts"].pop(sample, None)
+        return
+    except AirflowException as err:
+        log.error("%s: %s", sample, err)
+        transient.append(f"{sample}: {err}")
+        return
+    results["parts"].setdefault(sample, []).extend(compact_parts(parts))
+
+
 def upload_segment(
     hook: OmicsHook,
     sequence_store_id: str,
@@ -434,10 +473,11 @@ def upload_segment(
     max_concurrency: int,
     aws_conn_id: str | None,
     log: Logger,
+    on_uploaded: Callable[[PartRange], None] | None = None,
 ) -> list[PartResult]:
     """Upload one segment's parts (consecutive parts of one source) into ``upload_id``, the source reopened
     through the staging gateway within ``staging`` (the allow-lists: roots, prefixes) and pinned to the plan's
-    fingerprint."""
+    fingerprint. ``on_uploaded`` is told of each part as it is stored."""
     part_source = segment["part_source"]
     fingerprint = Fingerprint.from_dict(segment["fingerprint"])
     roots, prefixes = staging
@@ -459,6 +499,8 @@ def upload_segment(
             seconds,
             part.length / max(seconds, 1e-9) / 1e6,
         )
+        if on_uploaded is not None:
+            on_uploaded(part)
 
     started = time.monotonic()
     try:
