@@ -25,11 +25,17 @@ The Airflow home, ``/proc``, ``/sys``, ``/dev`` and the workers' credential file
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 from airflow.providers.common.compat.sdk import DAG, Param
 
+from airflow_provider_omics.assets.omics import sequence_store_id_of
 from airflow_provider_omics.task_groups import upload_read_set
+
+# The form's store: the one the deployment's downstream DAG listens on (OMICS_SEQUENCE_STORE_ARN, as
+# omics_analyze_arriving_read_sets reads it), when that is set; else empty, for the user to type.
+DEFAULT_STORE_ID = sequence_store_id_of(os.environ.get("OMICS_SEQUENCE_STORE_ARN"))
 
 STORE_ID_PATTERN = "^[0-9]{10,36}$"
 STORE_ID_EXPECTED = "a sequence store id: 10 to 36 digits, such as 1234567890 (not the store name or ARN)"
@@ -44,7 +50,7 @@ with DAG(
     tags=["omics", "healthomics", "upload"],
     params={
         "sequence_store_id": Param(
-            "",
+            DEFAULT_STORE_ID,
             description=(
                 "The id of the destination sequence store: 10 to 36 digits, such as 1234567890. Not its name "
                 "or ARN: the HealthOmics console lists the id beside the name, and so does "

@@ -26,11 +26,17 @@ Whoever can trigger this DAG chooses which files the workers read, the manifest 
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 from airflow.providers.common.compat.sdk import DAG, Param
 
+from airflow_provider_omics.assets.omics import sequence_store_id_of
 from airflow_provider_omics.task_groups import upload_sequencing_run
+
+# The form's store: the one the deployment's downstream DAG listens on (OMICS_SEQUENCE_STORE_ARN, as
+# omics_analyze_arriving_read_sets reads it), when that is set; else empty, for the user to type.
+DEFAULT_STORE_ID = sequence_store_id_of(os.environ.get("OMICS_SEQUENCE_STORE_ARN"))
 
 STORE_ID_PATTERN = "^[0-9]{10,36}$"
 STORE_ID_EXPECTED = "a sequence store id: 10 to 36 digits, such as 1234567890 (not the store name or ARN)"
@@ -45,7 +51,7 @@ with DAG(
     tags=["omics", "healthomics", "upload", "sequencing-run"],
     params={
         "sequence_store_id": Param(
-            "",
+            DEFAULT_STORE_ID,
             description=(
                 "The id of the destination sequence store: 10 to 36 digits, such as 1234567890. Not its name "
                 "or ARN: the HealthOmics console lists the id beside the name."

@@ -110,13 +110,13 @@ Airflow is up in {time.monotonic() - started:.0f} s: {url}
   (components' logs: {workdir}/*.log; task logs: {deployment.home}/logs)
 
 Upload a sequencing run: open DAG {RUN_DAG}, "Trigger", and type
-  Sequence store id   {store["id"]}
+  Sequence store id   {store["id"]} (filled in: the store of OMICS_SEQUENCE_STORE_ARN)
   Manifest            {manifest}
   (the rest as it is; "Upload tuning" holds the part size and the task budgets)
 Each verified run announces its read sets on the store's asset: DAG {DOWNSTREAM_DAG} runs on it.
 
 Upload one read set: open DAG {READ_SET_DAG}, "Trigger", and type
-  Sequence store id   {store["id"]}
+  Sequence store id   {store["id"]} (filled in)
   Read 1              {read1}
   Read 2              {read2}
   Sample id / subject id / name: any (for example S1, subject-1, S1-reads)

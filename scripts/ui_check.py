@@ -32,14 +32,15 @@ Then the sequencing run, ``omics_upload_sequencing_run``, on three good paired F
 file is not FASTQ, each run triggered from its form:
 
 7. the form, as it opens (``09-run-form.png``, ``10-run-form-upload-tuning.png``; it prints how many fields it
-   flags before anything is typed);
+   flags before anything is typed: the manifest at most, the store id filled in from ``OMICS_SEQUENCE_STORE_ARN``);
 8. a manifest whose S4 row names a missing file fails in ``plan`` alone, its first line "The manifest has 1 problem
    in 1 row; nothing was uploaded.", naming row, sample and file, and stores nothing
    (``11-run-bad-row-plan-log.png``);
 9. the manifest with S4's bad file: the run fails, the three good samples are verified, and the grid shows the
    failed task ``failed_sample`` named "S4 failed at wait_active" (``12-run-failed-sample-grid.png``,
    ``13-run-failed-sample-task.png``), failing with a first line under 100 characters
-   (``14-run-failed-sample-log.png``);
+   (``14-run-failed-sample-log.png``); ``wait_active``'s XCom tab holds the run so far, "after wait_active: 0
+   verified, 0 already stored, 1 failed, 3 on their way (of 4 samples)" (``20-run-so-far-xcom.png``);
 10. its one asset event announces S1, S2 and S3, in the Assets view (``15-assets.png``), and the downstream DAG
     ``omics_analyze_arriving_read_sets`` runs on it and succeeds (``16-downstream-run.png``);
 11. S4's file fixed and the same manifest triggered again: it resumes, "1 uploaded and verified, 3 already stored,
@@ -383,6 +384,10 @@ DOWNSTREAM_DAG = "omics_analyze_arriving_read_sets"
 RUN_SAMPLES = ("S1", "S2", "S3")
 FAILING_SAMPLE = "S4"
 FAILED_NAME = f"{FAILING_SAMPLE} failed at wait_active"
+# What wait_active leaves under its XCom key run_so_far in the run where S4 fails.
+RUN_SO_FAR_TOTALS = "after wait_active: 0 verified, 0 already stored, 1 failed, 3 on their way (of 4 samples)"
+# As the XCom tab shows it: in a code view that spaces with no-break spaces and wraps its lines.
+RUN_SO_FAR = re.compile(r"\s+".join(re.escape(word) for word in RUN_SO_FAR_TOTALS.split()))
 
 
 class RunFiles:
@@ -510,6 +515,14 @@ def check_failed_sample(browser: Browser, deployment: Any, run_id: str, state: s
     first = (message or "").splitlines()[:1]
     print(f"           failed_sample says: {first}", flush=True)
     check(first and len(first[0]) <= 100, f"the failed sample's first line is not short: {first}")
+    # The run so far, as wait_active left it, in that task's XCom tab: there before the summary runs.
+    page.goto(browser.run_url(run_id, f"/tasks/{RUN_GROUP}.wait_active/xcom", RUN_DAG), timeout=UI_TIMEOUT_MS)
+    browser.wait_for_text("run_so_far", "wait_active's XCom tab")
+    # The tab opens each value folded, as "{...}": a user unfolds them.
+    page.get_by_role("button", name="Expand all extra JSON").click(timeout=UI_TIMEOUT_MS)
+    browser.wait_for_text(RUN_SO_FAR, "wait_active's XCom tab, unfolded")
+    page.get_by_text(RUN_SO_FAR).first.scroll_into_view_if_needed()
+    browser.screenshot("20-run-so-far-xcom.png")
 
 
 def asset_events_of(deployment: Any, run_id: str) -> list[dict[str, Any]]:
@@ -573,6 +586,8 @@ def check_sequencing_run(
     with step("Opening the run's trigger form"):
         flagged = check_run_form(browser)
         print(f"           fields flagged 'This field is required' before anything is typed: {flagged}", flush=True)
+        # The store id is filled in from OMICS_SEQUENCE_STORE_ARN: only the manifest is left to type.
+        check(flagged <= 1, f"the run form flags {flagged} fields before anything is typed, not just the manifest")
     with step("A run of a manifest with one bad row"):
         run_id, state = trigger_run(browser, deployment, store_id, files.bad_row, timeout)
         check_bad_row(browser, deployment, run_id, state, client, store_id)

@@ -142,11 +142,11 @@ def summary_row(dag_run: Any) -> dict[str, Any]:
     return dict(row)
 
 
-def task_xcom(dag_run: Any, task_id: str) -> Any:
-    """The return value of the task ``task_id`` (its whole id) of ``dag_run``: ``xcom_pull()`` without task ids
-    would give any task's, the latest."""
+def task_xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
+    """The XCom ``key`` (its return value by default) of the task ``task_id`` (its whole id) of ``dag_run``:
+    ``xcom_pull()`` without task ids would give any task's, the latest."""
     ti = next(ti for ti in dag_run.get_task_instances() if ti.task_id == task_id)
-    return ti.xcom_pull(task_ids=task_id)
+    return ti.xcom_pull(task_ids=task_id, key=key)
 
 
 def task_states(dag_run: Any) -> dict[str, list[str]]:

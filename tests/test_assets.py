@@ -15,6 +15,7 @@ from airflow_provider_omics.assets.omics import (
     read_set_entry,
     read_sets_event_extra,
     sequence_store_asset,
+    sequence_store_id_of,
     sequence_store_uri,
 )
 from airflow_provider_omics.version_compat import AIRFLOW_V_3_0_PLUS, Asset, AssetAlias
@@ -32,6 +33,12 @@ def test_a_store_or_read_set_arn_names_the_stores_asset() -> None:
     if AIRFLOW_V_3_0_PLUS:  # Airflow 2's Dataset has a URI only.
         assert sequence_store_asset(STORE_ARN).name == URI
     assert sequence_store_asset(f"{STORE_ARN}/readSet/9876543210").uri == URI
+
+
+def test_the_store_id_of_an_arn_or_empty_for_anything_else() -> None:
+    assert sequence_store_id_of(STORE_ARN) == "1234567890"
+    assert sequence_store_id_of(f" {STORE_ARN}/readSet/9876543210\n") == "1234567890"
+    assert [sequence_store_id_of(arn) for arn in (None, "", "1234567890", f"{STORE_ARN}/extra")] == ["", "", "", ""]
 
 
 @pytest.mark.parametrize(

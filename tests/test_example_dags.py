@@ -131,6 +131,21 @@ def test_the_downstream_example_is_scheduled_on_the_store_asset(dagbag: Any) -> 
         assert list(dag.timetable.dataset_condition.objects) == expected
 
 
+def test_the_upload_forms_default_to_the_store_the_deployment_announces(
+    airflow_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.compat import dag_bag
+
+    monkeypatch.setenv("OMICS_SEQUENCE_STORE_ARN", "arn:aws:omics:eu-west-1:123456789012:sequenceStore/5550001112")
+    dags = dag_bag(dag_folder=str(EXAMPLES))
+    for dag_id in ("omics_upload_read_set", "omics_upload_sequencing_run"):
+        assert dags.get_dag(dag_id).params["sequence_store_id"] == "5550001112", dag_id
+    # Without it, the form opens empty for the user to type the id.
+    monkeypatch.delenv("OMICS_SEQUENCE_STORE_ARN")
+    dags = dag_bag(dag_folder=str(EXAMPLES))
+    assert dags.get_dag("omics_upload_sequencing_run").params.get_param("sequence_store_id").value == ""
+
+
 def test_the_import_form_renders_one_read_set_as_the_services_sources(dagbag: Any) -> None:
     import json
 

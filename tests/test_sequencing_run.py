@@ -693,6 +693,17 @@ def test_failing_samples_fail_alone_and_a_second_run_uploads_only_them(
     assert re.search(r"digest: (\d+) of \1 sources, ([0-9.]+) of \2 MB, (1 failed, )?\d+ s", log), log[-3000:]
     # The ten samples that reached ACTIVE (S1 was gone before its upload, S5 failed at activation) are verified.
     assert re.search(r"verify: 10 of 10 samples, \d+ s", log), log[-3000:]
+    # Each step left the run so far where a user reads it before the summary: the task's XCom and its log.
+    so_far = task_xcom(dag_run, f"{GROUP}.wait_active", key="run_so_far")
+    assert (
+        so_far["totals"] == "after wait_active: 0 verified, 0 already stored, 2 failed, 10 on their way (of 12 samples)"
+    )
+    assert so_far["samples"][invalid].startswith("failed at wait_active: read set"), so_far
+    assert so_far["samples"][removed].startswith(f"failed at {removed_step}: Staged source"), so_far
+    assert {so_far["samples"][key] for key in originals if key not in (removed, invalid)} == {"ACTIVE, to be verified"}
+    so_far = task_xcom(dag_run, f"{GROUP}.verify", key="run_so_far")
+    assert so_far["totals"] == "after verify: 10 verified, 0 already stored, 2 failed (of 12 samples)", so_far
+    assert "Run so far, after complete: 0 verified, 0 already stored, " in log, log[-3000:]
     client = emulator.client()
     assert_no_upload_left(client, store_id)
     by_name = {rs["name"]: rs for rs in _read_sets(client, store_id)}

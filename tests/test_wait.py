@@ -26,6 +26,16 @@ GOOD = fastq_records(4)
 BAD = b"this is not FASTQ\n"
 
 
+class TaskInstance:
+    """What the run's wait step asks of its task instance when called outside a DAG run: a place to push to."""
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
 @pytest.fixture
 def held(emulator: OmicsEmulator) -> Iterator[OmicsEmulator]:
     emulator.hold_activations()
@@ -220,9 +230,17 @@ def test_the_run_wait_defers_on_the_read_sets_still_on_their_way_and_decides_whe
     with pytest.raises(AirflowException, match="still not ACTIVE"):
         wait.execute_complete({}, {"status": "error", "message": "gave up", "read_sets": {}, "pending": [good, bad]})  # type: ignore[arg-type]
     released(held)
-    states = wait.execute_complete({}, {"status": "success", "read_sets": {}})  # type: ignore[arg-type]
+    ti = TaskInstance()
+    states = wait.execute_complete({"ti": ti}, {"status": "success", "read_sets": {}})  # type: ignore[arg-type]
     assert states["G"]["status"] == "active"
     assert states["B"]["status"] == "failed" and states["B"]["failed_step"] == "wait_active"
+    # The run so far, as the resumed step left it for the user.
+    so_far = ti.xcoms["run_so_far"]
+    assert (
+        so_far["totals"] == "after wait_active: 0 verified, 0 already stored, 1 failed, 1 on their way (of 2 samples)"
+    )
+    assert so_far["samples"]["G"] == "ACTIVE, to be verified", so_far
+    assert so_far["samples"]["B"].startswith(f"failed at wait_active: read set {bad} is UPLOAD_FAILED"), so_far
 
 
 def test_the_run_wait_does_not_defer_when_every_read_set_has_ended(
@@ -237,7 +255,7 @@ def test_the_run_wait_does_not_defer_when_every_read_set_has_ended(
         deferrable=True,
         aws_conn_id=omics_conn,
     )
-    assert wait.execute({})["D"]["status"] == "active"  # type: ignore[arg-type]
+    assert wait.execute({"ti": TaskInstance()})["D"]["status"] == "active"  # type: ignore[arg-type]
 
 
 def test_the_list_looks_far_enough_back_for_clocks_that_disagree() -> None:

@@ -63,6 +63,13 @@ def sequence_store_asset(arn: str, *, extra: Mapping[str, Any] | None = None) ->
     )
 
 
+def sequence_store_id_of(arn: str | None) -> str:
+    """The store id in a sequence store ARN (or in a read set's ARN); ``""`` when ``arn`` is not one, so that a
+    form's default falls back to empty."""
+    match = _STORE_ARN.fullmatch((arn or "").strip())
+    return match["store"] if match else ""
+
+
 def create_asset(
     *, region: str, account_id: str, sequence_store_id: str, extra: Mapping[str, Any] | None = None
 ) -> Asset:

@@ -60,6 +60,7 @@ from airflow_provider_omics.readsets.run import (
     plan_samples,
     reported_samples,
     run_failures,
+    run_so_far,
     summary_table,
     summary_text,
     verify_samples,
@@ -86,6 +87,9 @@ if TYPE_CHECKING:
 RUN_SAMPLES_KEY = "samples"
 # The XCom key under which the plan task pushes where the manifest was read (the summary's CSV goes next to it).
 RUN_MANIFEST_KEY = "manifest"
+# Where each step of a run leaves the run so far (:func:`~airflow_provider_omics.readsets.run.run_so_far`), for a
+# user to read in the task's XCom before the summary.
+RUN_SO_FAR_KEY = "run_so_far"
 
 
 class OmicsPlanSequencingRunOperator(StagedSourceOperator):
@@ -218,6 +222,14 @@ class _RunStepOperator(AwsBaseOperator[OmicsHook]):
 
     deferrable: bool = False
 
+    def report(self, context: Context, samples: Mapping[str, RunSample]) -> dict[str, Any]:
+        """What the step returns (the samples' states), once it has logged the run so far and pushed it under the
+        XCom key ``run_so_far``, where a user sees each sample's outcome before the run's summary."""
+        so_far = run_so_far(samples, self.task_id.rsplit(".", 1)[-1])
+        self.log.info("Run so far, %s", so_far["totals"])
+        context["ti"].xcom_push(key=RUN_SO_FAR_KEY, value=so_far)
+        return run_states(samples)
+
     def link_one_read_set(self, context: Context, store_id: str, samples: Mapping[str, RunSample]) -> None:
         """A run of one read set (``upload_read_set``) links the task to it in the HealthOmics console."""
         if len(samples) == 1:
@@ -291,7 +303,7 @@ class OmicsCreateRunUploadsOperator(_RunStepOperator):
                 self.aws_conn_id,
                 self.log,
             )
-            return run_states(samples)
+            return self.report(context, samples)
         finally:
             ti.xcom_push(key=UPLOAD_RECORD_KEY, value=records)
 
@@ -349,7 +361,7 @@ class OmicsCompleteRunUploadsOperator(_RunStepOperator):
         samples = run_samples(self.samples, plan)
         complete_samples(self.hook, samples, self.parts, self.aws_conn_id, self.log)
         self.link_one_read_set(context, self.sequence_store_id, samples)
-        return run_states(samples)
+        return self.report(context, samples)
 
 
 class OmicsWaitRunReadSetsOperator(_RunStepOperator):
@@ -401,7 +413,7 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
         attempts = as_int("waiter_max_attempts", self.waiter_max_attempts)
         store_id = check_store_id(self.sequence_store_id)
         self.wait_active(store_id, samples, delay, attempts)
-        return run_states(samples)
+        return self.report(context, samples)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """After the triggerer's wait: look once more (the event's statuses may be a moment old) and decide."""
@@ -421,7 +433,7 @@ class OmicsWaitRunReadSetsOperator(_RunStepOperator):
             raise AirflowException(
                 f"Read sets still not ACTIVE: {', '.join(sorted(pending))} ({validated.get('message') or 'no message'})"
             )
-        return run_states(samples)
+        return self.report(context, samples)
 
 
 class OmicsImportRunReadSetsOperator(_RunStepOperator):
@@ -502,7 +514,7 @@ class OmicsImportRunReadSetsOperator(_RunStepOperator):
             ),
         )
         self.wait_active(store_id, samples, delay, attempts)
-        return run_states(samples)
+        return self.report(context, samples)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Carry on after the triggerer's wait (for a job, or for the imported read sets): the same steps, the jobs
@@ -661,7 +673,7 @@ class OmicsVerifyRunReadSetsOperator(_RunStepOperator):
         # Each read set once: one verified and announced before (another run's, an earlier try's) is not again.
         announce_read_sets(context, self, self.sequence_store_id, claim_announcements(self.hook, announced, self.log))
         self.link_one_read_set(context, self.sequence_store_id, samples)
-        return run_states(samples)
+        return self.report(context, samples)
 
 
 class OmicsSequencingRunSummaryOperator(StagedSourceOperator):

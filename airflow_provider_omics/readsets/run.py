@@ -727,6 +727,33 @@ def sample_outcome(sample: RunSample) -> str:
     return f"stopped at {sample.status}"
 
 
+# What a sample not at an end yet is doing, in the words of the run so far (:func:`run_so_far`).
+ON_ITS_WAY = {
+    "planned": "not started",
+    "created": "uploading",
+    "completed": "upload completed, waiting for ACTIVE",
+    "active": "ACTIVE, to be verified",
+}
+
+
+def run_so_far(samples: Mapping[str, RunSample], step: str) -> dict[str, Any]:
+    """Where the run stands after ``step``, for a user to read before the summary: a totals line (``after wait_active:
+    3 verified, 5 already stored, 1 failed, 3 on their way (of 12 samples)``) and each sample's outcome in the
+    summary's words, or what it is doing (:data:`ON_ITS_WAY`) when it is not at an end yet."""
+    counts = dict.fromkeys(("verified", "already stored", "failed", "on their way"), 0)
+    outcomes: dict[str, str] = {}
+    for key, sample in samples.items():
+        if sample.status in ("verified", "stored", "failed"):
+            outcomes[key] = sample_outcome(sample)
+            counts["already stored" if sample.status == "stored" else sample.status] += 1
+        else:
+            outcomes[key] = ON_ITS_WAY.get(sample.status, sample.status)
+            counts["on their way"] += 1
+    shown = ", ".join(f"{count} {word}" for word, count in counts.items() if count or word != "on their way")
+    total = f"{len(samples)} sample{'s' if len(samples) != 1 else ''}"
+    return {"step": step, "totals": f"after {step}: {shown} (of {total})", "samples": outcomes}
+
+
 def reported_samples(outputs: Sequence[Any] | None, plan: Mapping[str, Any] | None) -> dict[str, RunSample] | None:
     """The run's samples as the last step that finished left them (``outputs``: the steps' outputs, latest first,
     with the plan's samples for the rows and sources); when a step after that one did not finish, a sample not at
